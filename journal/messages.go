@@ -1,0 +1,306 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// MsgType identifies a frame's payload layout, format.md §3.2. Values are part
+// of the on-disk format.
+type MsgType uint16
+
+const (
+	TypeInvalid       MsgType = 0
+	TypeSegmentEnd    MsgType = 1 // control: end-of-segment marker, no payload
+	TypeHeartbeat     MsgType = 2
+	TypeInstrumentDef MsgType = 3
+	TypeTrade         MsgType = 4
+	TypeQuote         MsgType = 5
+	TypeBookLevel     MsgType = 6
+	TypeOrderAdd      MsgType = 7
+	TypeOrderCancel   MsgType = 8
+	TypeOrderDelete   MsgType = 9
+	TypeOrderExecute  MsgType = 10
+	TypeRaw           MsgType = 11
+	typeCount                 = 12
+)
+
+var typeNames = [typeCount]string{"invalid", "segment_end", "heartbeat", "instrument_def", "trade", "quote",
+	"book_level", "order_add", "order_cancel", "order_delete", "order_execute", "raw"}
+
+func (t MsgType) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return "type_" + strconv.Itoa(int(t))
+}
+
+// ParseMsgType reads a type name as printed by String (used by CLI filters).
+func ParseMsgType(s string) (MsgType, error) {
+	for i, n := range typeNames {
+		if n == s && i > int(TypeSegmentEnd) {
+			return MsgType(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown message type %q", s)
+}
+
+// PayloadSize is the fixed payload size of each type (format.md §3.2); -1 for
+// Raw, whose payload is 0..MaxPayload opaque bytes.
+func (t MsgType) PayloadSize() int {
+	switch t {
+	case TypeSegmentEnd, TypeHeartbeat:
+		return 0
+	case TypeInstrumentDef, TypeTrade, TypeQuote:
+		return 32
+	case TypeBookLevel:
+		return 24
+	case TypeOrderAdd, TypeOrderCancel, TypeOrderDelete, TypeOrderExecute:
+		return 32
+	case TypeRaw:
+		return -1
+	}
+	return -2
+}
+
+// Known reports whether t is a type of this format version.
+func (t MsgType) Known() bool { return t > TypeInvalid && t < typeCount }
+
+// IsOrder reports whether t is one of the L3 order events.
+func (t MsgType) IsOrder() bool { return t >= TypeOrderAdd && t <= TypeOrderExecute }
+
+// Side of a book entry or an order; for a Trade, the aggressor.
+type Side uint8
+
+const (
+	SideNone Side = 0
+	SideBid  Side = 1 // buy
+	SideAsk  Side = 2 // sell
+)
+
+func (s Side) String() string {
+	switch s {
+	case SideBid:
+		return "bid"
+	case SideAsk:
+		return "ask"
+	}
+	return "none"
+}
+
+// Payload flags (Trade.Flags, Order.Flags).
+const (
+	// FlagHidden marks an execution against hidden (non-displayed) liquidity:
+	// it is a trade but changes no visible book level.
+	FlagHidden uint8 = 1 << 0
+)
+
+// Price is a fixed-point price: the real price is Price / 10^PriceScale of the
+// instrument. Prices are never floats.
+type Price = int64
+
+// SymbolLen is the size of the NUL-padded symbol field of InstrumentDef.
+const SymbolLen = 16
+
+// InstrumentDef announces an instrument (the frame's instrument field is its
+// id). Layout (32 bytes): symbol [16]byte NUL-padded ASCII at 0, tick_size int64
+// at 16 (in price units), price_scale int32 at 24 (decimal digits), reserved
+// uint32 at 28.
+type InstrumentDef struct {
+	Symbol     [SymbolLen]byte
+	TickSize   int64
+	PriceScale int32
+}
+
+// SymbolString returns the symbol without its NUL padding.
+func (d *InstrumentDef) SymbolString() string {
+	if i := bytes.IndexByte(d.Symbol[:], 0); i >= 0 {
+		return string(d.Symbol[:i])
+	}
+	return string(d.Symbol[:])
+}
+
+// SetSymbol stores s (truncated to 16 bytes).
+func (d *InstrumentDef) SetSymbol(s string) {
+	d.Symbol = [SymbolLen]byte{}
+	copy(d.Symbol[:], s)
+}
+
+func (d *InstrumentDef) Encode(b []byte) []byte {
+	b = b[:32]
+	copy(b[0:16], d.Symbol[:])
+	binary.LittleEndian.PutUint64(b[16:], uint64(d.TickSize))
+	binary.LittleEndian.PutUint32(b[24:], uint32(d.PriceScale))
+	binary.LittleEndian.PutUint32(b[28:], 0)
+	return b
+}
+
+func (d *InstrumentDef) Decode(b []byte) error {
+	if len(b) < 32 {
+		return errShort(TypeInstrumentDef, len(b))
+	}
+	copy(d.Symbol[:], b[0:16])
+	d.TickSize = int64(binary.LittleEndian.Uint64(b[16:]))
+	d.PriceScale = int32(binary.LittleEndian.Uint32(b[24:]))
+	return nil
+}
+
+// Trade is a print. Layout (32 bytes): price int64 at 0, qty int64 at 8,
+// trade_id uint64 at 16, aggressor Side uint8 at 24, flags uint8 at 25,
+// reserved [6]byte at 26.
+type Trade struct {
+	Price     Price
+	Qty       int64
+	TradeID   uint64
+	Aggressor Side
+	Flags     uint8
+}
+
+func (t *Trade) Encode(b []byte) []byte {
+	b = b[:32]
+	binary.LittleEndian.PutUint64(b[0:], uint64(t.Price))
+	binary.LittleEndian.PutUint64(b[8:], uint64(t.Qty))
+	binary.LittleEndian.PutUint64(b[16:], t.TradeID)
+	binary.LittleEndian.PutUint64(b[24:], uint64(t.Aggressor)|uint64(t.Flags)<<8)
+	return b
+}
+
+func (t *Trade) Decode(b []byte) error {
+	if len(b) < 32 {
+		return errShort(TypeTrade, len(b))
+	}
+	t.Price = int64(binary.LittleEndian.Uint64(b[0:]))
+	t.Qty = int64(binary.LittleEndian.Uint64(b[8:]))
+	t.TradeID = binary.LittleEndian.Uint64(b[16:])
+	t.Aggressor = Side(b[24])
+	t.Flags = b[25]
+	return nil
+}
+
+// Quote is the best bid and offer. Layout (32 bytes): bid_price, bid_qty,
+// ask_price, ask_qty, each int64, at 0, 8, 16, 24. A zero quantity means the
+// side is empty.
+type Quote struct {
+	BidPrice Price
+	BidQty   int64
+	AskPrice Price
+	AskQty   int64
+}
+
+func (q *Quote) Encode(b []byte) []byte {
+	b = b[:32]
+	binary.LittleEndian.PutUint64(b[0:], uint64(q.BidPrice))
+	binary.LittleEndian.PutUint64(b[8:], uint64(q.BidQty))
+	binary.LittleEndian.PutUint64(b[16:], uint64(q.AskPrice))
+	binary.LittleEndian.PutUint64(b[24:], uint64(q.AskQty))
+	return b
+}
+
+func (q *Quote) Decode(b []byte) error {
+	if len(b) < 32 {
+		return errShort(TypeQuote, len(b))
+	}
+	q.BidPrice = int64(binary.LittleEndian.Uint64(b[0:]))
+	q.BidQty = int64(binary.LittleEndian.Uint64(b[8:]))
+	q.AskPrice = int64(binary.LittleEndian.Uint64(b[16:]))
+	q.AskQty = int64(binary.LittleEndian.Uint64(b[24:]))
+	return nil
+}
+
+// BookLevel sets the aggregate quantity at one price level (L2). Layout (24
+// bytes): price int64 at 0, qty int64 at 8 (the new total; 0 removes the
+// level), side Side uint8 at 16, reserved [7]byte at 17.
+type BookLevel struct {
+	Price Price
+	Qty   int64
+	Side  Side
+}
+
+func (l *BookLevel) Encode(b []byte) []byte {
+	b = b[:24]
+	binary.LittleEndian.PutUint64(b[0:], uint64(l.Price))
+	binary.LittleEndian.PutUint64(b[8:], uint64(l.Qty))
+	binary.LittleEndian.PutUint64(b[16:], uint64(l.Side))
+	return b
+}
+
+func (l *BookLevel) Decode(b []byte) error {
+	if len(b) < 24 {
+		return errShort(TypeBookLevel, len(b))
+	}
+	l.Price = int64(binary.LittleEndian.Uint64(b[0:]))
+	l.Qty = int64(binary.LittleEndian.Uint64(b[8:]))
+	l.Side = Side(b[16])
+	return nil
+}
+
+// Order is the payload of the four L3 events (OrderAdd, OrderCancel,
+// OrderDelete, OrderExecute). Layout (32 bytes): order_id uint64 at 0, price
+// int64 at 8, qty int64 at 16, side Side uint8 at 24, flags uint8 at 25,
+// reserved [6]byte at 26.
+//
+// qty means: for OrderAdd the displayed size; for OrderCancel the size
+// cancelled (a partial cancel); for OrderDelete the size that was still resting
+// and is removed; for OrderExecute the size executed. Every event carries side
+// and price so a book can be kept per level without knowing the order id (feeds
+// are often joined mid-session).
+type Order struct {
+	OrderID uint64
+	Price   Price
+	Qty     int64
+	Side    Side
+	Flags   uint8
+}
+
+func (o *Order) Encode(b []byte) []byte {
+	b = b[:32]
+	binary.LittleEndian.PutUint64(b[0:], o.OrderID)
+	binary.LittleEndian.PutUint64(b[8:], uint64(o.Price))
+	binary.LittleEndian.PutUint64(b[16:], uint64(o.Qty))
+	binary.LittleEndian.PutUint64(b[24:], uint64(o.Side)|uint64(o.Flags)<<8)
+	return b
+}
+
+func (o *Order) Decode(b []byte) error {
+	if len(b) < 32 {
+		return errShort(TypeOrderAdd, len(b))
+	}
+	o.OrderID = binary.LittleEndian.Uint64(b[0:])
+	o.Price = int64(binary.LittleEndian.Uint64(b[8:]))
+	o.Qty = int64(binary.LittleEndian.Uint64(b[16:]))
+	o.Side = Side(b[24])
+	o.Flags = b[25]
+	return nil
+}
+
+func errShort(t MsgType, n int) error {
+	return fmt.Errorf("journal: %s payload is %d bytes, want %d", t, n, t.PayloadSize())
+}
+
+// FormatPrice renders a fixed-point price with scale decimal digits, e.g.
+// FormatPrice(5853300, 4) == "585.3300". It is exact: no floats.
+func FormatPrice(p Price, scale int32) string {
+	if scale <= 0 {
+		return strconv.FormatInt(p, 10)
+	}
+	neg := p < 0
+	u := uint64(p)
+	if neg {
+		u = uint64(-p)
+		if p == math.MinInt64 {
+			u = 1 << 63
+		}
+	}
+	s := strconv.FormatUint(u, 10)
+	for len(s) <= int(scale) {
+		s = "0" + s
+	}
+	s = s[:len(s)-int(scale)] + "." + s[len(s)-int(scale):]
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
