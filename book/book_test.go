@@ -24,16 +24,24 @@ type ev struct {
 	bp, bq, ap, aq int64
 }
 
-func add(s journal.Side, p, q int64) ev { return ev{typ: journal.TypeOrderAdd, side: s, price: p, qty: q} }
-func cxl(s journal.Side, p, q int64) ev { return ev{typ: journal.TypeOrderCancel, side: s, price: p, qty: q} }
-func del(s journal.Side, p, q int64) ev { return ev{typ: journal.TypeOrderDelete, side: s, price: p, qty: q} }
+func add(s journal.Side, p, q int64) ev {
+	return ev{typ: journal.TypeOrderAdd, side: s, price: p, qty: q}
+}
+func cxl(s journal.Side, p, q int64) ev {
+	return ev{typ: journal.TypeOrderCancel, side: s, price: p, qty: q}
+}
+func del(s journal.Side, p, q int64) ev {
+	return ev{typ: journal.TypeOrderDelete, side: s, price: p, qty: q}
+}
 func exe(s journal.Side, p, q int64) ev {
 	return ev{typ: journal.TypeOrderExecute, side: s, price: p, qty: q}
 }
 func hid(s journal.Side, p, q int64) ev {
 	return ev{typ: journal.TypeOrderExecute, side: s, price: p, qty: q, flags: journal.FlagHidden}
 }
-func lvl(s journal.Side, p, q int64) ev { return ev{typ: journal.TypeBookLevel, side: s, price: p, qty: q} }
+func lvl(s journal.Side, p, q int64) ev {
+	return ev{typ: journal.TypeBookLevel, side: s, price: p, qty: q}
+}
 func quo(bp, bq, ap, aq int64) ev {
 	return ev{typ: journal.TypeQuote, bp: bp, bq: bq, ap: ap, aq: aq}
 }
