@@ -1,0 +1,349 @@
+// Package reader tails a journal: from another process, read-only, live.
+//
+// A Reader maps segment files with O_RDONLY and PROT_READ, so nothing it does
+// can damage the journal. It loads the active segment's write cursor
+// atomically and reads only frames below it (format.md §4), verifying every
+// frame's CRC-32C and that sequence numbers continue without a gap: a reader
+// never returns a byte that failed its checksum. It follows the writer across
+// segment rolls and unmaps segments behind it, so its memory does not grow
+// with the journal. A segment file truncated under it gives a
+// *journal.CorruptionError (journal.ErrTruncated), not a SIGBUS crash.
+//
+// A Reader is used by one goroutine; Interrupt may be called from any.
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/mdjournal/mdjournal/internal/futex"
+	"github.com/mdjournal/mdjournal/internal/mmap"
+	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/wait"
+)
+
+var (
+	// ErrInterrupted is returned by Next after Interrupt.
+	ErrInterrupted = errors.New("reader: interrupted")
+	// ErrOutOfRange is returned by Open for a seq before the first retained frame.
+	ErrOutOfRange = errors.New("reader: position out of range")
+)
+
+// Options configure a Reader.
+type Options struct {
+	From Position      // default Start()
+	Wait wait.Strategy // how Next idles at the end of data (default Spin)
+}
+
+// Reader reads frames in sequence order.
+type Reader struct {
+	dir  string
+	opts Options
+
+	ctlM   []byte
+	ctl    journal.Ctl
+	sig    wait.Signal
+	hasSig bool
+
+	seg     *rseg
+	off     int64
+	lastSeq uint64
+	// Positioning by seq or time is lazy: frames before the target are read
+	// (and verified) but not returned.
+	skipSeq  uint64 // return nothing with seq < skipSeq
+	skipTS   int64  // return nothing before the first frame with ts ≥ skipTS
+	skipping bool
+
+	idler       wait.Idler
+	interrupted atomic.Bool
+}
+
+// Open opens the journal in dir for reading at opts.From.
+func Open(dir string, opts Options) (*Reader, error) {
+	r := &Reader{dir: dir, opts: opts, idler: wait.Idler{Strategy: opts.Wait}}
+	if err := r.openCtl(); err != nil {
+		return nil, err
+	}
+	if err := r.position(opts.From); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Reader) openCtl() error {
+	path := filepath.Join(r.dir, journal.CtlFile)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	writable := err == nil
+	if err != nil {
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		if r.opts.Wait == wait.Futex {
+			return fmt.Errorf("reader: futex wait needs %s: %w", path, err)
+		}
+		return nil // no writer has opened this journal; polling works without it
+	}
+	defer f.Close()
+	m, err := mmap.Map(f, journal.CtlSize, writable)
+	if err != nil {
+		return err
+	}
+	r.ctlM, r.ctl = m, journal.CtlOf(m)
+	if writable && r.ctl.Magic() == journal.CtlMagic {
+		r.sig, r.hasSig = r.ctl.Signal(), true
+	} else if r.opts.Wait == wait.Futex {
+		return fmt.Errorf("reader: futex wait needs write access to %s (to announce itself as a waiter)", path)
+	}
+	return nil
+}
+
+// activeSegments lists segment numbers with their first seq, skipping
+// prepared (never activated) ones.
+func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
+	nums, err := journal.ListSegments(r.dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ns, firsts []uint64
+	for _, n := range nums {
+		p, err := peek(journal.SegmentPath(r.dir, n))
+		if err != nil {
+			return nil, nil, err
+		}
+		if !p.active {
+			continue
+		}
+		ns, firsts = append(ns, n), append(firsts, p.firstSeq)
+	}
+	if len(ns) == 0 {
+		return nil, nil, fmt.Errorf("%w: %s", journal.ErrNotFound, r.dir)
+	}
+	for i := 1; i < len(ns); i++ {
+		if ns[i] != ns[i-1]+1 {
+			return nil, nil, journal.Corrupt(journal.SegmentPath(r.dir, ns[i-1]+1), 0, journal.ErrMissing,
+				"segment %d is missing between %d and %d", ns[i-1]+1, ns[i-1], ns[i])
+		}
+	}
+	return ns, firsts, nil
+}
+
+func (r *Reader) position(p Position) error {
+	ns, firsts, err := r.activeSegments()
+	if err != nil {
+		return err
+	}
+	pick := 0
+	switch p.kind {
+	case posEnd:
+		pick = len(ns) - 1
+	case posSeq:
+		if p.seq < firsts[0] {
+			return fmt.Errorf("%w: seq %d is before the first retained frame %d", ErrOutOfRange, p.seq, firsts[0])
+		}
+		for i := range ns {
+			if firsts[i] <= p.seq {
+				pick = i
+			}
+		}
+	case posTime:
+		for i := range ns {
+			s, err := openSeg(r.dir, ns[i])
+			if err != nil {
+				return err
+			}
+			ts, ok := firstTS(s)
+			s.close()
+			if !ok || ts >= p.ts {
+				break
+			}
+			pick = i
+		}
+	}
+	s, err := openSeg(r.dir, ns[pick])
+	if err != nil {
+		return err
+	}
+	r.seg = s
+	r.off, r.lastSeq = s.start()
+	switch p.kind {
+	case posEnd:
+		if s.hasIdx {
+			r.off, r.lastSeq = s.fromEntry(s.idx.SearchSeq(^uint64(0)))
+		}
+		return r.skipToCursor()
+	case posSeq:
+		if s.hasIdx {
+			r.off, r.lastSeq = s.fromEntry(s.idx.SearchSeq(p.seq))
+		}
+		r.skipSeq, r.skipping = p.seq, true
+	case posTime:
+		if s.hasIdx {
+			r.off, r.lastSeq = s.fromEntry(s.idx.SearchTime(p.ts))
+		}
+		r.skipTS, r.skipSeq, r.skipping = p.ts, 0, true
+	}
+	return nil
+}
+
+func firstTS(s *rseg) (int64, bool) {
+	if s.hasIdx && s.idx.Count() > 0 {
+		return s.idx.Entry(0).TS, true
+	}
+	f, _, st := journal.DecodeFrame(s.m[journal.SegmentHeaderSize:s.hdr.Cursor()])
+	return f.TS, st == journal.FrameOK && f.Type != journal.TypeSegmentEnd
+}
+
+// skipToCursor moves past every frame published now (verifying them).
+func (r *Reader) skipToCursor() error {
+	for {
+		_, ok, err := r.tryNext()
+		if err != nil || !ok {
+			return err
+		}
+	}
+}
+
+// LastSeq is the sequence number of the last frame returned (or, before the
+// first, of the frame before the starting position).
+func (r *Reader) LastSeq() uint64 { return r.lastSeq }
+
+// Segment returns the current segment number and the offset of the next frame.
+func (r *Reader) Segment() (uint64, int64) { return r.seg.num, r.off }
+
+// TryNext returns the next frame if one is published, without waiting. The
+// frame's Payload aliases the read-only mapping and stays valid until the
+// reader leaves its segment (at the latest, the next call after a roll).
+func (r *Reader) TryNext() (f journal.Frame, ok bool, err error) {
+	defer r.catchFault(debug.SetPanicOnFault(true), &err)
+	return r.tryNextFiltered()
+}
+
+// Next returns the next frame, waiting for it with the configured strategy.
+// It returns ErrInterrupted after Interrupt. It allocates nothing.
+func (r *Reader) Next() (f journal.Frame, err error) {
+	defer r.catchFault(debug.SetPanicOnFault(true), &err)
+	for {
+		f, ok, err := r.tryNextFiltered()
+		if err != nil {
+			return f, err
+		}
+		if ok {
+			r.idler.Reset()
+			return f, nil
+		}
+		if r.interrupted.Load() {
+			return f, ErrInterrupted
+		}
+		if r.hasSig && r.idler.ShouldBlock() {
+			tok := r.sig.Announce()
+			if int64(r.seg.hdr.Cursor()) <= r.off && !r.interrupted.Load() {
+				r.sig.Block(tok, wait.FutexTimeout)
+			}
+			r.sig.Done()
+			continue
+		}
+		r.idler.Idle()
+	}
+}
+
+// Interrupt makes a blocked (or the next) Next return ErrInterrupted.
+func (r *Reader) Interrupt() {
+	r.interrupted.Store(true)
+	if r.hasSig {
+		futex.Wake(r.ctl.Signal().Seq, 1<<30) // spurious wake-ups are harmless
+	}
+}
+
+func (r *Reader) catchFault(old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	if e := recover(); e != nil {
+		if re, ok := e.(runtime.Error); ok && r.seg != nil {
+			*err = journal.Corrupt(r.seg.path, r.off, journal.ErrTruncated, "file truncated under the reader (%v)", re)
+			return
+		}
+		panic(e)
+	}
+}
+
+func (r *Reader) tryNextFiltered() (journal.Frame, bool, error) {
+	for {
+		f, ok, err := r.tryNext()
+		if !ok || err != nil || !r.skipping {
+			return f, ok, err
+		}
+		if f.Seq >= r.skipSeq && f.TS >= r.skipTS {
+			r.skipping = false
+			return f, true, nil
+		}
+	}
+}
+
+func (r *Reader) tryNext() (journal.Frame, bool, error) {
+	for {
+		s := r.seg
+		cur := int64(s.hdr.Cursor())
+		if r.off >= cur {
+			return journal.Frame{}, false, nil
+		}
+		if cur > s.capacity {
+			return journal.Frame{}, false, journal.Corrupt(s.path, journal.SegOffCursor, journal.ErrCursorRange, "write cursor %d past capacity %d", cur, s.capacity)
+		}
+		f, n, st := journal.DecodeFrame(s.m[r.off:cur])
+		switch st {
+		case journal.FrameOK:
+		case journal.FrameBadCRC:
+			return f, false, journal.Corrupt(s.path, r.off, journal.ErrChecksum, "frame checksum mismatch below the write cursor")
+		default:
+			return f, false, journal.Corrupt(s.path, r.off, journal.ErrBadLength, "bad frame length %d below the write cursor %d", journal.FrameSizeAt(s.m[r.off:]), cur)
+		}
+		if f.Seq != r.lastSeq+1 {
+			return f, false, journal.Corrupt(s.path, r.off, journal.ErrSequence, "frame seq %d, expected %d", f.Seq, r.lastSeq+1)
+		}
+		if f.Type == journal.TypeSegmentEnd {
+			if err := r.advance(); err != nil {
+				return journal.Frame{}, false, err
+			}
+			continue
+		}
+		f.Segment, f.Offset = s.num, r.off
+		r.off += int64(n)
+		r.lastSeq = f.Seq
+		return f, true, nil
+	}
+}
+
+// advance moves from a sealed segment to its successor, which the writer
+// activated before sealing (format.md §4.3), and unmaps the old one.
+func (r *Reader) advance() error {
+	next, err := openSeg(r.dir, r.seg.num+1)
+	if err != nil {
+		return err
+	}
+	if fs := next.hdr.FirstSeq(); fs != r.lastSeq+1 || !next.hdr.Active() {
+		next.close()
+		return journal.Corrupt(next.path, 32, journal.ErrSequence, "first seq %d does not follow %d (active=%v)", fs, r.lastSeq, next.hdr.Active())
+	}
+	r.seg.close()
+	r.seg = next
+	r.off = journal.SegmentHeaderSize
+	return nil
+}
+
+// Close unmaps everything.
+func (r *Reader) Close() error {
+	if r.seg != nil {
+		r.seg.close()
+		r.seg = nil
+	}
+	if r.ctlM != nil {
+		mmap.Unmap(r.ctlM)
+		r.ctlM = nil
+	}
+	return nil
+}

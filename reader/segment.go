@@ -1,0 +1,142 @@
+package reader
+
+import (
+	"encoding/binary"
+	"os"
+
+	"github.com/mdjournal/mdjournal/internal/mmap"
+	"github.com/mdjournal/mdjournal/journal"
+)
+
+// rseg is a segment mapped read-only, with its index if one is usable.
+type rseg struct {
+	num      uint64
+	path     string
+	f        *os.File
+	m        []byte
+	hdr      journal.Header
+	capacity int64
+	idxM     []byte
+	idx      journal.Index
+	hasIdx   bool
+}
+
+// peekHeader reads the first bytes of a segment's header without mapping it:
+// active flag, first seq. Used to choose where to start.
+type headerPeek struct {
+	active   bool
+	firstSeq uint64
+}
+
+func peek(path string) (headerPeek, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return headerPeek{}, err
+	}
+	defer f.Close()
+	var b [192]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return headerPeek{}, journal.Corrupt(path, 0, journal.ErrTruncated, "cannot read header: %v", err)
+	}
+	if string(b[:8]) != journal.SegmentMagic {
+		return headerPeek{}, journal.Corrupt(path, 0, journal.ErrBadMagic, "bad segment magic %q", b[:8])
+	}
+	return headerPeek{
+		active:   binary.LittleEndian.Uint32(b[128:])&journal.FlagActive != 0,
+		firstSeq: binary.LittleEndian.Uint64(b[32:]),
+	}, nil
+}
+
+// openSeg maps segment num read-only (O_RDONLY, PROT_READ) and checks its header.
+func openSeg(dir string, num uint64) (*rseg, error) {
+	path := journal.SegmentPath(dir, num)
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, journal.Corrupt(path, 0, journal.ErrMissing, "segment %d is missing", num)
+		}
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() < journal.SegmentHeaderSize {
+		f.Close()
+		return nil, journal.Corrupt(path, st.Size(), journal.ErrTruncated, "file is %d bytes, shorter than the header", st.Size())
+	}
+	hm, err := mmap.Map(f, journal.SegmentHeaderSize, false)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	h := journal.HeaderOf(hm)
+	if err := h.Check(path, st.Size()); err != nil {
+		mmap.Unmap(hm)
+		f.Close()
+		return nil, err
+	}
+	capacity := int64(h.Capacity())
+	mmap.Unmap(hm)
+	m, err := mmap.Map(f, int(capacity), false)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &rseg{num: num, path: path, f: f, m: m, hdr: journal.HeaderOf(m), capacity: capacity}
+	s.openIndex(dir)
+	return s, nil
+}
+
+// openIndex maps the sparse index if it exists and checks out; without it the
+// reader scans from the segment start (the index is derived data).
+func (s *rseg) openIndex(dir string) {
+	path := journal.IndexPath(dir, s.num)
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close() // the mapping outlives the descriptor
+	st, err := f.Stat()
+	if err != nil || st.Size() < journal.IndexHeaderSize {
+		return
+	}
+	m, err := mmap.Map(f, int(st.Size()), false)
+	if err != nil {
+		return
+	}
+	x := journal.IndexOf(m)
+	if x.Check(path, s.hdr.JournalID(), s.num) != nil {
+		mmap.Unmap(m)
+		return
+	}
+	s.idxM, s.idx, s.hasIdx = m, x, true
+}
+
+// entryFor returns a verified starting point at or before the wanted seq (or
+// time): an index entry whose frame checks out, else the segment start.
+func (s *rseg) start() (off int64, prev uint64) {
+	return journal.SegmentHeaderSize, s.hdr.FirstSeq() - 1
+}
+
+func (s *rseg) fromEntry(e journal.IndexEntry, ok bool) (int64, uint64) {
+	if !ok || e.Offset < journal.SegmentHeaderSize || e.Offset >= int64(s.hdr.Cursor()) || e.Seq < s.hdr.FirstSeq() {
+		return s.start()
+	}
+	f, _, st := journal.DecodeFrame(s.m[e.Offset:s.hdr.Cursor()])
+	if st != journal.FrameOK || f.Seq != e.Seq {
+		return s.start() // index disagrees with data: verify reports it; reading stays correct
+	}
+	return e.Offset, e.Seq - 1
+}
+
+func (s *rseg) close() {
+	mmap.Unmap(s.m)
+	mmap.Unmap(s.idxM)
+	s.m, s.idxM = nil, nil
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
