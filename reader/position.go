@@ -78,3 +78,9 @@ func ParsePosition(s string) (Position, error) {
 	}
 	return Position{}, fmt.Errorf("bad position %q (want start, end, seq:N or time:RFC3339Nano)", s)
 }
+
+// SeqValue returns n for a Seq(n) position.
+func (p Position) SeqValue() (uint64, bool) { return p.seq, p.kind == posSeq }
+
+// TimeValue returns the Unix-ns time of a Time position.
+func (p Position) TimeValue() (int64, bool) { return p.ts, p.kind == posTime }
