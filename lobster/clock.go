@@ -2,6 +2,7 @@ package lobster
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -18,11 +19,15 @@ func midnight(d Date, loc *time.Location) int64 {
 	return noon.UnixNano() - 12*int64(time.Hour)
 }
 
+// exchangeLocation loads the exchange zone once: LoadLocation reads and
+// parses the zone file on every call.
+var exchangeLocation = sync.OnceValues(func() (*time.Location, error) { return time.LoadLocation(Exchange) })
+
 func location(loc *time.Location) (*time.Location, error) {
 	if loc != nil {
 		return loc, nil
 	}
-	l, err := time.LoadLocation(Exchange)
+	l, err := exchangeLocation()
 	if err != nil {
 		return nil, fmt.Errorf("lobster: %w", err)
 	}

@@ -165,10 +165,14 @@ func (im *importer) run(msgs MessageSource, rows OrderbookSource) error {
 			return err
 		}
 	}
+	// Message 1's row is the seed itself (row 1 with message 1 undone, so
+	// any level it brought into view is already there): no entering level.
+	haveRows := false
 	for {
-		if err := im.message(&m, rows != nil); err != nil {
+		if err := im.message(&m, haveRows); err != nil {
 			return err
 		}
+		haveRows = rows != nil
 		err := msgs.Next(&m)
 		if errors.Is(err, io.EOF) {
 			break
