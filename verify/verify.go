@@ -219,6 +219,10 @@ func (rep *Report) segment(dir string, n uint64, prevLast uint64, last bool, opt
 	res := journal.ScanSegment(path, m, journal.SegmentHeaderSize, seg.FirstSeq-1, cursor, opts.Visit)
 	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = res.Frames, res.LastSeq, res.FirstTS, res.LastTS, cursor
 	sealed := h.Sealed()
+	if res.Err == nil && !res.Sealed && res.End < cursor {
+		// A zero length word below the cursor: published bytes were zeroed.
+		res.Err = journal.Corrupt(path, res.End, journal.ErrBadLength, "zeroed bytes below the write cursor %d (frame length 0)", cursor)
+	}
 	switch {
 	case res.Err != nil:
 		// Damage below the cursor: published bytes are bad. Torn only if this
