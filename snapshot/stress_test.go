@@ -273,4 +273,3 @@ func uncheckedCopy(v View, bk *Book) {
 	}
 	bk.LastTrade = v.LastTrade()
 }
-
