@@ -276,7 +276,7 @@ func (w *Writer) Stage(typ journal.MsgType, instr uint32, ts int64, payload []by
 	if p := w.failed.Load(); p != nil {
 		return 0, *p
 	}
-	if ps := typ.PayloadSize(); ps != len(payload) && (ps != -1 || len(payload) > journal.MaxPayload) {
+	if ps := typ.PayloadSize(); (ps != len(payload) && (ps != -1 || len(payload) > journal.MaxPayload)) || typ == journal.TypeSegmentEnd {
 		return 0, w.payloadError(typ, len(payload))
 	}
 	space := int64(journal.FrameSpace(len(payload)))
