@@ -129,6 +129,9 @@ func crashIters(t *testing.T) int {
 		}
 		return n
 	}
+	if testing.Short() {
+		return 10 // the -race pass: the full 50 run in the plain pass
+	}
 	return 50
 }
 
