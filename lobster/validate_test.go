@@ -135,6 +135,12 @@ func TestValidateSamples(t *testing.T) {
 				t.Fatal(err)
 			}
 			frames := sink.frames(t)
+			open := time.Date(n.Date.Year, n.Date.Month, n.Date.Day, 9, 30, 0, 0, mustNY(t)).UnixNano()
+			for i := range frames {
+				if ts := frames[i].TS; ts < open || (i > 0 && ts < frames[i-1].TS) {
+					t.Fatalf("frame %d: ts %d before 09:30 ET (%d) or before the previous frame", i+1, ts, open)
+				}
+			}
 			r := rebuild(t, frames, p.book, n.Levels)
 			t.Logf("%-8s rows %6d  match %6d (%.4f%%)  entering-level frames %5d (stale removals %d) after %d emptying messages  import %v",
 				p.name, r.rows, r.matched, 100*float64(r.matched)/float64(r.rows), r.entering, st.StaleLevels, st.Emptied, el.Round(time.Millisecond))
@@ -161,4 +167,12 @@ func TestValidateSamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustNY(t testing.TB) *time.Location {
+	l, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
