@@ -51,8 +51,8 @@ func TestPositions(t *testing.T) {
 		{reader.Seq(4032), 4032}, // first of segment 2
 		{reader.Seq(12345), 12345},
 		{reader.Seq(20000), 20000},
-		{reader.Seq(20001), 0},       // not written yet
-		{reader.TimeNS(0), 1},        // before everything
+		{reader.Seq(20001), 0},         // not written yet
+		{reader.TimeNS(0), 1},          // before everything
 		{reader.TimeNS(7777000), 7777}, // exact
 		{reader.TimeNS(7777001), 7778}, // between frames
 		{reader.TimeNS(4032000), 4032}, // segment boundary

@@ -1,0 +1,59 @@
+# mdjournal — make targets. Only Go is needed; everything else is built here.
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+FUZZTIME ?= 3s
+
+.PHONY: all build test vet fmt-check unit race fuzz-smoke fuzz crashtest bench demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: the CI gate (README quick start). Formatting, vet, every test
+## (crash loop of 50 SIGKILLs, fault table, fuzz seed corpora, cross-process
+## tests), the race detector over all packages (-short bounds the process
+## loops), and a bounded slice of every fuzz target.
+test: fmt-check vet unit race fuzz-smoke
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+race:
+	$(GO) test -count=1 -race -short -timeout 20m $(PKGS)
+
+## fuzz-smoke: every native fuzz target for FUZZTIME (bounded slice for CI).
+fuzz-smoke:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for fz in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$fz ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	  done; \
+	done
+
+## fuzz: the long campaign (FUZZTIME=5m by default here).
+fuzz:
+	$(MAKE) fuzz-smoke FUZZTIME=5m
+
+## crashtest: the long SIGKILL campaign (1000 kills).
+crashtest:
+	MDJ_CRASH_ITERS=$${MDJ_CRASH_ITERS:-1000} $(GO) test -count=1 -timeout 2h -run '^TestCrash$$' -v ./writer/
+
+## bench: every go benchmark with its same-run baseline (see README).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-5} $(PKGS)
+
+## demo: the main job end to end on built-in data (scripts/demo.sh).
+demo: build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf $(BIN) demo
