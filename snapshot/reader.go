@@ -169,19 +169,9 @@ func (r *Reader) read(instr uint32, dst *Book) error {
 		dst.LastTrade.Price = atomic.LoadInt64(i64(p, slotOffTradePx))
 		dst.LastTrade.Qty = atomic.LoadInt64(i64(p, slotOffTradeQty))
 		dst.LastTrade.TS = atomic.LoadInt64(i64(p, slotOffTradeTS))
-		bids := dst.Bids[:nb]
-		for i := range bids {
-			q := unsafe.Add(levels, uintptr(i)*levelSize)
-			bids[i].Price = atomic.LoadInt64((*int64)(q))
-			bids[i].Qty = atomic.LoadInt64((*int64)(unsafe.Add(q, 8)))
-		}
-		asks := dst.Asks[:na]
-		askBase := unsafe.Add(levels, uintptr(depth)*levelSize)
-		for i := range asks {
-			q := unsafe.Add(askBase, uintptr(i)*levelSize)
-			asks[i].Price = atomic.LoadInt64((*int64)(q))
-			asks[i].Qty = atomic.LoadInt64((*int64)(unsafe.Add(q, 8)))
-		}
+		bids, asks := dst.Bids[:nb], dst.Asks[:na]
+		loadLevels(bids, levels)
+		loadLevels(asks, unsafe.Add(levels, uintptr(depth)*levelSize))
 		if atomic.LoadUint64(lk) != c1 {
 			if err := w.wait(r, c1); err != nil {
 				return err
@@ -195,6 +185,16 @@ func (r *Reader) read(instr uint32, dst *Book) error {
 				"slot %d: level counts %d/%d exceed depth %d", instr, counts&0xffffffff, counts>>32, depth)
 		}
 		return nil
+	}
+}
+
+// loadLevels copies len(dst) levels from the mapping at src, one atomic
+// 8-byte load per word (a plain MOV on amd64; ordered loads elsewhere).
+func loadLevels(dst []Level, src unsafe.Pointer) {
+	for i := range dst {
+		w := (*[levelWordsPerLvl]int64)(src)
+		dst[i] = Level{Price: atomic.LoadInt64(&w[0]), Qty: atomic.LoadInt64(&w[1])}
+		src = unsafe.Add(src, levelSize)
 	}
 }
 
