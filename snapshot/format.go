@@ -54,7 +54,6 @@ const (
 	levelSize        = 16
 	slotAlign        = 64
 	slotFixedSize    = slotOffLevels
-	maxFileSize      = 1 << 40
 	symbolLen        = journal.SymbolLen
 	slotOffBidCount  = slotOffCounts
 	slotOffAskCount  = slotOffCounts + 4

@@ -116,14 +116,17 @@ func (r *Reader) Read(instr uint32, dst *Book) (err error) {
 	return r.read(instr, dst)
 }
 
-// fault turns a recovered memory fault into a CorruptionError; any other
-// panic is re-raised.
+// fault turns a recovered memory fault inside the mapping into a
+// CorruptionError; any other panic is re-raised.
 func (r *Reader) fault(rec any) error {
 	fe, ok := rec.(interface{ Addr() uintptr })
 	if !ok {
 		panic(rec)
 	}
 	off := int64(fe.Addr()) - int64(uintptr(r.base))
+	if off < 0 || off >= int64(len(r.mem)) {
+		panic(rec) // not a fault on the mapping: a bug, not a truncated file
+	}
 	size := int64(-1)
 	if st, err := r.f.Stat(); err == nil {
 		size = st.Size()
