@@ -51,6 +51,16 @@ type Options struct {
 	// Clock returns the time stamped on end-of-segment markers (default
 	// time.Now().UnixNano()).
 	Clock func() int64
+	// Observer, if set, sees every frame right after Stage wrote it, on the
+	// appender's goroutine (so it must not block). The order-book snapshot
+	// maintainer is one. The frame's Payload aliases the segment mapping and
+	// is valid only during the call.
+	Observer Observer
+}
+
+// Observer is told about each appended frame, in sequence order.
+type Observer interface {
+	Observe(f *journal.Frame)
 }
 
 // Stats are counters of writer events since Open.
@@ -99,6 +109,7 @@ type Writer struct {
 	failed     atomic.Pointer[error]
 	stats      Stats
 	closed     bool
+	obsFrame   journal.Frame
 }
 
 // Open opens (creating if needed) the journal in dir for writing. It takes
@@ -289,6 +300,12 @@ func (w *Writer) Stage(typ journal.MsgType, instr uint32, ts int64, payload []by
 	w.seq++
 	journal.PutFrame(w.seg.m[off:off+space], w.seq, ts, typ, instr, payload)
 	w.seg.maybeIndex(off, w.seq, ts)
+	if w.opts.Observer != nil {
+		hsize := journal.FrameHeaderSize
+		w.obsFrame = journal.Frame{Seq: w.seq, TS: ts, Type: typ, Instrument: instr,
+			Payload: w.seg.m[off+int64(hsize) : off+int64(hsize+len(payload))], Segment: w.seg.num, Offset: off}
+		w.opts.Observer.Observe(&w.obsFrame) // a field, not a literal: passing it to an interface must not allocate
+	}
 	w.cursor = off + space
 	w.lastTS = ts
 	w.stats.Frames++
