@@ -159,7 +159,7 @@ func (c *Consumer) Read() ([]byte, error) {
 		if c.idle.ShouldBlock() {
 			tok := c.dataSig.Announce()
 			if atomic.LoadUint64(c.tailp) == c.head && c.peer.state() != StateClosed {
-				c.dataSig.Block(tok, wait.FutexTimeout)
+				c.dataSig.Block(tok, blockFor(c.deadline))
 			}
 			c.dataSig.Done()
 			if err := c.check(); err != nil {
@@ -167,7 +167,7 @@ func (c *Consumer) Read() ([]byte, error) {
 			}
 		} else {
 			c.idle.Idle()
-			if i%peerCheckEvery == 0 {
+			if i%peerCheckEvery == 0 || (i%16 == 0 && !c.deadline.IsZero()) {
 				if err := c.check(); err != nil {
 					return nil, err
 				}

@@ -214,7 +214,7 @@ func (p *Producer) waitSpace(n int) error {
 		if p.idle.ShouldBlock() {
 			tok := p.space.Announce()
 			if !p.fits(end) {
-				p.space.Block(tok, wait.FutexTimeout)
+				p.space.Block(tok, blockFor(p.deadline))
 			}
 			p.space.Done()
 			if err := p.check(end); err != nil {
@@ -223,7 +223,7 @@ func (p *Producer) waitSpace(n int) error {
 			continue
 		}
 		p.idle.Idle()
-		if i%peerCheckEvery == 0 {
+		if i%peerCheckEvery == 0 || (i%16 == 0 && !p.deadline.IsZero()) {
 			if err := p.check(end); err != nil {
 				return err
 			}

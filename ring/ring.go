@@ -26,6 +26,18 @@ const DefaultDir = "/dev/shm"
 // checks after every FUTEX_WAIT, which is bounded by wait.FutexTimeout.
 const peerCheckEvery = 256
 
+// blockFor is how long one FUTEX_WAIT may last: wait.FutexTimeout, or less
+// if the deadline is nearer (never 0, which would mean "no limit").
+func blockFor(deadline time.Time) time.Duration {
+	d := wait.FutexTimeout
+	if !deadline.IsZero() {
+		if u := time.Until(deadline); u < d {
+			d = max(u, time.Microsecond)
+		}
+	}
+	return d
+}
+
 // Options tune Create. The zero value (or nil) is valid.
 type Options struct {
 	// Perm is the file mode of a new ring file (default 0600). Both sides
