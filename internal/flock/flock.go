@@ -77,12 +77,15 @@ func Acquire(path string) (*Lock, error) {
 	return l, nil
 }
 
-// Release drops the lock. The PID is left in the file: it is history, and flock
-// (not the file's content) is what decides who holds the lock.
+// Release empties the file (so the next holder does not report a takeover
+// after a clean release) and drops the lock. After a crash the PID stays:
+// flock, not the file's content, decides who holds the lock, and the PID
+// tells the next holder whose lock it took over.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
+	l.f.Truncate(0)
 	err := l.f.Close()
 	l.f = nil
 	return err

@@ -20,6 +20,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/clock"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/wait"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -34,15 +35,17 @@ var selfCommand = func() (string, error) { return os.Executable() }
 
 func runBench(env *Env, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usagef("bench needs a kind: append or tail (journalctl bench KIND --help)")
+		return usagef("bench needs a kind: append, tail or open (journalctl bench KIND --help)")
 	}
 	switch args[0] {
 	case "append":
 		return benchAppend(env, args[1:])
 	case "tail":
 		return benchTail(env, args[1:])
+	case "open":
+		return benchOpen(env, args[1:])
 	}
-	return usagef("unknown bench %q (want append or tail)", args[0])
+	return usagef("unknown bench %q (want append, tail or open)", args[0])
 }
 
 type benchAppendOptions struct {
@@ -367,5 +370,60 @@ func runBenchChild(env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintln(env.Stdout, benchkit.EncodeHistogram(h))
+	return nil
+}
+
+// benchOpen times opening an existing, cleanly closed journal: the writer
+// (lock, recovery check, prepare) and a reader positioned at the end.
+func benchOpen(env *Env, args []string) error {
+	var dir string
+	var rounds int
+	fs := flagSet(env, "bench open", "--dir D [--rounds N]", func(fs *pflag.FlagSet) {
+		fs.StringVar(&dir, "dir", "", "an existing journal")
+		fs.IntVar(&rounds, "rounds", 11, "rounds; the median is reported")
+	})
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := requireDir(dir); err != nil {
+		return err
+	}
+	if rounds < 1 {
+		return usagef("--rounds ≥ 1")
+	}
+	var wOpen, rOpen []float64
+	var size int64
+	var segs int
+	for i := 0; i < rounds; i++ {
+		t0 := clock.Nanotime()
+		w, err := writer.Open(dir, writer.Options{})
+		if err != nil {
+			return err
+		}
+		t1 := clock.Nanotime()
+		if err := w.Close(); err != nil {
+			return err
+		}
+		t2 := clock.Nanotime()
+		r, err := reader.Open(dir, reader.Options{From: reader.End()})
+		if err != nil {
+			return err
+		}
+		t3 := clock.Nanotime()
+		r.Close()
+		wOpen = append(wOpen, float64(t1-t0)/1e6)
+		rOpen = append(rOpen, float64(t3-t2)/1e6)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), journal.SegmentExt) {
+			segs++
+			if info, err := e.Info(); err == nil {
+				size += info.Size()
+			}
+		}
+	}
+	fmt.Fprintf(env.Stdout, "journal %s: %d segments, %.2f GiB\nwriter open (clean): median %.2f ms of %d\nreader open at end: median %.2f ms of %d\n",
+		dir, segs, float64(size)/(1<<30), median(wOpen), rounds, median(rOpen), rounds)
 	return nil
 }
