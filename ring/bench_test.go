@@ -1,6 +1,10 @@
 package ring
 
 import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -112,3 +116,65 @@ func benchSingle(b *testing.B, size int) {
 
 func BenchmarkRingSingle64(b *testing.B) { benchSingle(b, 64) }
 func BenchmarkRingSingle1K(b *testing.B) { benchSingle(b, 1024) }
+
+// BenchmarkCrossProcessRTT64 bounces a 64-byte record off an echo process
+// (ring there, ring back, both spinning) and reports half the round trip as
+// the one-way latency. Both processes spin, so it needs two idle cores to
+// mean anything.
+func BenchmarkCrossProcessRTT64(b *testing.B) {
+	for _, s := range []wait.Strategy{wait.Spin, wait.Futex} {
+		b.Run(s.String(), func(b *testing.B) {
+			dir := b.TempDir()
+			there, back := filepath.Join(dir, "there"), filepath.Join(dir, "back")
+			rt, err := Create(there, 64<<10, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Close()
+			rb, err := Create(back, 64<<10, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rb.Close()
+			p, err := rt.Producer(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := rb.Consumer(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+			cmd.Env = append(os.Environ(), helperEnv+"=echo", "MDJ_RING_PATH="+there,
+				"MDJ_RING_PATH2="+back, "MDJ_RING_STRATEGY="+s.String())
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer cmd.Wait()
+			msg := make([]byte, 64)
+			// warm up: also waits for the echo process to attach
+			for i := 0; i < 1000; i++ {
+				p.Write(msg)
+				if _, err := c.Read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				msg[0] = byte(i)
+				p.Write(msg)
+				v, err := c.Read()
+				if err != nil || v[0] != byte(i) {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2, "ns/one-way")
+			p.Close()
+			if _, err := c.Read(); err != io.EOF {
+				b.Fatalf("after close: %v", err)
+			}
+		})
+	}
+}

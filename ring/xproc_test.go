@@ -86,6 +86,33 @@ func helper(role string) error {
 	}
 	defer r.Close()
 	switch role {
+	case "echo": // consume path, produce every record back on MDJ_RING_PATH2
+		c, err := r.Consumer(s)
+		if err != nil {
+			return err
+		}
+		r2, err := Open(os.Getenv("MDJ_RING_PATH2"))
+		if err != nil {
+			return err
+		}
+		defer r2.Close()
+		p, err := r2.Producer(s)
+		if err != nil {
+			return err
+		}
+		for {
+			b, err := c.Read()
+			if err == io.EOF {
+				return p.Close()
+			}
+			if err != nil {
+				return err
+			}
+			if err := p.Write(b); err != nil {
+				return err
+			}
+			c.Release()
+		}
 	case "producer", "producer-hang":
 		p, err := r.Producer(s)
 		if err != nil {
