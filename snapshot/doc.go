@@ -3,8 +3,8 @@
 // the last trade and the journal sequence number they reflect. One process
 // (the book builder) writes it with Writer; any number of processes read it
 // zero-copy with Reader, without locks, through a per-slot seqlock. The
-// normative layout is §11 "Snapshot file" of format.md
-// (docs/format-snapshot.md); the constants in format.go are part of it.
+// normative layout is §11 "Snapshot file" of format.md; the constants in
+// format.go are part of it.
 //
 // Layout, all integers little-endian:
 //

@@ -7,7 +7,7 @@ import (
 	"github.com/mdjournal/mdjournal/journal"
 )
 
-// Snapshot file layout, format.md §11 "Snapshot file" (docs/format-snapshot.md).
+// Snapshot file layout, format.md §11 "Snapshot file".
 // These constants are part of the on-disk format: changing one changes Version.
 const (
 	Magic   = "MDJSNAP\x00"

@@ -233,7 +233,7 @@ func newM(name string, f *os.File, b []byte, l layout) m {
 // exchange timestamp. Levels beyond Depth are dropped: the slot holds the top
 // Depth levels of each side, best first. It allocates nothing.
 //
-// Seqlock protocol (format-snapshot.md): the slot's counter is incremented to
+// Seqlock protocol (format.md §11): the slot's counter is incremented to
 // an odd value with an atomic read-modify-write (a full barrier on amd64;
 // acquire+release on arm64, so no later store can become visible before it),
 // the fields are written with plain stores, and the counter is stored even
