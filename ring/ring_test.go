@@ -453,3 +453,67 @@ func corruptionOf(t *testing.T, err error, sentinel error) *journal.CorruptionEr
 	}
 	return ce
 }
+
+// TestWakeOnlyWhenWaiting: publishing must not touch the futex word while
+// the consumer has not announced itself, and must bump it when it has.
+func TestWakeOnlyWhenWaiting(t *testing.T) {
+	r, p, c := newPair(t, 4096, wait.Futex)
+	seq := func() uint32 { return binary.LittleEndian.Uint32(r.m[OffDataSeq:]) }
+	before := seq()
+	for range 100 {
+		mustWrite(t, p, []byte("x"))
+		mustRead(t, c, []byte("x"))
+	}
+	if seq() != before {
+		t.Fatalf("data_seq moved %d -> %d with no waiter: a wake-up per publish", before, seq())
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read()
+		done <- err
+	}()
+	// Wait until the consumer announced itself.
+	for binary.LittleEndian.Uint32(r.m[OffDataWaiters:]) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	mustWrite(t, p, []byte("y"))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if seq() == before {
+		t.Fatal("publishing to an announced waiter did not bump data_seq")
+	}
+	if w := binary.LittleEndian.Uint32(r.m[OffDataWaiters:]); w != 0 {
+		t.Fatalf("data_waiters %d after the waiter left", w)
+	}
+}
+
+func TestAlive(t *testing.T) {
+	me := uint32(os.Getpid())
+	if !alive(me, selfStart) || !alive(me, 0) {
+		t.Fatal("this process is not alive")
+	}
+	if selfStart != 0 && alive(me, selfStart+1) {
+		t.Fatal("a PID with another start time (a reused PID) counts as alive")
+	}
+	if alive(0, 0) || alive(1<<22+12345, 0) {
+		t.Fatal("a PID that cannot exist counts as alive")
+	}
+}
+
+// TestDeadPeerStaleSide: a side block left "attached" by a process that no
+// longer exists neither blocks a new attach nor counts as a live peer.
+func TestDeadPeerStaleSide(t *testing.T) {
+	r, p, _ := newPair(t, 256, wait.Backoff)
+	// Forge the consumer side: attached, PID of ours but a start time that
+	// is not ours (a PID reused by this very process).
+	binary.LittleEndian.PutUint64(r.m[OffConsumer+sideOffStart:], selfStart+1)
+	for p.TryWrite(make([]byte, 40)) == nil {
+	}
+	if err := p.Write(make([]byte, 40)); !errors.Is(err, ErrPeerDead) {
+		t.Fatalf("Write with a stale consumer side: %v, want ErrPeerDead", err)
+	}
+	if _, err := r.Consumer(wait.Spin); errors.Is(err, ErrBusy) {
+		t.Fatal("stale consumer side refused a new consumer")
+	}
+}
