@@ -32,6 +32,7 @@ func TestDamagedHeader(t *testing.T) {
 		{"capacity zero", func(h []byte) { le.PutUint64(h[offCapacity:], 0); reseal(h) }, 0, ErrBadCapacity, offCapacity},
 		{"capacity below minimum", func(h []byte) { le.PutUint64(h[offCapacity:], 32); reseal(h) }, 0, ErrBadCapacity, offCapacity},
 		{"capacity huge", func(h []byte) { le.PutUint64(h[offCapacity:], 1<<62); reseal(h) }, 0, ErrBadCapacity, offCapacity},
+		{"capacity over 4 GiB", func(h []byte) { le.PutUint64(h[offCapacity:], 1<<33); reseal(h) }, 0, ErrBadCapacity, offCapacity},
 		{"capacity larger than file", func(h []byte) { le.PutUint64(h[offCapacity:], 8192); reseal(h) }, 0, ErrTruncated, HeaderSize + capacity},
 		{"checksum", func(h []byte) { h[offCreated] ^= 1 }, 0, ErrChecksum, offHeaderCRC},
 		{"truncated data area", nil, HeaderSize + capacity - 1, ErrTruncated, HeaderSize + capacity - 1},

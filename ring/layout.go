@@ -50,7 +50,7 @@ const (
 	KindPad          = 2 // filler from here to the end of the data area
 
 	MinCapacity     = 64
-	MaxCapacity     = 1 << 40
+	MaxCapacity     = 1 << 32 // so every record length fits the 32-bit length field
 	DefaultCapacity = 1 << 20
 )
 

@@ -142,15 +142,22 @@ func Open(path string) (*Ring, error) {
 	if st.Size() < HeaderSize {
 		return nil, journal.Corrupt(path, st.Size(), ErrTruncated, "file is %d bytes, shorter than the %d-byte header", st.Size(), HeaderSize)
 	}
-	if st.Size() > HeaderSize+MaxCapacity {
-		return nil, journal.Corrupt(path, HeaderSize+MaxCapacity, ErrBadCapacity, "file is %d bytes, larger than any ring", st.Size())
+	// Validate a copy of the header first, then map exactly header and
+	// data area (a longer file's excess is ignored).
+	hb := make([]byte, HeaderSize)
+	if _, err := f.ReadAt(hb, 0); err != nil {
+		return nil, fmt.Errorf("ring open %s: %w", path, err)
 	}
-	m, err := mmap.Map(f, int(st.Size()), true)
+	if err := (header{hb}).check(path, st.Size()); err != nil {
+		return nil, err
+	}
+	size := HeaderSize + int((header{hb}).capacity())
+	m, err := mmap.Map(f, size, true)
 	if err != nil {
 		return nil, err
 	}
-	h := header{m[:HeaderSize:HeaderSize]}
-	if err := h.check(path, st.Size()); err != nil {
+	// The peer may have moved the positions since; check the live header.
+	if err := (header{m[:HeaderSize:HeaderSize]}).check(path, st.Size()); err != nil {
 		mmap.Unmap(m)
 		return nil, err
 	}
