@@ -27,12 +27,12 @@
 //
 //	 0       4       8               16              24      26      28      32
 //	+-------+-------+---------------+---------------+-------+-------+-------+------------+
-//	| size  | crc   | seq           | ts (ns)       | type  | flags | instr | payload... |
+//	| crc   | size  | seq           | ts (ns)       | type  | flags | instr | payload... |
 //	+-------+-------+---------------+---------------+-------+-------+-------+------------+
 //
 // size counts header and payload (not the padding); crc is CRC-32C (Castagnoli)
-// over bytes [0,4) and [8,size), so it covers the size word too. A zero size
-// word means "nothing written here".
+// over bytes [4,size): one contiguous range that covers the size word too. A
+// zero size word (with a zero crc) means "nothing written here".
 //
 // Publishing (format.md §4): the writer stores the whole frame, then stores the
 // segment's write cursor with one atomic 8-byte store. Readers load the cursor

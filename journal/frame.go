@@ -14,8 +14,8 @@ const (
 	MaxPayload   = 64<<10 - FrameHeaderSize
 	MaxFrameSize = FrameHeaderSize + MaxPayload
 
-	frameOffSize  = 0
-	frameOffCRC   = 4
+	frameOffCRC   = 0
+	frameOffSize  = 4
 	frameOffSeq   = 8
 	frameOffTS    = 16
 	frameOffType  = 24
@@ -36,10 +36,10 @@ func Align8(n int) int { return (n + FrameAlign - 1) &^ (FrameAlign - 1) }
 func FrameSpace(n int) int { return Align8(FrameHeaderSize + n) }
 
 // frameCRC computes the checksum of a frame of the given size stored at b[0:size]:
-// CRC-32C over the size word and everything after the crc word.
+// CRC-32C over [4,size), i.e. everything after the crc word, size word
+// included. One contiguous range: a single hardware CRC pass (format.md §3).
 func frameCRC(b []byte, size int) uint32 {
-	c := crc32.Update(0, castagnoli, b[frameOffSize:frameOffCRC])
-	return crc32.Update(c, castagnoli, b[frameOffSeq:size])
+	return crc32.Update(0, castagnoli, b[frameOffSize:size])
 }
 
 // PutFrame encodes a complete frame (header, payload, checksum) into b, which
@@ -101,13 +101,16 @@ const (
 // not be used.
 func DecodeFrame(b []byte) (f Frame, n int, st FrameStatus) {
 	if len(b) < FrameHeaderSize {
-		if len(b) >= 4 && binary.LittleEndian.Uint32(b) == 0 {
+		if len(b) >= 8 && binary.LittleEndian.Uint64(b) == 0 {
 			return f, 0, FrameEmpty
 		}
 		return f, 0, FrameBadLength
 	}
 	size := int(binary.LittleEndian.Uint32(b[frameOffSize:]))
 	if size == 0 {
+		if binary.LittleEndian.Uint32(b[frameOffCRC:]) != 0 {
+			return f, 0, FrameBadLength // a checksum without a size: a torn or damaged header
+		}
 		return f, 0, FrameEmpty
 	}
 	if size < FrameHeaderSize || size > MaxFrameSize || Align8(size) > len(b) {
@@ -127,5 +130,6 @@ func DecodeFrame(b []byte) (f Frame, n int, st FrameStatus) {
 	return f, Align8(size), FrameOK
 }
 
-// FrameSizeAt returns the raw size word at b[0:4] (unchecked), for forensics.
-func FrameSizeAt(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
+// FrameSizeAt returns the raw size word of the frame at b (unchecked), for
+// forensics.
+func FrameSizeAt(b []byte) uint32 { return binary.LittleEndian.Uint32(b[frameOffSize:]) }

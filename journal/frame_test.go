@@ -25,14 +25,14 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
-// The checksum is CRC-32C over bytes [0,4) and [8,size): recompute it
-// independently with the standard library over the concatenation.
+// The checksum is CRC-32C over bytes [4,size): recompute it independently
+// with the standard library.
 func TestFrameChecksumCoverage(t *testing.T) {
 	b := make([]byte, 64)
 	PutFrame(b, 1, 2, TypeQuote, 3, bytes.Repeat([]byte{1}, 32))
-	covered := append(append([]byte{}, b[0:4]...), b[8:64]...)
+	covered := b[4:64]
 	want := crc32.Checksum(covered, crc32.MakeTable(crc32.Castagnoli))
-	if got := uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24; got != want {
+	if got := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24; got != want {
 		t.Fatalf("stored crc %#x, independent crc %#x", got, want)
 	}
 }
@@ -62,11 +62,12 @@ func TestDecodeFrameEdges(t *testing.T) {
 	}{
 		{"empty slice", nil, FrameBadLength},
 		{"zero size word", make([]byte, 64), FrameEmpty},
-		{"short zero tail", make([]byte, 4), FrameEmpty},
-		{"size below header", append([]byte{8, 0, 0, 0}, make([]byte, 60)...), FrameBadLength},
-		{"size past buffer", append([]byte{200, 0, 0, 0}, make([]byte, 60)...), FrameBadLength},
-		{"size above max", append([]byte{0, 0, 0, 1}, make([]byte, 60)...), FrameBadLength},
-		{"good size bad crc", append([]byte{32, 0, 0, 0}, make([]byte, 60)...), FrameBadCRC},
+		{"short zero tail", make([]byte, 8), FrameEmpty},
+		{"crc without size", append([]byte{1, 0, 0, 0}, make([]byte, 60)...), FrameBadLength},
+		{"size below header", append([]byte{0, 0, 0, 0, 8, 0, 0, 0}, make([]byte, 56)...), FrameBadLength},
+		{"size past buffer", append([]byte{0, 0, 0, 0, 200, 0, 0, 0}, make([]byte, 56)...), FrameBadLength},
+		{"size above max", append([]byte{0, 0, 0, 0, 0, 0, 0, 1}, make([]byte, 56)...), FrameBadLength},
+		{"good size bad crc", append([]byte{0, 0, 0, 0, 32, 0, 0, 0}, make([]byte, 56)...), FrameBadCRC},
 	} {
 		if _, _, st := DecodeFrame(tc.b); st != tc.want {
 			t.Errorf("%s: status %d, want %d", tc.name, st, tc.want)

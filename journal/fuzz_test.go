@@ -11,7 +11,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	PutFrame(good, 1, 2, TypeQuote, 3, make([]byte, 32))
 	f.Add(good)
 	f.Add(make([]byte, 40))
-	f.Add([]byte{32, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, 32, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, n, st := DecodeFrame(b)
 		if st != FrameOK {

@@ -74,10 +74,10 @@ func ScanSegment(name string, data []byte, start int64, prevSeq uint64, limit in
 }
 
 func frameSizeWord(data []byte, off, limit int64) int64 {
-	if limit-off < 4 {
+	if limit-off < 8 {
 		return -1
 	}
-	return int64(binary.LittleEndian.Uint32(data[off:]))
+	return int64(FrameSizeAt(data[off:]))
 }
 
 // Tail describes the bytes after the point where a scan stopped.
@@ -117,7 +117,7 @@ func ExamineTail(data []byte, from, limit int64, lastSeq uint64) Tail {
 	}
 	t.NonZeroEnd = end
 	for off := (from + FrameAlign) &^ (FrameAlign - 1); off+FrameHeaderSize <= end; off += FrameAlign {
-		sz := binary.LittleEndian.Uint32(data[off:])
+		sz := FrameSizeAt(data[off:])
 		if sz < FrameHeaderSize || sz > MaxFrameSize {
 			continue
 		}

@@ -39,7 +39,7 @@ func TestScanSegment(t *testing.T) {
 		at     int64
 	}{
 		{"flipped payload bit", func(b []byte) { b[offs[50]+40] ^= 0x10 }, ErrChecksum, offs[50]},
-		{"bad length", func(b []byte) { b[offs[20]] = 3 }, ErrBadLength, offs[20]},
+		{"bad length", func(b []byte) { b[offs[20]+4] = 3 }, ErrBadLength, offs[20]},
 		{"sequence gap", func(b []byte) {
 			PutFrame(b[offs[30]:], 1000, 0, TypeQuote, 1, make([]byte, 32))
 		}, ErrSequence, offs[30]},
@@ -65,7 +65,7 @@ func TestExamineTail(t *testing.T) {
 	end := int64(HeaderOf(m).Cursor())
 	// Torn: a half-written frame after the last good one, zeroes after.
 	c := append([]byte{}, m...)
-	copy(c[end:], []byte{96, 0, 0, 0, 1, 2, 3, 4, 5})
+	copy(c[end:], []byte{1, 2, 3, 4, 96, 0, 0, 0, 5})
 	tail := ExamineTail(c, end, int64(len(c)), 50)
 	if !tail.Torn() || tail.NonZeroEnd != end+9 {
 		t.Fatalf("torn tail: %+v", tail)

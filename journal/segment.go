@@ -14,7 +14,10 @@ import (
 
 // Segment header, format.md §2. These constants are part of the on-disk format.
 const (
-	Version = 1 // format version of segment, index and control files
+	// Version is the format version of segment, index and control files.
+	// Version 1 existed only during development (crc at frame offset 4,
+	// checksum over two ranges); 2 is the first released layout.
+	Version = 2
 
 	SegmentHeaderSize = 4096 // header page; frames start here
 	SegmentMagic      = "MDJSEG\x00\x00"

@@ -90,6 +90,14 @@ func (r *Reader) openCtl() error {
 		return nil // no writer has opened this journal; polling works without it
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() < journal.CtlSize {
+		// Written by a writer older than atomic creation, mid-creation:
+		// mapping it would fault. Poll without it.
+		if r.opts.Wait == wait.Futex {
+			return fmt.Errorf("reader: futex wait needs %s, which is incomplete", path)
+		}
+		return nil
+	}
 	m, err := mmap.Map(f, journal.CtlSize, writable)
 	if err != nil {
 		return err

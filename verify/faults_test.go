@@ -115,7 +115,7 @@ func TestFaultTable(t *testing.T) {
 	faults := []fault{
 		{name: "torn tail past the cursor", damage: func(t *testing.T, dir string) {
 			makeDirty(t, dir)
-			patch(t, seg(dir, 3), activeEnd, []byte{96, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 0, 0, 0})
+			patch(t, seg(dir, 3), activeEnd, []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
 		}, sev: verify.Torn, kind: journal.ErrTornTail, file: 3, offset: activeEnd, writer: nil, keepSeq: total},
 		{name: "file truncated mid-frame", damage: func(t *testing.T, dir string) {
 			makeDirty(t, dir)
@@ -137,7 +137,7 @@ func TestFaultTable(t *testing.T) {
 		}, sev: verify.Damage, kind: journal.ErrChecksum, file: 2, offset: frameOff(mid2),
 			reader: journal.ErrChecksum, readAt: frameOff(mid2), writer: nil, keepSeq: total},
 		{name: "bad frame length", damage: func(t *testing.T, dir string) {
-			patch(t, seg(dir, 1), frameOff(mid1), []byte{3, 0, 0, 0})
+			patch(t, seg(dir, 1), frameOff(mid1)+4, []byte{3, 0, 0, 0}) // the size word
 		}, sev: verify.Damage, kind: journal.ErrBadLength, file: 1, offset: frameOff(mid1),
 			reader: journal.ErrBadLength, readAt: frameOff(mid1), writer: nil, keepSeq: total},
 		{name: "bad magic", damage: func(t *testing.T, dir string) {
@@ -252,7 +252,7 @@ func readAll(dir string) (int, error) {
 func TestTornTailSavedBytes(t *testing.T) {
 	dir := buildJournal(t)
 	makeDirty(t, dir)
-	junk := []byte{96, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7}
+	junk := []byte{1, 2, 3, 4, 96, 0, 0, 0, 5, 6, 7}
 	patch(t, seg(dir, 3), activeEnd, junk)
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
 	if err != nil {

@@ -121,20 +121,30 @@ func (s *wseg) createIndex(dir string, journalID uint64) error {
 	s.idxPath = journal.IndexPath(dir, s.num)
 	n := journal.IndexCapacity(uint64(s.capacity))
 	size := journal.IndexFileSize(n)
-	f, err := os.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	// Built under a temporary name and renamed into place: a reader that
+	// has the old index mapped keeps its inode instead of seeing it truncated.
+	tmp := s.idxPath + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
 		return err
 	}
 	if err := mmap.Reserve(f, size); err != nil {
-		f.Close()
-		return err
+		return fail(err)
 	}
 	m, err := mmap.Map(f, int(size), true)
 	if err != nil {
-		f.Close()
-		return err
+		return fail(err)
 	}
 	journal.InitIndex(m, journalID, s.num, n)
+	if err := os.Rename(tmp, s.idxPath); err != nil {
+		mmap.Unmap(m)
+		return fail(err)
+	}
 	s.idxF, s.idxM, s.idx = f, m, journal.IndexOf(m)
 	s.idxCount = 0
 	s.nextIdxAt = journal.SegmentHeaderSize

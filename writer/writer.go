@@ -19,9 +19,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/internal/mmap"
+	"github.com/mdjournal/mdjournal/internal/prefetch"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/wait"
 )
@@ -205,11 +207,34 @@ func (w *Writer) openJournal() error {
 
 func (w *Writer) openCtl() error {
 	path := filepath.Join(w.dir, journal.CtlFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		// Create it complete under a temporary name, then rename: a reader
+		// must never map a control file shorter than its page.
+		tmp := path + ".tmp"
+		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+		if err != nil {
+			return err
+		}
+		f.Chmod(0o666) // readers announce themselves as futex waiters in it
+		err = mmap.Reserve(f, journal.CtlSize)
+		if err == nil {
+			var page [journal.CtlSize]byte
+			journal.InitCtl(page[:], w.journalID, time.Now().UnixNano())
+			_, err = f.WriteAt(page[:], 0)
+		}
+		f.Close()
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	f.Chmod(0o666) // readers announce themselves as futex waiters in it
 	if err := mmap.Reserve(f, journal.CtlSize); err != nil {
 		f.Close()
 		return err
@@ -220,7 +245,7 @@ func (w *Writer) openCtl() error {
 		return err
 	}
 	c := journal.CtlOf(m)
-	if c.Magic() != journal.CtlMagic || c.JournalID() != w.journalID {
+	if c.Magic() != journal.CtlMagic || c.Version() != journal.Version || c.JournalID() != w.journalID {
 		clear(m)
 		journal.InitCtl(m, w.journalID, time.Now().UnixNano())
 	}
@@ -241,9 +266,11 @@ func newJournalID() uint64 {
 }
 
 func removeTemps(dir string) {
-	ms, _ := filepath.Glob(filepath.Join(dir, "*.seg.tmp"))
-	for _, m := range ms {
-		os.Remove(m)
+	for _, pat := range []string{"*.seg.tmp", "*.idx.tmp", journal.CtlFile + ".tmp"} {
+		ms, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, m := range ms {
+			os.Remove(m)
+		}
 	}
 }
 
@@ -277,6 +304,11 @@ func (w *Writer) Append(typ journal.MsgType, instr uint32, ts int64, payload []b
 	return seq, w.Publish()
 }
 
+// prefetchAhead: how far past the end of the frame being written the
+// appender prefetches (a few frames ahead, so the line is in cache by the
+// time the frames reach it and the publishing XCHG does not wait on DRAM).
+const prefetchAhead = 512
+
 // Stage writes one frame without publishing it: readers see it at the next
 // Publish (or Append). Staging a batch and publishing once amortises the
 // cursor store, the wake-up check and the durability action.
@@ -298,6 +330,9 @@ func (w *Writer) Stage(typ journal.MsgType, instr uint32, ts int64, payload []by
 	}
 	off := w.cursor
 	w.seq++
+	if pf := off + space + prefetchAhead; pf < w.seg.capacity {
+		prefetch.Line(unsafe.Pointer(&w.seg.m[pf]))
+	}
 	journal.PutFrame(w.seg.m[off:off+space], w.seq, ts, typ, instr, payload)
 	w.seg.maybeIndex(off, w.seq, ts)
 	if w.opts.Observer != nil {
