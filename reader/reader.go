@@ -38,6 +38,11 @@ var (
 type Options struct {
 	From Position      // default Start()
 	Wait wait.Strategy // how Next idles at the end of data (default Spin)
+	// Name, if set, makes this a named reader (format.md §13): the seq of
+	// each frame returned is stored in DIR/readers/NAME.pos, and when that
+	// file already holds a position, the reader resumes right after it and
+	// From is ignored.
+	Name string
 }
 
 // Reader reads frames in sequence order.
@@ -61,6 +66,7 @@ type Reader struct {
 
 	idler       wait.Idler
 	interrupted atomic.Bool
+	pos         *position // named readers only
 }
 
 // Open opens the journal in dir for reading at opts.From.
@@ -69,11 +75,30 @@ func Open(dir string, opts Options) (*Reader, error) {
 	if err := r.openCtl(); err != nil {
 		return nil, err
 	}
-	if err := r.position(opts.From); err != nil {
+	from := opts.From
+	if opts.Name != "" {
+		p, last, err := openPosition(dir, opts.Name, r.journalID())
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.pos = p
+		if last > 0 {
+			from = Seq(last + 1)
+		}
+	}
+	if err := r.position(from); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
+}
+
+func (r *Reader) journalID() uint64 {
+	if r.ctlM != nil {
+		return r.ctl.JournalID()
+	}
+	return 0
 }
 
 func (r *Reader) openCtl() error {
@@ -229,7 +254,11 @@ func (r *Reader) Segment() (uint64, int64) { return r.seg.num, r.off }
 // reader leaves its segment (at the latest, the next call after a roll).
 func (r *Reader) TryNext() (f journal.Frame, ok bool, err error) {
 	defer r.catchFault(debug.SetPanicOnFault(true), &err)
-	return r.tryNextFiltered()
+	f, ok, err = r.tryNextFiltered()
+	if ok {
+		r.record(&f)
+	}
+	return f, ok, err
 }
 
 // Next returns the next frame, waiting for it with the configured strategy.
@@ -243,6 +272,7 @@ func (r *Reader) Next() (f journal.Frame, err error) {
 		}
 		if ok {
 			r.idler.Reset()
+			r.record(&f)
 			return f, nil
 		}
 		if r.interrupted.Load() {
@@ -289,6 +319,13 @@ func (r *Reader) tryNextFiltered() (journal.Frame, bool, error) {
 			r.skipping = false
 			return f, true, nil
 		}
+	}
+}
+
+// record persists a named reader's position; a single branch otherwise.
+func (r *Reader) record(f *journal.Frame) {
+	if r.pos != nil {
+		r.pos.store(f.Seq, f.TS)
 	}
 }
 
@@ -345,6 +382,8 @@ func (r *Reader) advance() error {
 
 // Close unmaps everything.
 func (r *Reader) Close() error {
+	r.pos.close()
+	r.pos = nil
 	if r.seg != nil {
 		r.seg.close()
 		r.seg = nil

@@ -270,3 +270,80 @@ func TestLiveTailAcrossProcesses(t *testing.T) {
 		})
 	}
 }
+
+func TestNamedReaderResumes(t *testing.T) {
+	dir := t.TempDir()
+	writeJournal(t, dir, 10000)
+	r, err := reader.Open(dir, reader.Options{Name: "risk-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1234; i++ {
+		r.Next()
+	}
+	r.Close()
+	// Restarted: resumes after the last frame returned, whatever From says.
+	r, err = reader.Open(dir, reader.Options{Name: "risk-1", From: reader.End()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := r.Next()
+	if err != nil || f.Seq != 1235 {
+		t.Fatalf("resumed at %d (%v), want 1235", f.Seq, err)
+	}
+	r.Close()
+	named, err := reader.ListNamed(dir)
+	if err != nil || len(named) != 1 || named[0].Name != "risk-1" || named[0].Seq != 1235 || named[0].TS != 1235000 {
+		t.Fatalf("ListNamed: %+v %v", named, err)
+	}
+	if _, err := reader.Open(dir, reader.Options{Name: "../escape"}); err == nil {
+		t.Fatal("a name with a path separator was accepted")
+	}
+	// A new name starts at From.
+	r, _ = reader.Open(dir, reader.Options{Name: "other", From: reader.Seq(42)})
+	f, _ = r.Next()
+	r.Close()
+	if f.Seq != 42 {
+		t.Fatalf("new named reader started at %d", f.Seq)
+	}
+}
+
+// TestNamedHelper reads n frames as a named reader, then waits to be killed.
+func TestNamedHelper(t *testing.T) {
+	if testutil.Role() != "named" {
+		t.Skip("helper process only")
+	}
+	r, err := reader.Open(os.Getenv("MDJ_DIR"), reader.Options{Name: "crashy"})
+	if err != nil {
+		os.Exit(3)
+	}
+	for i := 0; i < 777; i++ {
+		r.Next()
+	}
+	fmt.Println("READ")
+	time.Sleep(time.Minute)
+}
+
+// A named reader killed with SIGKILL resumes where it was: its position
+// lives in a shared mapping, not in the process.
+func TestNamedReaderSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	writeJournal(t, dir, 2000)
+	cmd := testutil.Command(t, "TestNamedHelper", "named", "MDJ_DIR="+dir)
+	out, _ := cmd.StdoutPipe()
+	cmd.Start()
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "READ" {
+		t.Fatalf("helper: %q", sc.Text())
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	r, err := reader.Open(dir, reader.Options{Name: "crashy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if f, _ := r.Next(); f.Seq != 778 {
+		t.Fatalf("resumed at %d, want 778", f.Seq)
+	}
+}
