@@ -172,6 +172,7 @@ func (h Header) Check(name string, fileSize int64) error {
 // Naming, format.md §1.
 const (
 	SegmentExt = ".seg"
+	ArchiveExt = ".seg.zst" // a sealed segment compressed (format.md §14)
 	IndexExt   = ".idx"
 	BrokenExt  = ".broken"
 	LockFile   = "journal.lock"
@@ -195,20 +196,53 @@ func ParseSegmentName(name string) (uint64, bool) {
 	return n, err == nil && n > 0
 }
 
-// ListSegments returns the segment numbers in dir, ascending.
+// ParseArchiveName returns the number of a compressed segment file name.
+func ParseArchiveName(name string) (uint64, bool) {
+	base, ok := strings.CutSuffix(name, ".zst")
+	if !ok {
+		return 0, false
+	}
+	return ParseSegmentName(base)
+}
+
+// ListSegments returns the segment numbers in dir, ascending, whether the
+// segment is raw (.seg) or compressed (.seg.zst).
 func ListSegments(dir string) ([]uint64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
+	seen := map[uint64]bool{}
 	var out []uint64
 	for _, e := range ents {
-		if n, ok := ParseSegmentName(e.Name()); ok && e.Type().IsRegular() {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		n, ok := ParseSegmentName(e.Name())
+		if !ok {
+			n, ok = ParseArchiveName(e.Name())
+		}
+		if ok && !seen[n] {
+			seen[n] = true
 			out = append(out, n)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out, nil
+}
+
+// SegmentFile returns the file holding segment n: the raw segment if it
+// exists (during compression both exist and the raw one is authoritative),
+// else the archive. archived says which.
+func SegmentFile(dir string, n uint64) (path string, archived bool) {
+	p := SegmentPath(dir, n)
+	if _, err := os.Stat(p); err == nil {
+		return p, false
+	}
+	if _, err := os.Stat(p + ".zst"); err == nil {
+		return p + ".zst", true
+	}
+	return p, false
 }
 
 // SegmentPath joins dir and SegmentName(n).

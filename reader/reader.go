@@ -145,7 +145,7 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 	}
 	var ns, firsts []uint64
 	for _, n := range nums {
-		p, err := peek(journal.SegmentPath(r.dir, n))
+		p, err := peek(r.dir, n)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -228,7 +228,10 @@ func firstTS(s *rseg) (int64, bool) {
 	if s.hasIdx && s.idx.Count() > 0 {
 		return s.idx.Entry(0).TS, true
 	}
-	f, _, st := journal.DecodeFrame(s.m[journal.SegmentHeaderSize:s.hdr.Cursor()])
+	if s.seekLoad(journal.SegmentHeaderSize) != nil {
+		return 0, false
+	}
+	f, _, st := journal.DecodeFrame(s.m[journal.SegmentHeaderSize:s.limit()])
 	return f.TS, st == journal.FrameOK && f.Type != journal.TypeSegmentEnd
 }
 
@@ -332,8 +335,14 @@ func (r *Reader) record(f *journal.Frame) {
 func (r *Reader) tryNext() (journal.Frame, bool, error) {
 	for {
 		s := r.seg
-		cur := int64(s.hdr.Cursor())
+		cur := s.limit()
 		if r.off >= cur {
+			if more, err := s.more(); more || err != nil {
+				if err != nil {
+					return journal.Frame{}, false, err
+				}
+				continue
+			}
 			return journal.Frame{}, false, nil
 		}
 		if cur > s.capacity {

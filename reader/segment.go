@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/journal"
 )
@@ -23,6 +24,70 @@ type rseg struct {
 
 	closing      atomic.Bool   // tells the prefault goroutine to stop
 	prefaultDone chan struct{} // closed when it has
+
+	// Compressed segments (format.md §14): m is a heap image of the raw
+	// segment, filled chunk by chunk; [loadedFrom, loadedEnd) is valid.
+	arch       *archive.Segment
+	loadedFrom int64
+	loadedEnd  int64
+}
+
+// limit is how far frames may be read now: the write cursor of a mapped
+// segment, the end of the decompressed chunks of an archived one.
+func (s *rseg) limit() int64 {
+	if s.arch != nil {
+		return s.loadedEnd
+	}
+	return int64(s.hdr.Cursor())
+}
+
+// more decompresses the next chunk of an archived segment; false at its end
+// (and always for a mapped segment).
+func (s *rseg) more() (bool, error) {
+	if s.arch == nil || s.loadedEnd >= s.arch.RawSize {
+		return false, nil
+	}
+	i := s.arch.ChunkFor(s.loadedEnd)
+	if i < 0 {
+		return false, journal.Corrupt(s.arch.Path(), 0, journal.ErrBadHeader, "no chunk holds raw offset %d", s.loadedEnd)
+	}
+	if err := s.arch.Load(i, s.m); err != nil {
+		return false, err
+	}
+	s.loadedEnd += int64(s.arch.Chunks[i].RawLen)
+	return true, nil
+}
+
+// seekLoad makes raw offset off readable: for an archive, decompress the
+// chunk holding it (only it: seeking never decompresses what lies before).
+func (s *rseg) seekLoad(off int64) error {
+	if s.arch == nil || (off >= s.loadedFrom && off < s.loadedEnd) {
+		return nil
+	}
+	i := s.arch.ChunkFor(off)
+	if i < 0 {
+		return journal.Corrupt(s.arch.Path(), 0, journal.ErrBadHeader, "no chunk holds raw offset %d", off)
+	}
+	if err := s.arch.Load(i, s.m); err != nil {
+		return err
+	}
+	c := s.arch.Chunks[i]
+	s.loadedFrom, s.loadedEnd = c.RawOff, c.RawOff+int64(c.RawLen)
+	return nil
+}
+
+// openArchived opens a compressed segment.
+func openArchived(dir string, num uint64, path string) (*rseg, error) {
+	a, err := archive.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m := make([]byte, a.RawSize)
+	copy(m, a.HeaderPage())
+	s := &rseg{num: num, path: path, m: m, hdr: journal.HeaderOf(m), capacity: a.RawSize, arch: a,
+		loadedFrom: journal.SegmentHeaderSize, loadedEnd: journal.SegmentHeaderSize}
+	s.openIndex(dir)
+	return s, nil
 }
 
 // peekHeader reads the first bytes of a segment's header without mapping it:
@@ -32,7 +97,8 @@ type headerPeek struct {
 	firstSeq uint64
 }
 
-func peek(path string) (headerPeek, error) {
+func peek(dir string, n uint64) (headerPeek, error) {
+	path, _ := journal.SegmentFile(dir, n)
 	f, err := os.Open(path)
 	if err != nil {
 		return headerPeek{}, err
@@ -53,7 +119,10 @@ func peek(path string) (headerPeek, error) {
 
 // openSeg maps segment num read-only (O_RDONLY, PROT_READ) and checks its header.
 func openSeg(dir string, num uint64) (*rseg, error) {
-	path := journal.SegmentPath(dir, num)
+	path, archived := journal.SegmentFile(dir, num)
+	if archived {
+		return openArchived(dir, num, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -145,6 +214,9 @@ func (s *rseg) openIndex(dir string) {
 // entryFor returns a verified starting point at or before the wanted seq (or
 // time): an index entry whose frame checks out, else the segment start.
 func (s *rseg) start() (off int64, prev uint64) {
+	if s.arch != nil {
+		s.loadedFrom, s.loadedEnd = journal.SegmentHeaderSize, journal.SegmentHeaderSize
+	}
 	return journal.SegmentHeaderSize, s.hdr.FirstSeq() - 1
 }
 
@@ -152,7 +224,10 @@ func (s *rseg) fromEntry(e journal.IndexEntry, ok bool) (int64, uint64) {
 	if !ok || e.Offset < journal.SegmentHeaderSize || e.Offset >= int64(s.hdr.Cursor()) || e.Seq < s.hdr.FirstSeq() {
 		return s.start()
 	}
-	f, _, st := journal.DecodeFrame(s.m[e.Offset:s.hdr.Cursor()])
+	if s.seekLoad(e.Offset) != nil {
+		return s.start()
+	}
+	f, _, st := journal.DecodeFrame(s.m[e.Offset:s.limit()])
 	if st != journal.FrameOK || f.Seq != e.Seq {
 		return s.start() // index disagrees with data: verify reports it; reading stays correct
 	}
@@ -160,6 +235,13 @@ func (s *rseg) fromEntry(e journal.IndexEntry, ok bool) (int64, uint64) {
 }
 
 func (s *rseg) close() {
+	if s.arch != nil {
+		s.arch.Close()
+		s.arch, s.m = nil, nil
+		mmap.Unmap(s.idxM)
+		s.idxM = nil
+		return
+	}
 	if s.prefaultDone != nil {
 		s.closing.Store(true)
 		<-s.prefaultDone // never unmap under its madvise

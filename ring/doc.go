@@ -1,7 +1,7 @@
 // Package ring is a cross-process single-producer/single-consumer ring of
 // variable-length records in a shared, memory-mapped file (by default under
-// /dev/shm). docs/format-ring.md ("Ring file" in format.md) is the normative
-// byte-level description; the constants in layout.go name its fields.
+// /dev/shm). format.md §12 "Ring file" is the normative byte-level
+// description; the constants in layout.go name its fields.
 //
 // # File
 //

@@ -8,7 +8,7 @@ import (
 	"github.com/mdjournal/mdjournal/journal"
 )
 
-// Ring file header, format.md "Ring file" (docs/format-ring.md). These
+// Ring file header, format.md §12 "Ring file". These
 // constants are part of the on-disk format: changing one changes Version.
 const (
 	Version    = 1

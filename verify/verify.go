@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/journal"
@@ -133,7 +134,8 @@ func Journal(dir string, opts Options) (*Report, error) {
 
 func nextIsPrepared(dir string, nums []uint64, i int) bool {
 	for _, n := range nums[i+1:] {
-		f, err := os.Open(journal.SegmentPath(dir, n))
+		path, _ := journal.SegmentFile(dir, n)
+		f, err := os.Open(path)
 		if err != nil {
 			return false
 		}
@@ -148,7 +150,8 @@ func nextIsPrepared(dir string, nums []uint64, i int) bool {
 }
 
 func segJournalID(dir string, n uint64) uint64 {
-	f, err := os.Open(journal.SegmentPath(dir, n))
+	path, _ := journal.SegmentFile(dir, n)
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
@@ -162,8 +165,11 @@ func segJournalID(dir string, n uint64) uint64 {
 // segment verifies one segment file. last says whether it is the last active
 // segment (the only one allowed to be unsealed).
 func (rep *Report) segment(dir string, n uint64, prevLast uint64, last bool, opts Options) (seg Segment) {
-	path := journal.SegmentPath(dir, n)
+	path, archived := journal.SegmentFile(dir, n)
 	seg = Segment{Path: path, Number: n, State: "damaged"}
+	if archived {
+		return rep.archivedSegment(dir, n, path, prevLast, opts)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		rep.add(Damage, journal.Corrupt(path, 0, journal.ErrMissing, "cannot open: %v", err))
@@ -327,4 +333,40 @@ func (rep *Report) checkIndex(dir string, n uint64, h journal.Header, data []byt
 		}
 		prev = e
 	}
+}
+
+// archivedSegment verifies a compressed segment: archive header and chunk
+// table, every chunk's checksum, then every frame of the raw image exactly
+// as for a sealed raw segment, and its index.
+func (rep *Report) archivedSegment(dir string, n uint64, path string, prevLast uint64, opts Options) Segment {
+	seg := Segment{Path: path, Number: n, State: "damaged"}
+	a, err := archive.Open(path)
+	if err != nil {
+		rep.add(Damage, err)
+		return seg
+	}
+	defer a.Close()
+	img, err := a.ReadAll()
+	if err != nil {
+		rep.add(Damage, err)
+		return seg
+	}
+	h := journal.HeaderOf(img)
+	seg.Capacity, seg.WriterPID, seg.Durable = int64(h.Capacity()), h.WriterPID(), h.DurableSeq()
+	seg.FirstSeq = h.FirstSeq()
+	if prevLast != 0 && seg.FirstSeq != prevLast+1 {
+		rep.add(Damage, journal.Corrupt(path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", seg.FirstSeq, prevLast))
+	}
+	res := journal.ScanSegment(path, img, journal.SegmentHeaderSize, seg.FirstSeq-1, int64(len(img)), opts.Visit)
+	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = res.Frames, res.LastSeq, res.FirstTS, res.LastTS, int64(len(img))
+	switch {
+	case res.Err != nil:
+		rep.add(Damage, res.Err)
+	case !res.Sealed || res.End != int64(len(img)):
+		rep.add(Damage, journal.Corrupt(path, res.End, journal.ErrBadHeader, "archived segment does not end with its end marker"))
+	default:
+		seg.State = "compressed"
+	}
+	rep.checkIndex(dir, n, h, img)
+	return seg
 }

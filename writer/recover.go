@@ -22,6 +22,10 @@ func (w *Writer) recoverJournal(segs []uint64) error {
 	var spare []*wseg
 	i := len(segs) - 1
 	for ; i >= 0; i-- {
+		if _, archived := journal.SegmentFile(w.dir, segs[i]); archived {
+			closeAll(spare)
+			return fmt.Errorf("writer: the last segment %d of %s is compressed; a writer appends only after a raw active segment", segs[i], w.dir)
+		}
 		s, err := openSegment(w.dir, segs[i])
 		if err != nil && !errors.Is(err, journal.ErrTruncated) {
 			closeAll(spare)
@@ -104,6 +108,9 @@ func closeAll(ss []*wseg) {
 }
 
 func segmentSealed(dir string, num uint64) (bool, error) {
+	if _, archived := journal.SegmentFile(dir, num); archived {
+		return true, nil // only sealed segments are ever compressed
+	}
 	s, err := openSegment(dir, num)
 	if err != nil {
 		return false, err

@@ -1,0 +1,232 @@
+// Package archive reads and writes compressed segments (format.md §14):
+// a sealed segment rewritten as independently decompressible zstd chunks,
+// cut at frame boundaries, with a chunk table so a reader can seek to any
+// frame without decompressing what comes before it. The segment's own
+// header page is kept verbatim at the start of the file, so everything that
+// reads segment headers (readers choosing where to start, inspect) works on
+// archives unchanged, and the sparse index (.idx) stays valid because raw
+// offsets are preserved.
+package archive
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/mdjournal/mdjournal/journal"
+)
+
+// Archive layout, format.md §14. These constants are part of the format.
+const (
+	Ext             = journal.ArchiveExt // NNNN.seg.zst
+	Magic           = "MDJZST\x00\x00"
+	HeaderOff       = journal.SegmentHeaderSize // archive header follows the copied segment header page
+	HeaderSize      = 64
+	DataOff         = HeaderOff + HeaderSize // first chunk
+	ChunkEntrySize  = 32
+	DefaultChunk    = 1 << 20 // raw bytes per chunk (at least; chunks end on frame boundaries)
+	hOffMagic       = 0
+	hOffVersion     = 8
+	hOffChunkTarget = 12
+	hOffRawSize     = 16
+	hOffChunks      = 24
+	hOffTable       = 32
+	hOffLevel       = 40
+	hOffTableCRC    = 44
+	hOffCRC         = 48 // CRC-32C of archive header bytes [0,48)
+	eOffRaw         = 0  // u64 raw offset of the chunk's first frame
+	eOffRawLen      = 8  // u32
+	eOffCompLen     = 12 // u32
+	eOffComp        = 16 // u64 file offset of the zstd frame
+	eOffCRC         = 24 // u32 CRC-32C of the raw chunk bytes
+)
+
+// Path returns the archive path of segment n in dir.
+func Path(dir string, n uint64) string { return journal.SegmentPath(dir, n) + ".zst" }
+
+// Chunk locates one compressed chunk.
+type Chunk struct {
+	RawOff  int64
+	RawLen  int
+	CompOff int64
+	CompLen int
+	CRC     uint32
+}
+
+// Segment is an open archive.
+type Segment struct {
+	path    string
+	f       *os.File
+	page    []byte // the segment header page
+	RawSize int64  // raw bytes represented: [0, RawSize) of the original segment
+	Level   int
+	Chunks  []Chunk
+	dec     *zstd.Decoder
+	comp    []byte
+}
+
+// Open reads and validates an archive's header and chunk table.
+func Open(path string) (*Segment, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(f, path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(f *os.File, path string) (*Segment, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() < DataOff {
+		return nil, journal.Corrupt(path, st.Size(), journal.ErrTruncated, "archive is %d bytes, shorter than its headers", st.Size())
+	}
+	head := make([]byte, DataOff)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return nil, err
+	}
+	page := head[:journal.SegmentHeaderSize]
+	h := journal.HeaderOf(page)
+	if err := h.Check(path, int64(h.Capacity())); err != nil {
+		return nil, err
+	}
+	a := head[HeaderOff:]
+	if string(a[:8]) != Magic {
+		return nil, journal.Corrupt(path, HeaderOff, journal.ErrBadMagic, "bad archive magic %q", a[:8])
+	}
+	if v := binary.LittleEndian.Uint32(a[hOffVersion:]); v != journal.Version {
+		return nil, journal.Corrupt(path, HeaderOff+hOffVersion, journal.ErrVersion, "archive version %d, this build reads %d", v, journal.Version)
+	}
+	if crc := journal.CRC32C(a[:hOffCRC]); crc != binary.LittleEndian.Uint32(a[hOffCRC:]) {
+		return nil, journal.Corrupt(path, HeaderOff+hOffCRC, journal.ErrChecksum, "archive header checksum mismatch")
+	}
+	s := &Segment{path: path, f: f, page: page,
+		RawSize: int64(binary.LittleEndian.Uint64(a[hOffRawSize:])),
+		Level:   int(binary.LittleEndian.Uint32(a[hOffLevel:]))}
+	n := binary.LittleEndian.Uint64(a[hOffChunks:])
+	table := int64(binary.LittleEndian.Uint64(a[hOffTable:]))
+	if s.RawSize < journal.SegmentHeaderSize || s.RawSize > int64(h.Capacity()) || s.RawSize != int64(h.Cursor()) ||
+		n > uint64(s.RawSize) || table < DataOff || table+int64(n)*ChunkEntrySize != st.Size() {
+		return nil, journal.Corrupt(path, HeaderOff, journal.ErrBadHeader, "archive header does not fit the file (raw size %d, %d chunks, table at %d, file %d bytes)",
+			s.RawSize, n, table, st.Size())
+	}
+	tb := make([]byte, int64(n)*ChunkEntrySize)
+	if _, err := f.ReadAt(tb, table); err != nil {
+		return nil, err
+	}
+	if crc := journal.CRC32C(tb); crc != binary.LittleEndian.Uint32(a[hOffTableCRC:]) {
+		return nil, journal.Corrupt(path, table, journal.ErrChecksum, "chunk table checksum mismatch")
+	}
+	next := int64(journal.SegmentHeaderSize)
+	for i := uint64(0); i < n; i++ {
+		e := tb[i*ChunkEntrySize:]
+		c := Chunk{RawOff: int64(binary.LittleEndian.Uint64(e[eOffRaw:])), RawLen: int(binary.LittleEndian.Uint32(e[eOffRawLen:])),
+			CompOff: int64(binary.LittleEndian.Uint64(e[eOffComp:])), CompLen: int(binary.LittleEndian.Uint32(e[eOffCompLen:])),
+			CRC: binary.LittleEndian.Uint32(e[eOffCRC:])}
+		if c.RawOff != next || c.RawLen <= 0 || c.RawOff+int64(c.RawLen) > s.RawSize || c.CompOff < DataOff || c.CompOff+int64(c.CompLen) > table {
+			return nil, journal.Corrupt(path, table+int64(i)*ChunkEntrySize, journal.ErrBadHeader, "chunk %d entry is inconsistent", i)
+		}
+		next += int64(c.RawLen)
+		s.Chunks = append(s.Chunks, c)
+	}
+	if next != s.RawSize {
+		return nil, journal.Corrupt(path, table, journal.ErrBadHeader, "chunks cover %d raw bytes, header says %d", next, s.RawSize)
+	}
+	return s, nil
+}
+
+// HeaderPage returns the original segment header page (read-only use).
+func (s *Segment) HeaderPage() []byte { return s.page }
+
+// Path returns the archive file path.
+func (s *Segment) Path() string { return s.path }
+
+// ChunkFor returns the index of the chunk holding raw offset off, or -1.
+func (s *Segment) ChunkFor(off int64) int {
+	i := sort.Search(len(s.Chunks), func(i int) bool { return s.Chunks[i].RawOff+int64(s.Chunks[i].RawLen) > off })
+	if i == len(s.Chunks) || off < s.Chunks[i].RawOff {
+		return -1
+	}
+	return i
+}
+
+// Load decompresses chunk i into dst[RawOff:RawOff+RawLen] (dst spans the
+// whole raw segment) and verifies its checksum.
+func (s *Segment) Load(i int, dst []byte) error {
+	c := s.Chunks[i]
+	if cap(s.comp) < c.CompLen {
+		s.comp = make([]byte, c.CompLen)
+	}
+	comp := s.comp[:c.CompLen]
+	if _, err := s.f.ReadAt(comp, c.CompOff); err != nil {
+		return journal.Corrupt(s.path, c.CompOff, journal.ErrTruncated, "reading chunk %d: %v", i, err)
+	}
+	if s.dec == nil {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20))
+		if err != nil {
+			return err
+		}
+		s.dec = d
+	}
+	out := dst[c.RawOff : c.RawOff : c.RawOff+int64(c.RawLen)]
+	got, err := s.dec.DecodeAll(comp, out)
+	if err != nil {
+		return journal.Corrupt(s.path, c.CompOff, journal.ErrChecksum, "chunk %d does not decompress: %v", i, err)
+	}
+	if len(got) != c.RawLen || &got[0] != &dst[c.RawOff] {
+		return journal.Corrupt(s.path, c.CompOff, journal.ErrBadLength, "chunk %d decompresses to %d bytes, table says %d", i, len(got), c.RawLen)
+	}
+	if crc := journal.CRC32C(got); crc != c.CRC {
+		return journal.Corrupt(s.path, c.CompOff, journal.ErrChecksum, "chunk %d raw checksum mismatch", i)
+	}
+	return nil
+}
+
+// ReadAll returns the raw segment image [0, RawSize).
+func (s *Segment) ReadAll() ([]byte, error) {
+	img := make([]byte, s.RawSize)
+	copy(img, s.page)
+	for i := range s.Chunks {
+		if err := s.Load(i, img); err != nil {
+			return nil, err
+		}
+	}
+	return img, nil
+}
+
+// Close releases the file and decoder.
+func (s *Segment) Close() error {
+	if s.dec != nil {
+		s.dec.Close()
+	}
+	return s.f.Close()
+}
+
+// ErrNotSealed: only sealed segments are compressed (the writer may still
+// append to the others).
+var ErrNotSealed = errors.New("archive: only sealed segments are compressed")
+
+// Level names accepted by ParseLevel.
+func ParseLevel(s string) (zstd.EncoderLevel, error) {
+	switch s {
+	case "fastest":
+		return zstd.SpeedFastest, nil
+	case "default", "":
+		return zstd.SpeedDefault, nil
+	case "better":
+		return zstd.SpeedBetterCompression, nil
+	case "best":
+		return zstd.SpeedBestCompression, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (want fastest, default, better or best)", s)
+}

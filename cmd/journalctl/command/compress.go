@@ -1,0 +1,133 @@
+package command
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mdjournal/mdjournal/archive"
+	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/writer"
+)
+
+func init() {
+	register(verb{name: "compress", summary: "rewrite sealed segments as seekable zstd archives", run: runCompress})
+}
+
+type compressOptions struct {
+	dir   string
+	level string
+	chunk string
+	json  bool
+}
+
+func (o *compressOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.dir, "dir", "", "journal directory")
+	fs.StringVar(&o.level, "level", "default", "fastest|default|better|best")
+	fs.StringVar(&o.chunk, "chunk", "1MiB", "raw bytes per independently decompressible chunk (seek granularity)")
+	fs.BoolVar(&o.json, "json", false, "print JSON")
+}
+
+func runCompress(env *Env, args []string) error {
+	var o compressOptions
+	fs := flagSet(env, "compress", "--dir D [--level fastest|default|better|best] [--chunk SIZE] [--json]", o.AddFlags)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := requireDir(o.dir); err != nil {
+		return err
+	}
+	level, err := archive.ParseLevel(o.level)
+	if err != nil {
+		return usagef("--level: %v", err)
+	}
+	chunk, err := parseSizeFlag("--chunk", o.chunk)
+	if err != nil {
+		return err
+	}
+	if chunk < 64<<10 || chunk > 64<<20 {
+		return usagef("--chunk must be between 64KiB and 64MiB")
+	}
+	nums, err := journal.ListSegments(o.dir)
+	if err != nil {
+		return err
+	}
+	var results []archive.Result
+	for _, n := range nums {
+		path, archived := journal.SegmentFile(o.dir, n)
+		if archived || !sealedSegment(path) {
+			continue
+		}
+		if env.Ctx.Err() != nil {
+			break
+		}
+		r, err := archive.Compress(o.dir, n, level, int(chunk))
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	var raw, file, arch int64
+	for _, r := range results {
+		raw += r.RawBytes
+		file += r.FileRaw
+		arch += r.Archived
+	}
+	if o.json {
+		return json.NewEncoder(env.Stdout).Encode(map[string]any{"segments": results, "raw_bytes": raw, "raw_file_bytes": file, "archived_bytes": arch})
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "segment\tframes\tdata\tarchive\tratio\tchunks\t\n")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.2fx\t%d\t\n", r.Segment, r.Frames, humanBytes(r.RawBytes), humanBytes(r.Archived), float64(r.RawBytes)/float64(r.Archived), r.Chunks)
+	}
+	tw.Flush()
+	if len(results) == 0 {
+		fmt.Fprintln(env.Stdout, "nothing to compress: no sealed raw segment")
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "compressed %d segments: %s of data (%s on disk) -> %s, ratio %.2fx (%.2fx of disk)\n",
+		len(results), humanBytes(raw), humanBytes(file), humanBytes(arch), float64(raw)/float64(arch), float64(file)/float64(arch))
+	return nil
+}
+
+// sealedSegment reads a raw segment's flags without mapping it.
+func sealedSegment(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], 128); err != nil {
+		return false
+	}
+	return b[0]&journal.FlagSealed != 0
+}
+
+func parseSizeFlag(name, s string) (int64, error) {
+	n, err := writer.ParseSize(s)
+	if err != nil {
+		return 0, usagef("%s: %v", name, err)
+	}
+	return n, nil
+}
+
+// humanBytes renders a byte count with a binary unit.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
