@@ -64,18 +64,34 @@ func DecodeHistogram(s string) (*hdr.Histogram, error) {
 }
 
 // Pin locks the calling goroutine to its OS thread and that thread to cpu
-// (cpu < 0: no pinning).
+// (cpu < 0: no pinning). Unpin undoes it.
 func Pin(cpu int) error {
 	if cpu < 0 {
 		return nil
 	}
 	runtime.LockOSThread()
+	unix.SchedGetaffinity(0, &unpinned)
 	var set unix.CPUSet
 	set.Set(cpu)
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		return fmt.Errorf("pin to cpu %d: %w", cpu, err)
 	}
 	return nil
+}
+
+// unpinned is the thread's CPU set before Pin.
+var unpinned unix.CPUSet
+
+// Unpin restores the CPU set Pin(cpu) replaced and unlocks the thread, so a
+// caller that keeps running (a test) is not left on one CPU.
+func Unpin(cpu int) {
+	if cpu < 0 {
+		return
+	}
+	if unpinned.Count() > 0 {
+		unix.SchedSetaffinity(0, &unpinned)
+	}
+	runtime.UnlockOSThread()
 }
 
 // SpinUntil busy-waits until the monotonic clock reaches t (pacing without
