@@ -102,4 +102,3 @@ func runBenchChild(env *Env, args []string) error {
 	fmt.Fprintln(env.Stdout, benchkit.EncodeHistogram(h))
 	return nil
 }
-

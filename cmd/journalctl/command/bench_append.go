@@ -216,4 +216,3 @@ func appendRound(dir string, d writer.Durability, size, count int) (float64, err
 	os.RemoveAll(dir)
 	return ns, err
 }
-

@@ -167,4 +167,3 @@ func runChild(self string, what []string, o benchTailOptions, cpu int, produce f
 	}
 	return h, cmd.Wait()
 }
-
