@@ -1,0 +1,203 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/mdjournal/mdjournal/reader"
+	"github.com/mdjournal/mdjournal/ring"
+	"github.com/mdjournal/mdjournal/wait"
+	"github.com/mdjournal/mdjournal/writer"
+)
+
+// Exit codes, as journalctl's: 0 ok, 1 a data problem or a dead peer,
+// 2 a usage error.
+const (
+	ExitOK    = 0
+	ExitData  = 1
+	ExitUsage = 2
+)
+
+const usage = "replay --dir D --ring NAME [--ring-size SIZE] [--from start|seq:N|time:T] [--to seq:N|time:T]\n" +
+	"              [--instrument SYM|ID,...] [--type trade,quote,...] [--speed max|1x|10x|0.5x]\n" +
+	"              [--loop [--passes N]] [--progress] [--wait spin|yield|backoff|futex]"
+
+type cliOptions struct {
+	dir, ring, ringSize, from, to, speed, wait string
+	instruments, types                         []string
+	loop, progress                             bool
+	passes                                     int
+}
+
+func (o *cliOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.dir, "dir", "", "journal directory (raw and .seg.zst segments, sealed or live)")
+	fs.StringVar(&o.ring, "ring", "", "ring file; a bare NAME means /dev/shm/NAME (created, or joined if a consumer waits on it)")
+	fs.StringVar(&o.ringSize, "ring-size", "16MiB", "data area of a new ring: a power of two ≥ 256KiB")
+	fs.StringVar(&o.from, "from", "start", "start|seq:N|time:RFC3339Nano")
+	fs.StringVar(&o.to, "to", "", "stop after seq:N, or before the first frame past time:T (default: the published end)")
+	fs.StringSliceVar(&o.instruments, "instrument", nil, "only these instruments: symbols or ids, comma-separated")
+	fs.StringSliceVar(&o.types, "type", nil, "only these message types, comma-separated (instrument_def always passes)")
+	fs.StringVar(&o.speed, "speed", "max", "max, or a factor of the recorded pace: 1x, 10x, 0.5x")
+	fs.BoolVar(&o.loop, "loop", false, "start again from --from after --to (or the end)")
+	fs.IntVar(&o.passes, "passes", 0, "with --loop: stop after N passes (0 = until interrupted)")
+	fs.BoolVar(&o.progress, "progress", false, "progress bar on stderr (only when stderr is a terminal)")
+	fs.StringVar(&o.wait, "wait", "backoff", "how to wait while the ring is full: spin|yield|backoff|futex")
+}
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// parseCLI turns a command line into Options; every problem is a usageError.
+func parseCLI(args []string, stderr io.Writer) (Options, *cliOptions, error) {
+	var o cliOptions
+	fs := pflag.NewFlagSet("replay", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	o.AddFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\n", usage)
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nExit codes: 0 ok, 1 data problem or dead consumer, 2 usage error.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return Options{}, nil, err
+		}
+		return Options{}, nil, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return Options{}, nil, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if strings.TrimSpace(o.dir) == "" {
+		return Options{}, nil, usagef("--dir is required")
+	}
+	if strings.TrimSpace(o.ring) == "" {
+		return Options{}, nil, usagef("--ring is required")
+	}
+	opts := Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes}
+	size, err := writer.ParseSize(o.ringSize)
+	if err != nil || size < MinRingSize || size > ring.MaxCapacity || size&(size-1) != 0 {
+		return Options{}, nil, usagef("--ring-size %q: want a power of two from 256KiB to 4GiB", o.ringSize)
+	}
+	opts.RingSize = int(size)
+	if opts.From, err = reader.ParsePosition(o.from); err != nil {
+		return Options{}, nil, usagef("--from: %v", err)
+	}
+	if opts.From.String() == "end" {
+		return Options{}, nil, usagef("--from end: nothing to replay (want start, seq:N or time:T)")
+	}
+	if opts.To, err = ParseBound(o.to); err != nil || (o.to != "" && !opts.To.Set) {
+		return Options{}, nil, usagef("--to %q: want seq:N or time:RFC3339Nano", o.to)
+	}
+	if seq, ok := opts.From.SeqValue(); ok && opts.To.Seq != 0 && opts.To.Seq < seq {
+		return Options{}, nil, usagef("--to seq:%d is before --from seq:%d", opts.To.Seq, seq)
+	}
+	for _, s := range o.instruments {
+		if s = strings.TrimSpace(s); s == "" || len(s) > 16 {
+			return Options{}, nil, usagef("--instrument %q: want a symbol of 1..16 bytes or an id", s)
+		}
+		opts.Instruments = append(opts.Instruments, s)
+	}
+	if len(o.types) > 0 {
+		if opts.Types, err = ParseTypes(strings.Join(o.types, ",")); err != nil {
+			return Options{}, nil, usagef("--type: %v", err)
+		}
+	}
+	if opts.Speed, err = ParseSpeed(o.speed); err != nil {
+		return Options{}, nil, usagef("--speed: %v", err)
+	}
+	if o.passes < 0 || (o.passes > 0 && !o.loop) {
+		return Options{}, nil, usagef("--passes %d: want ≥ 1, and only with --loop", o.passes)
+	}
+	if opts.Wait, err = wait.Parse(o.wait); err != nil {
+		return Options{}, nil, usagef("--wait: %v", err)
+	}
+	return opts, &o, nil
+}
+
+// Main runs the replay command line and returns its exit code. SIGINT and
+// SIGTERM stop the replay cleanly (the consumer still gets io.EOF).
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return RunCLI(ctx, args, stdout, stderr)
+}
+
+// RunCLI is Main with the caller's context (tests cancel it).
+func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, o, err := parseCLI(args, stderr)
+	var ue *usageError
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "replay: %s\nRun 'replay --help' for usage.\n", ue.msg)
+		return ExitUsage
+	}
+	var bar *progressbar.ProgressBar
+	if o.progress {
+		bar = newBar(stderr)
+		if bar != nil {
+			opts.Progress = func(p Progress) {
+				if p.EndSeq >= p.FirstSeq && p.FirstSeq > 0 {
+					bar.ChangeMax64(int64(p.EndSeq - p.FirstSeq + 1))
+					bar.Describe(fmt.Sprintf("replay pass %d, %d frames", p.Pass, p.Frames))
+					bar.Set64(int64(p.Seq - p.FirstSeq + 1))
+				}
+			}
+		}
+	}
+	r, err := New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "replay: %v\n", err)
+		return ExitData
+	}
+	st, err := r.Run(ctx)
+	r.Close()
+	if bar != nil {
+		bar.Finish()
+		fmt.Fprintln(stderr)
+	}
+	fmt.Fprintln(stdout, st.Summary())
+	switch {
+	case err == nil:
+		return ExitOK
+	case IsPeerDead(err):
+		fmt.Fprintf(stderr, "replay: the consumer died (ring %s): %v; %d frames written\n", r.RingPath(), err, st.Frames)
+	default:
+		fmt.Fprintf(stderr, "replay: %v\n", err)
+	}
+	return ExitData
+}
+
+// newBar returns a progress bar on stderr, or nil when stderr is not a
+// terminal (a log file or a test buffer gets only the summary on stdout).
+func newBar(stderr io.Writer) *progressbar.ProgressBar {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription("replay"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("seq"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth())
+}

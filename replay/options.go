@@ -1,0 +1,245 @@
+package replay
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mdjournal/mdjournal/internal/clock"
+	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/reader"
+	"github.com/mdjournal/mdjournal/wait"
+)
+
+// DefaultRingSize is the data area of a ring replay creates: large enough to
+// absorb a consumer's hiccups (about 230 000 frames of 64 bytes), small
+// enough to stay in the page cache of /dev/shm.
+const DefaultRingSize = 16 << 20
+
+// MinRingSize is the smallest ring that accepts every valid frame: a record
+// may use at most half the ring, and a frame may be 64 KiB.
+const MinRingSize = 256 << 10
+
+// DefaultFlushEvery is how many records an unpaced replay stages per
+// publication: one tail store and wake check per batch instead of per frame.
+const DefaultFlushEvery = 64
+
+// Options say what to replay, where, and how fast. Dir and Ring are required.
+type Options struct {
+	Dir  string // journal directory
+	Ring string // ring file path; a bare name means /dev/shm/NAME
+	// RingSize is the data area of a ring that replay creates (default
+	// DefaultRingSize; a power of two ≥ MinRingSize). A ring that already
+	// has a live consumer attached is reused as it is.
+	RingSize int
+
+	From reader.Position // default reader.Start()
+	To   Bound           // zero: to the end of the published journal
+
+	// Instruments selects frames by instrument: decimal ids, or symbols
+	// resolved through instrument_def frames (those of the first segment
+	// are read up front, later ones are learnt as they pass). Empty: all.
+	Instruments []string
+	// Types selects frames by message type. instrument_def frames of
+	// selected instruments always pass: a consumer needs them to name the
+	// instruments and scale the prices. Empty: all types.
+	Types []journal.MsgType
+
+	// Speed multiplies the journal's pace (1 = as recorded, 10 = ten times
+	// faster); 0 means as fast as the consumer drains the ring.
+	Speed float64
+	// Loop starts again from From after To (or the end); MaxPasses > 0
+	// bounds the passes (the default, 0, loops until ctx is done).
+	Loop      bool
+	MaxPasses int
+	// Wait is how the producer idles while the ring is full.
+	Wait wait.Strategy
+	// FlushEvery is the publication batch of unpaced replay (default
+	// DefaultFlushEvery). Paced records are published one by one.
+	FlushEvery int
+
+	// Progress, if set, is called from the replaying goroutine about ten
+	// times a second (never on the per-frame path).
+	Progress func(Progress)
+	// Clock is the pacing time source; nil means CLOCK_MONOTONIC and
+	// time.Sleep. Tests inject a fake one.
+	Clock Clock
+}
+
+// Progress is what a progress display needs.
+type Progress struct {
+	Pass     int    // 1-based pass number
+	Frames   uint64 // frames written so far, all passes
+	Seq      uint64 // seq of the last frame read in this pass
+	FirstSeq uint64 // seq of the first frame of this pass
+	EndSeq   uint64 // last seq of the range: To's seq, else the journal's last published seq when the pass began
+}
+
+// Bound is an inclusive upper limit of a replay range, by seq or by time.
+type Bound struct {
+	Seq uint64 // stop after this seq (0: not by seq)
+	TS  int64  // stop before the first frame with ts > TS (used when Seq is 0)
+	Set bool
+}
+
+// ParseBound reads seq:N or time:RFC3339Nano ("" is no bound).
+func ParseBound(s string) (Bound, error) {
+	if s == "" {
+		return Bound{}, nil
+	}
+	p, err := reader.ParsePosition(s)
+	if err != nil {
+		return Bound{}, err
+	}
+	if seq, ok := p.SeqValue(); ok {
+		return Bound{Seq: seq, Set: true}, nil
+	}
+	if ts, ok := p.TimeValue(); ok {
+		return Bound{TS: ts, Set: true}, nil
+	}
+	return Bound{}, fmt.Errorf("bad bound %q: want seq:N or time:RFC3339Nano", s)
+}
+
+func (b *Bound) past(f *journal.Frame) bool {
+	if !b.Set {
+		return false
+	}
+	if b.Seq != 0 {
+		return f.Seq > b.Seq
+	}
+	return f.TS > b.TS
+}
+
+// ParseSpeed reads max (returns 0) or a positive factor with an optional
+// trailing x: 1x, 10x, 0.5x.
+func ParseSpeed(s string) (float64, error) {
+	if s == "max" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
+	if err != nil || !(v > 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("bad speed %q: want max or a positive factor such as 1x, 10x, 0.5x", s)
+	}
+	return v, nil
+}
+
+// ParseTypes reads a comma-separated list of message type names.
+func ParseTypes(s string) ([]journal.MsgType, error) {
+	var ts []journal.MsgType
+	for _, name := range strings.Split(s, ",") {
+		t, err := journal.ParseMsgType(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
+// Clock is the time source of pacing.
+type Clock interface {
+	Now() int64 // monotonic nanoseconds
+	Sleep(d time.Duration)
+}
+
+type monoClock struct{}
+
+func (monoClock) Now() int64            { return clock.Nanotime() }
+func (monoClock) Sleep(d time.Duration) { time.Sleep(d) }
+
+// filter decides which frames pass. The zero value passes everything.
+type filter struct {
+	byInstr bool
+	ids     map[uint32]bool // selected ids (map lookups do not allocate)
+	pending map[string]bool // symbols not yet seen in an instrument_def
+	byType  bool
+	types   uint64 // bit t set: type t selected
+}
+
+func newFilter(dir string, instruments []string, types []journal.MsgType) (*filter, error) {
+	ft := &filter{}
+	for _, t := range types {
+		if t >= 64 || !t.Known() || t == journal.TypeSegmentEnd {
+			return nil, fmt.Errorf("type %d cannot be selected", t)
+		}
+		ft.byType = true
+		ft.types |= 1 << t
+	}
+	if len(instruments) == 0 {
+		return ft, nil
+	}
+	ft.byInstr, ft.ids, ft.pending = true, map[uint32]bool{}, map[string]bool{}
+	for _, s := range instruments {
+		s = strings.TrimSpace(s)
+		if id, err := strconv.ParseUint(s, 10, 32); err == nil {
+			ft.ids[uint32(id)] = true
+			continue
+		}
+		if s == "" || len(s) > journal.SymbolLen {
+			return nil, fmt.Errorf("instrument %q: want an id or a symbol of 1..%d bytes", s, journal.SymbolLen)
+		}
+		ft.pending[s] = true
+	}
+	if len(ft.pending) > 0 {
+		ft.prescan(dir)
+	}
+	return ft, nil
+}
+
+// prescan learns the symbols defined in the first segment, where a journal
+// keeps its instrument definitions; a replay that starts mid-journal then
+// still knows them.
+func (ft *filter) prescan(dir string) {
+	r, err := reader.Open(dir, reader.Options{})
+	if err != nil {
+		return // Run reports the journal error
+	}
+	defer r.Close()
+	seg, _ := r.Segment()
+	for len(ft.pending) > 0 {
+		f, ok, err := r.TryNext()
+		if err != nil || !ok || f.Segment != seg {
+			return
+		}
+		ft.learn(&f)
+	}
+}
+
+// learn selects the id of an instrument_def whose symbol was asked for.
+func (ft *filter) learn(f *journal.Frame) {
+	var d journal.InstrumentDef
+	if d.Decode(f.Payload) != nil {
+		return
+	}
+	if s := d.SymbolString(); ft.pending[s] {
+		delete(ft.pending, s)
+		ft.ids[f.Instrument] = true
+	}
+}
+
+// pass reports whether f is replayed.
+func (ft *filter) pass(f *journal.Frame) bool {
+	if ft.byInstr {
+		if f.Type == journal.TypeInstrumentDef && len(ft.pending) > 0 {
+			ft.learn(f)
+		}
+		if !ft.ids[f.Instrument] {
+			return false
+		}
+	}
+	if ft.byType && f.Type != journal.TypeInstrumentDef {
+		return f.Type < 64 && ft.types&(1<<f.Type) != 0
+	}
+	return true
+}
+
+// unresolved lists symbols never defined so far.
+func (ft *filter) unresolved() []string {
+	var s []string
+	for k := range ft.pending {
+		s = append(s, k)
+	}
+	return s
+}

@@ -1,0 +1,415 @@
+package replay
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/mdjournal/mdjournal/internal/benchkit"
+	"github.com/mdjournal/mdjournal/internal/flock"
+	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/reader"
+	"github.com/mdjournal/mdjournal/ring"
+)
+
+// How a replay ended (Stats.Ended).
+const (
+	EndedRange       = "end"             // the end of the range (To or the published end), last pass done
+	EndedInterrupted = "interrupted"     // ctx was done
+	EndedPeerClosed  = "consumer_closed" // the consumer detached and the ring is full
+)
+
+// Stats summarise a replay.
+type Stats struct {
+	Frames  uint64        // frames written into the ring
+	Bytes   uint64        // record bytes written
+	Skipped uint64        // frames read but filtered out
+	Passes  int           // passes completed (a pass cut short is not counted)
+	Elapsed time.Duration // wall time of Run
+	Ended   string        // EndedRange, EndedInterrupted or EndedPeerClosed
+	// Unresolved lists --instrument symbols no instrument_def defined.
+	Unresolved []string
+
+	// Paced replays only.
+	Speed float64 // requested factor (0: max)
+	// Span is the journal time the released frames covered, divided by
+	// Speed and summed over passes: how long a perfect replay would take.
+	Span time.Duration
+	// Lateness holds release time minus due time, in ns, per paced frame.
+	Lateness *hdr.Histogram
+}
+
+// Rate is the achieved rate in frames per second.
+func (s *Stats) Rate() float64 { return float64(s.Frames) / max(s.Elapsed.Seconds(), 1e-9) }
+
+// RequestedRate is the rate the journal's timestamps ask for at Speed:
+// frames divided by Span (0 for an unpaced replay or an empty span).
+func (s *Stats) RequestedRate() float64 {
+	if s.Speed == 0 || s.Span <= 0 {
+		return 0
+	}
+	return float64(s.Frames) / s.Span.Seconds()
+}
+
+// Summary is the one-line report the replay command prints.
+func (s *Stats) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frames=%d bytes=%d skipped=%d passes=%d seconds=%.3f rate=%.0f/s", s.Frames, s.Bytes, s.Skipped, s.Passes, s.Elapsed.Seconds(), s.Rate())
+	if s.Speed == 0 {
+		b.WriteString(" speed=max")
+	} else {
+		fmt.Fprintf(&b, " speed=%gx", s.Speed)
+		if rr := s.RequestedRate(); rr > 0 {
+			fmt.Fprintf(&b, " requested=%.0f/s achieved/requested=%.3f", rr, s.Rate()/rr)
+		}
+		if h := s.Lateness; h != nil && h.TotalCount() > 0 {
+			us := func(v int64) float64 { return float64(v) / 1e3 }
+			fmt.Fprintf(&b, " late_p50=%.1fus late_p99=%.1fus late_p999=%.1fus late_max=%.1fus within_10us=%.2f%%",
+				us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)), us(h.Max()), 100*s.Within(10*time.Microsecond))
+		}
+	}
+	fmt.Fprintf(&b, " ended=%s", s.Ended)
+	if len(s.Unresolved) > 0 {
+		fmt.Fprintf(&b, " unresolved=%s", strings.Join(s.Unresolved, ","))
+	}
+	return b.String()
+}
+
+// Within is the fraction of paced frames released at most d after their due
+// time (1 when nothing was paced).
+func (s *Stats) Within(d time.Duration) float64 {
+	h := s.Lateness
+	if h == nil || h.TotalCount() == 0 {
+		return 1
+	}
+	var n int64
+	for _, b := range h.Distribution() {
+		if b.To <= int64(d) {
+			n += b.Count
+		}
+	}
+	return float64(n) / float64(h.TotalCount())
+}
+
+// Replayer is one replay: a journal range and the ring it fills, attached
+// as the ring's producer. New attaches; Run replays; Close detaches.
+type Replayer struct {
+	opts    Options
+	ring    *ring.Ring
+	prod    *ring.Producer
+	created bool
+	ft      *filter
+	clk     Clock
+	paced   bool
+	pc      pacer
+	stats   Stats
+	batch   int
+
+	ctx context.Context
+}
+
+// New validates opts, opens (or creates) the ring and attaches as its
+// producer. A consumer may attach once New returned.
+func New(opts Options) (*Replayer, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("replay: no journal directory")
+	}
+	if opts.Ring == "" {
+		return nil, errors.New("replay: no ring")
+	}
+	if opts.RingSize == 0 {
+		opts.RingSize = DefaultRingSize
+	}
+	if c := opts.RingSize; c < MinRingSize || c > ring.MaxCapacity || c&(c-1) != 0 {
+		return nil, fmt.Errorf("replay: ring size %d is not a power of two in [%d, %d]", c, MinRingSize, uint64(ring.MaxCapacity))
+	}
+	if opts.Speed < 0 {
+		return nil, fmt.Errorf("replay: speed %g: want > 0, or 0 for max", opts.Speed)
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = DefaultFlushEvery
+	}
+	if _, err := os.Stat(filepath.Join(opts.Dir)); err != nil {
+		return nil, err
+	}
+	ft, err := newFilter(opts.Dir, opts.Instruments, opts.Types)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	r := &Replayer{opts: opts, ft: ft, clk: opts.Clock, paced: opts.Speed > 0, batch: opts.FlushEvery}
+	if r.clk == nil {
+		r.clk = monoClock{}
+	}
+	r.pc = pacer{clk: r.clk, speed: opts.Speed, overshoot: int64(initialOvershoot)}
+	r.stats.Speed = opts.Speed
+	if r.paced {
+		r.stats.Lateness = benchkit.NewHistogram()
+	}
+	if err := r.attach(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// resolveRing mirrors the ring package: a bare name lives in ring.DefaultDir.
+func resolveRing(name string) string {
+	if !strings.ContainsRune(name, '/') {
+		return filepath.Join(ring.DefaultDir, name)
+	}
+	return name
+}
+
+// attach creates the ring, unless one exists with a live consumer already
+// attached and waiting for a producer: then that ring is used as it is.
+// An existing ring without a live consumer is replaced rather than reused,
+// because its leftovers would mislead the next consumer (unread records of
+// an earlier run) and the producer (a consumer state "closed" makes a full
+// ring fail at once with ring.ErrPeerClosed).
+func (r *Replayer) attach() error {
+	path := resolveRing(r.opts.Ring)
+	var rg *ring.Ring
+	var err error
+	if liveConsumer(path) {
+		rg, err = ring.Open(path)
+	} else {
+		rg, err = ring.Create(path, r.opts.RingSize, nil)
+		r.created = true
+	}
+	if err != nil {
+		return err
+	}
+	p, err := rg.Producer(r.opts.Wait)
+	if err != nil {
+		rg.Close()
+		return err
+	}
+	r.ring, r.prod = rg, p
+	return nil
+}
+
+// liveConsumer reads the consumer side block of an existing ring file
+// (format.md §12: pid at 768, state at 772) and reports whether a live
+// process is attached there. The ring package has no exported accessor for
+// it; a misread only means the ring is re-created.
+func liveConsumer(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], ring.OffConsumer); err != nil {
+		return false
+	}
+	pid, state := binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint32(b[4:])
+	return state == ring.StateAttached && pid != 0 && flock.Alive(int(pid))
+}
+
+// RingPath is the ring file being filled.
+func (r *Replayer) RingPath() string { return r.ring.Path() }
+
+// Created reports whether New created the ring (rather than joining a
+// consumer already waiting on an existing one).
+func (r *Replayer) Created() bool { return r.created }
+
+// Close detaches the producer (the consumer reads what remains, then gets
+// io.EOF) and unmaps the ring. The ring file stays for the consumer.
+func (r *Replayer) Close() error {
+	if r.ring == nil {
+		return nil
+	}
+	r.prod.Close()
+	err := r.ring.Close()
+	r.ring = nil
+	return err
+}
+
+// Run replays until the range ends (every pass with Loop), ctx is done, or
+// an error. It closes the producer side at the end, so the consumer sees
+// io.EOF after the last record. Errors: ring.ErrPeerDead when the consumer
+// died (reported once the ring is full), journal damage from the reader,
+// ring.ErrTooLarge for a frame larger than the ring accepts.
+func (r *Replayer) Run(ctx context.Context) (Stats, error) {
+	r.ctx = ctx
+	err := r.run()
+	r.prod.Close()
+	r.stats.Unresolved = r.ft.unresolved()
+	sort.Strings(r.stats.Unresolved)
+	return r.stats, err
+}
+
+// Run is New, Run and Close.
+func Run(ctx context.Context, opts Options) (Stats, error) {
+	r, err := New(opts)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer r.Close()
+	return r.Run(ctx)
+}
+
+func (r *Replayer) run() error {
+	start := r.clk.Now()
+	defer func() { r.stats.Elapsed = time.Duration(r.clk.Now() - start) }()
+	from := r.opts.From
+	for pass := 1; ; pass++ {
+		before := r.stats.Frames
+		err := r.pass(pass, from)
+		if errors.Is(err, ring.ErrPeerClosed) {
+			r.stats.Ended = EndedPeerClosed
+			return nil
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			r.stats.Ended = EndedInterrupted
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r.stats.Passes = pass
+		r.stats.Ended = EndedRange
+		// A pass that released nothing would loop without end.
+		if !r.opts.Loop || r.stats.Frames == before || (r.opts.MaxPasses > 0 && pass >= r.opts.MaxPasses) {
+			return nil
+		}
+	}
+}
+
+// progressEvery is how many frames pass between two looks at the clock for
+// progress and cancellation.
+const progressEvery = 1024
+
+func (r *Replayer) pass(n int, from reader.Position) error {
+	rd, err := reader.Open(r.opts.Dir, reader.Options{From: from})
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	prog := Progress{Pass: n, EndSeq: r.opts.To.Seq}
+	if r.opts.Progress != nil && prog.EndSeq == 0 {
+		prog.EndSeq = lastSeq(r.opts.Dir)
+	}
+	r.pc.reset()
+	var firstTS, lastTS int64
+	first := true
+	nextProgress := r.clk.Now()
+	p := r.prod
+	defer func() {
+		p.Flush()
+		if !first && r.paced {
+			r.stats.Span += time.Duration(float64(lastTS-firstTS) / r.opts.Speed)
+		}
+	}()
+	var i uint64
+	for {
+		i++
+		if i%progressEvery == 0 {
+			if err := r.ctx.Err(); err != nil {
+				return err
+			}
+			if r.opts.Progress != nil {
+				if now := r.clk.Now(); now >= nextProgress {
+					nextProgress = now + int64(100*time.Millisecond)
+					prog.Frames = r.stats.Frames
+					r.opts.Progress(prog)
+				}
+			}
+		}
+		f, ok, err := rd.TryNext()
+		if err != nil {
+			return err
+		}
+		if !ok || r.opts.To.past(&f) {
+			return nil
+		}
+		if prog.FirstSeq == 0 {
+			prog.FirstSeq = f.Seq
+		}
+		prog.Seq = f.Seq
+		if !r.ft.pass(&f) {
+			r.stats.Skipped++
+			continue
+		}
+		if err := r.emit(&f); err != nil {
+			return err
+		}
+		if first {
+			first, firstTS = false, f.TS
+		}
+		lastTS = f.TS
+	}
+}
+
+// emit writes f into the ring and publishes it: in batches when unpaced,
+// at its due time when paced. It allocates nothing.
+func (r *Replayer) emit(f *journal.Frame) error {
+	p := r.prod
+	n := RecordLen(f)
+	b, err := p.TryClaim(n)
+	if err == ring.ErrFull {
+		b, err = r.claimWait(n)
+	}
+	if err != nil {
+		if err == ring.ErrTooLarge {
+			return fmt.Errorf("replay: frame seq %d (%d bytes) is larger than the ring's maximum record (%d bytes): use a larger ring", f.Seq, n, p.MaxPayload())
+		}
+		return err
+	}
+	PutRecord(b, f)
+	p.CommitNoFlush()
+	r.stats.Frames++
+	r.stats.Bytes += uint64(n)
+	if !r.paced {
+		if r.stats.Frames%uint64(r.batch) == 0 {
+			p.Flush()
+		}
+		return nil
+	}
+	due := r.pc.due(f.TS)
+	if err := r.pc.waitUntil(r.ctx, due); err != nil {
+		return err
+	}
+	p.Flush()
+	r.stats.Lateness.RecordValue(r.clk.Now() - due)
+	return nil
+}
+
+// claimWait is Claim that also returns when ctx is done: the producer's
+// blocking wait is cut into slices bounded by a deadline, and ctx is checked
+// between them. ErrPeerDead / ErrPeerClosed come from the ring.
+func (r *Replayer) claimWait(n int) ([]byte, error) {
+	p := r.prod
+	defer p.SetDeadline(time.Time{})
+	for {
+		if err := r.ctx.Err(); err != nil {
+			return nil, err
+		}
+		p.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		b, err := p.Claim(n)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return b, err
+		}
+	}
+}
+
+// lastSeq is the journal's last published seq now (0 if unknown), for
+// progress display only.
+func lastSeq(dir string) uint64 {
+	rd, err := reader.Open(dir, reader.Options{From: reader.End()})
+	if err != nil {
+		return 0
+	}
+	defer rd.Close()
+	return rd.LastSeq()
+}
+
+// IsPeerDead reports whether err means the consumer's process died.
+func IsPeerDead(err error) bool { return errors.Is(err, ring.ErrPeerDead) }
