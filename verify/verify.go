@@ -57,6 +57,10 @@ type Segment struct {
 	Capacity  int64
 	WriterPID uint32
 	Durable   uint64 // durable seq checkpoint
+	// headerLast is the header's last_seq of a sealed segment: where the
+	// next segment must continue even when damage stopped the scan early
+	// (so one damaged frame is not reported twice, once as a gap).
+	headerLast uint64
 	// Visit data is gathered only when a visitor is set on Options.
 }
 
@@ -86,8 +90,42 @@ func (r *Report) add(sev Severity, err error) {
 
 // Options tune Journal.
 type Options struct {
-	// Visit, if set, is called for every valid data frame in order.
+	// Visit, if set, is called for every valid data frame in order. The
+	// frame's Segment and Offset say where it lies (inspect lists frames and
+	// locates gaps with them).
 	Visit func(f *journal.Frame)
+}
+
+// visit wraps Visit so that each frame carries its segment number: the
+// scanner only knows offsets.
+func (o Options) visit(n uint64) func(*journal.Frame) {
+	if o.Visit == nil {
+		return nil
+	}
+	return func(f *journal.Frame) {
+		f.Segment = n
+		o.Visit(f)
+	}
+}
+
+// Kind names a corruption sentinel with a stable identifier, used in every
+// JSON output (verify, inspect, recover) so scripts can match on it.
+func Kind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{journal.ErrBadMagic, "bad_magic"}, {journal.ErrVersion, "version"}, {journal.ErrBadHeader, "bad_header"},
+		{journal.ErrChecksum, "checksum"}, {journal.ErrBadLength, "bad_length"}, {journal.ErrCursorRange, "cursor_range"},
+		{journal.ErrSequence, "sequence"}, {journal.ErrMissing, "missing"}, {journal.ErrTruncated, "truncated"},
+		{journal.ErrMidLog, "mid_log"}, {journal.ErrTornTail, "torn_tail"}, {journal.ErrIndexMismatch, "index_mismatch"},
+		{ErrSnapshot, "snapshot_mismatch"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "other"
 }
 
 // Journal verifies the journal in dir.
@@ -128,6 +166,9 @@ func Journal(dir string, opts Options) (*Report, error) {
 		}
 		rep.Frames += seg.Frames
 		prevLast = seg.LastSeq
+		if seg.State == "damaged" {
+			prevLast = seg.headerLast // 0 (no check) unless the header says where it ended
+		}
 	}
 	return rep, nil
 }
@@ -218,11 +259,14 @@ func (rep *Report) segment(dir string, n uint64, prevLast uint64, last bool, opt
 		return seg
 	}
 	seg.FirstSeq = h.FirstSeq()
+	if h.Sealed() {
+		seg.headerLast = h.LastSeq()
+	}
 	if prevLast != 0 && seg.FirstSeq != prevLast+1 {
 		rep.add(Damage, journal.Corrupt(path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", seg.FirstSeq, prevLast))
 	}
 	cursor := min(int64(h.Cursor()), seg.Capacity)
-	res := journal.ScanSegment(path, m, journal.SegmentHeaderSize, seg.FirstSeq-1, cursor, opts.Visit)
+	res := journal.ScanSegment(path, m, journal.SegmentHeaderSize, seg.FirstSeq-1, cursor, opts.visit(n))
 	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = res.Frames, res.LastSeq, res.FirstTS, res.LastTS, cursor
 	sealed := h.Sealed()
 	if res.Err == nil && !res.Sealed && res.End < cursor {
@@ -357,7 +401,7 @@ func (rep *Report) archivedSegment(dir string, n uint64, path string, prevLast u
 	if prevLast != 0 && seg.FirstSeq != prevLast+1 {
 		rep.add(Damage, journal.Corrupt(path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", seg.FirstSeq, prevLast))
 	}
-	res := journal.ScanSegment(path, img, journal.SegmentHeaderSize, seg.FirstSeq-1, int64(len(img)), opts.Visit)
+	res := journal.ScanSegment(path, img, journal.SegmentHeaderSize, seg.FirstSeq-1, int64(len(img)), opts.visit(n))
 	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = res.Frames, res.LastSeq, res.FirstTS, res.LastTS, int64(len(img))
 	switch {
 	case res.Err != nil:

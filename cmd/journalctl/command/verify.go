@@ -2,13 +2,11 @@ package command
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/verify"
 )
 
@@ -49,22 +47,7 @@ type problemJSON struct {
 }
 
 // kindOf names a corruption sentinel for JSON (stable identifiers).
-func kindOf(err error) string {
-	for _, k := range []struct {
-		err  error
-		name string
-	}{
-		{journal.ErrBadMagic, "bad_magic"}, {journal.ErrVersion, "version"}, {journal.ErrBadHeader, "bad_header"},
-		{journal.ErrChecksum, "checksum"}, {journal.ErrBadLength, "bad_length"}, {journal.ErrCursorRange, "cursor_range"},
-		{journal.ErrSequence, "sequence"}, {journal.ErrMissing, "missing"}, {journal.ErrTruncated, "truncated"},
-		{journal.ErrMidLog, "mid_log"}, {journal.ErrTornTail, "torn_tail"}, {journal.ErrIndexMismatch, "index_mismatch"},
-	} {
-		if errors.Is(err, k.err) {
-			return k.name
-		}
-	}
-	return "other"
-}
+func kindOf(err error) string { return verify.Kind(err) }
 
 func runVerify(env *Env, args []string) error {
 	var o verifyOptions
