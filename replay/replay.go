@@ -104,6 +104,7 @@ func (s *Stats) Within(d time.Duration) float64 {
 type Replayer struct {
 	opts    Options
 	ring    *ring.Ring
+	path    string
 	prod    *ring.Producer
 	created bool
 	ft      *filter
@@ -191,7 +192,7 @@ func (r *Replayer) attach() error {
 		rg.Close()
 		return err
 	}
-	r.ring, r.prod = rg, p
+	r.ring, r.prod, r.path = rg, p, rg.Path()
 	return nil
 }
 
@@ -214,7 +215,7 @@ func liveConsumer(path string) bool {
 }
 
 // RingPath is the ring file being filled.
-func (r *Replayer) RingPath() string { return r.ring.Path() }
+func (r *Replayer) RingPath() string { return r.path }
 
 // Created reports whether New created the ring (rather than joining a
 // consumer already waiting on an existing one).
