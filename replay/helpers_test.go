@@ -17,10 +17,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mdjournal/mdjournal/archive"
-	"github.com/mdjournal/mdjournal/replay"
 	"github.com/mdjournal/mdjournal/cmd/journalctl/command"
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/replay"
 	"github.com/mdjournal/mdjournal/synth"
 	"github.com/mdjournal/mdjournal/writer"
 )
