@@ -94,6 +94,10 @@ type Options struct {
 	// frame's Segment and Offset say where it lies (inspect lists frames and
 	// locates gaps with them).
 	Visit func(f *journal.Frame)
+	// OwnLock says the caller holds the writer lock itself (journalctl
+	// recover does, so no writer starts while it repairs): the lock then
+	// does not count as a live writer, and torn tails are classified as such.
+	OwnLock bool
 }
 
 // visit wraps Visit so that each frame carries its segment number: the
@@ -139,7 +143,7 @@ func Journal(dir string, opts Options) (*Report, error) {
 	}
 	rep := &Report{Dir: dir}
 	if pid, held, err := flock.Holder(filepath.Join(dir, journal.LockFile)); err == nil {
-		rep.WriterPID, rep.WriterLive = pid, held
+		rep.WriterPID, rep.WriterLive = pid, held && !opts.OwnLock
 	}
 	var prevLast uint64
 	var prevNum uint64

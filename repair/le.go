@@ -1,0 +1,5 @@
+package repair
+
+import "encoding/binary"
+
+var le = binary.LittleEndian
