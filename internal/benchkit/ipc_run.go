@@ -369,7 +369,7 @@ func RunIPC(ctx context.Context, o IPCOptions) (*IPCReport, error) {
 		rep.Rows = append(rep.Rows, row)
 	}
 	// Ratios to the floor (the first row, raw, when it ran).
-	if f := rep.Rows[0]; f.Error == "" {
+	if f := rep.Rows[0]; f.Transport == "raw" && f.Error == "" {
 		for i := range rep.Rows {
 			r := &rep.Rows[i]
 			if r.Error != "" {

@@ -34,7 +34,7 @@ func (o *benchIPCOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.gap, "gap", 2*time.Microsecond, "pause between pings")
 	fs.IntVar(&o.rounds, "rounds", 2, "rounds; all transports run once per round, interleaved")
 	fs.StringVar(&o.cpus, "cpus", "", "pin the two processes: A,B")
-	fs.StringVar(&o.transports, "transports", strings.Join(benchkit.Transports, ","), "comma-separated subset, in table order (raw is the floor)")
+	fs.StringVar(&o.transports, "transports", strings.Join(benchkit.Transports, ","), "comma-separated subset (ratios need raw, the floor)")
 	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency-percentile chart to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
@@ -73,16 +73,22 @@ func benchIPC(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ts []string
+	want := map[string]bool{}
 	for _, t := range strings.Split(o.transports, ",") {
 		t = strings.TrimSpace(t)
 		if !benchkit.KnownTransport(t) {
 			return usagef("--transports: unknown %q (want some of %s)", t, strings.Join(benchkit.Transports, ","))
 		}
-		ts = append(ts, t)
+		if want[t] {
+			return usagef("--transports: %s twice", t)
+		}
+		want[t] = true
 	}
-	if ts[0] != "raw" {
-		return usagef("--transports must start with raw, the floor every ratio refers to")
+	var ts []string // in table order: raw, the floor, first
+	for _, t := range benchkit.Transports {
+		if want[t] {
+			ts = append(ts, t)
+		}
 	}
 	self, err := selfCommand()
 	if err != nil {
