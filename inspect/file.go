@@ -244,7 +244,7 @@ func field(data []byte, s spec) Field {
 			f.Value += " (" + t + ")"
 		}
 	case 'x':
-		f.Value = fmt.Sprintf("%#0*x", s.size*2+2, u)
+		f.Value = fmt.Sprintf("0x%0*x", s.size*2, u)
 	case 'f':
 		f.Value = fmt.Sprintf("%#x %s", u, flagNames(uint32(u)))
 	}
