@@ -28,11 +28,11 @@ type benchIPCOptions struct {
 }
 
 func (o *benchIPCOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.IntVar(&o.messages, "messages", 200_000, "messages per throughput stream (64 B and 1 KiB)")
+	fs.IntVar(&o.messages, "messages", 100_000, "messages per throughput stream (64 B and 1 KiB)")
 	fs.IntVar(&o.samples, "samples", 0, "measured ping-pongs per transport per round (default messages/4)")
 	fs.IntVar(&o.size, "size", 64, "ping-pong message bytes (≥ 16)")
 	fs.DurationVar(&o.gap, "gap", 2*time.Microsecond, "pause between pings")
-	fs.IntVar(&o.rounds, "rounds", 2, "rounds; all transports run once per round, interleaved")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; all transports run once per round, interleaved")
 	fs.StringVar(&o.cpus, "cpus", "", "pin the two processes: A,B")
 	fs.StringVar(&o.transports, "transports", strings.Join(benchkit.Transports, ","), "comma-separated subset (ratios need raw, the floor)")
 	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object")

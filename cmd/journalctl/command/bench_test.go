@@ -89,7 +89,7 @@ func TestBenchUsageErrorsExit2(t *testing.T) {
 		{"bench"},
 		{"bench", "--json"},
 		{"bench", "nosuch"},
-		{"bench", "replay"}, // until issue 4's replay package exists
+		{"bench", "replay", "--frames", "10"},
 		{"bench", "ipc", "--size", "8"},
 		{"bench", "ipc", "--messages", "10"},
 		{"bench", "ipc", "--messages", "many"},
@@ -115,8 +115,28 @@ func TestBenchUsageErrorsExit2(t *testing.T) {
 			t.Errorf("%q: no message on stderr", args)
 		}
 	}
-	if _, _, stderr := run(t, "bench", "replay"); !strings.Contains(stderr, "replay benchmark needs the replay tool (issue 4)") {
-		t.Errorf("bench replay: %q", stderr)
+}
+
+func TestBenchSnapshotReplayAppend(t *testing.T) {
+	benchTemp(t)
+	for _, c := range []struct {
+		args []string
+		rows []string
+	}{
+		{[]string{"bench", "snapshot", "--count", "1000", "--rounds", "1"}, []string{"baseline", "snapshot Publish", "snapshot Read"}},
+		{[]string{"bench", "replay", "--frames", "3000", "--rounds", "1"}, []string{"raw: reader loop (baseline)", "raw: replay", "zstd: reader loop", "zstd: replay"}},
+		{[]string{"bench", "append", "--count", "2000", "--rounds", "1", "--durability", "none"}, []string{"raw 64-byte stores", "append none", "tidwall/wal NoSync", "tidwall/wal (fsync per write)", "faster than tidwall/wal NoSync"}},
+	} {
+		code, out, errs := run(t, c.args...)
+		if code != 0 {
+			t.Errorf("%q: exit %d\n%s\n%s", c.args, code, out, errs)
+			continue
+		}
+		for _, r := range c.rows {
+			if !strings.Contains(out, r) {
+				t.Errorf("%q: no %q row in\n%s", c.args, r, out)
+			}
+		}
 	}
 }
 
