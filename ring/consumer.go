@@ -149,6 +149,7 @@ func (c *Consumer) Read() ([]byte, error) {
 		return b, nil
 	}
 	c.idle.Reset()
+	var pc idleCheck
 	for i := 1; ; i++ {
 		if c.err != nil {
 			return nil, c.err
@@ -167,7 +168,7 @@ func (c *Consumer) Read() ([]byte, error) {
 			}
 		} else {
 			c.idle.Idle()
-			if i%peerCheckEvery == 0 || (i%16 == 0 && !c.deadline.IsZero()) {
+			if pc.due(i) || (i%16 == 0 && !c.deadline.IsZero()) {
 				if err := c.check(); err != nil {
 					return nil, err
 				}

@@ -207,6 +207,7 @@ func (p *Producer) waitSpace(n int) error {
 		end += p.capacity - idx
 	}
 	p.idle.Reset()
+	var pc idleCheck
 	for i := 1; ; i++ {
 		if p.fits(end) {
 			return nil
@@ -223,7 +224,7 @@ func (p *Producer) waitSpace(n int) error {
 			continue
 		}
 		p.idle.Idle()
-		if i%peerCheckEvery == 0 || (i%16 == 0 && !p.deadline.IsZero()) {
+		if pc.due(i) || (i%16 == 0 && !p.deadline.IsZero()) {
 			if err := p.check(end); err != nil {
 				return err
 			}
