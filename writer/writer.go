@@ -19,11 +19,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/internal/mmap"
-	"github.com/mdjournal/mdjournal/internal/prefetch"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/wait"
 )
@@ -304,11 +302,6 @@ func (w *Writer) Append(typ journal.MsgType, instr uint32, ts int64, payload []b
 	return seq, w.Publish()
 }
 
-// prefetchAhead: how far past the end of the frame being written the
-// appender prefetches (a few frames ahead, so the line is in cache by the
-// time the frames reach it and the publishing XCHG does not wait on DRAM).
-const prefetchAhead = 512
-
 // Stage writes one frame without publishing it: readers see it at the next
 // Publish (or Append). Staging a batch and publishing once amortises the
 // cursor store, the wake-up check and the durability action.
@@ -330,9 +323,6 @@ func (w *Writer) Stage(typ journal.MsgType, instr uint32, ts int64, payload []by
 	}
 	off := w.cursor
 	w.seq++
-	if pf := off + space + prefetchAhead; pf < w.seg.capacity {
-		prefetch.Line(unsafe.Pointer(&w.seg.m[pf]))
-	}
 	journal.PutFrame(w.seg.m[off:off+space], w.seq, ts, typ, instr, payload)
 	w.seg.maybeIndex(off, w.seq, ts)
 	if w.opts.Observer != nil {
