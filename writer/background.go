@@ -54,15 +54,20 @@ func (w *Writer) pretouch() {
 		return
 	}
 	cur := int64(s.hdr.Cursor())
-	from := w.touchedTo.Load()
 	to := min(cur+w.opts.PretouchAhead, s.capacity)
-	if to <= from {
-		return
-	}
-	from &^= 4095
-	mmap.PopulateWrite(s.m[from:to])
-	if w.active.Load() == s {
-		w.touchedTo.Store(to)
+	// In 4 MiB steps, so a roll (which changes the active segment) or Close
+	// is noticed soon.
+	for from := w.touchedTo.Load(); from < to && w.active.Load() == s; from = w.touchedTo.Load() {
+		end := min(from&^4095+4<<20, to)
+		mmap.PopulateWrite(s.m[from&^4095 : end])
+		if !w.touchedTo.CompareAndSwap(from, end) {
+			return // a roll reset it for the next segment
+		}
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
 	}
 }
 

@@ -43,7 +43,12 @@ type Options struct {
 	// Durability is the msync policy (default None).
 	Durability Durability
 	// PretouchAhead is how many bytes beyond the cursor the background
-	// goroutine keeps prefaulted (default 4 MiB).
+	// goroutine keeps prefaulted. The default (0) is the whole segment: the
+	// next segment is prefaulted in full while it is prepared, long before
+	// the appender reaches it. Prefaulting a few MiB at a time right ahead
+	// of a fast appender measured 2-3x slower appends on 2 cores (the
+	// kernel zeroing fresh pages beside it, and the appender catching up
+	// with the prefault).
 	PretouchAhead int64
 	// Logf receives recovery notes (torn tails cut, lock taken over). Nil
 	// discards them.
@@ -124,7 +129,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	}
 	opts.SegmentSize = (opts.SegmentSize + 4095) &^ 4095
 	if opts.PretouchAhead <= 0 {
-		opts.PretouchAhead = 4 << 20
+		opts.PretouchAhead = 1 << 40 // the whole segment
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
@@ -195,10 +200,11 @@ func (w *Writer) openJournal() error {
 	}
 	w.syncedOff = int64(h.DurableOffset())
 	w.durableSeq.Store(h.DurableSeq())
-	end := min(w.cursor+w.opts.PretouchAhead, w.seg.capacity)
+	// The first few MiB now, the rest from the background goroutine.
+	end := min(w.cursor+min(w.opts.PretouchAhead, 4<<20), w.seg.capacity)
 	mmap.PopulateWrite(w.seg.m[w.cursor&^4095 : end])
 	w.touchedTo.Store(end)
-	w.kickAt = w.cursor + w.opts.PretouchAhead/2
+	w.kickAt = w.cursor + min(w.opts.PretouchAhead/2, 1<<20)
 	w.kickNow()
 	return nil
 }
