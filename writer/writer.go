@@ -48,7 +48,10 @@ type Options struct {
 	// the appender reaches it. Prefaulting a few MiB at a time right ahead
 	// of a fast appender measured 2-3x slower appends on 2 cores (the
 	// kernel zeroing fresh pages beside it, and the appender catching up
-	// with the prefault).
+	// with the prefault). The cost: a prefaulted page is a dirty page, so on
+	// a slow stream the kernel may write the next segment's zeroes back
+	// before the appender fills them (at most one extra write of each
+	// segment); a few MiB here avoids that.
 	PretouchAhead int64
 	// Logf receives recovery notes (torn tails cut, lock taken over). Nil
 	// discards them.
