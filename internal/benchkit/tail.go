@@ -5,6 +5,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/mdjournal/mdjournal/internal/clock"
@@ -57,6 +58,10 @@ func JournalConsume(dir string, p TailParams, ws wait.Strategy, ready func()) (*
 	defer r.Close()
 	h := NewHistogram()
 	warm := p.Warmup()
+	// Let the reader's background prefault of the segment finish: on 2
+	// cores a third runnable thread beside two spinning ones is what shows
+	// up as millisecond tails.
+	time.Sleep(300 * time.Millisecond)
 	ready()
 	for i := 0; i < warm+p.Samples; i++ {
 		f, err := r.Next()

@@ -103,7 +103,7 @@ func benchTail(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		time.Sleep(100 * time.Millisecond) // let the writer's background goroutine prefault and prepare
+		time.Sleep(300 * time.Millisecond) // let the writer's background goroutine prefault and prepare
 		h, err = runChild(self, []string{"journal", dir}, o, cpuB, func() error { return benchkit.JournalProduce(w, p) })
 		w.Close()
 		if err != nil {
