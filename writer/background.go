@@ -116,8 +116,13 @@ func (w *Writer) groupCommit(s *wseg, synced map[*wseg]int64) {
 		return
 	}
 	last := lastSeqBefore(s, from, cur)
-	s.hdr.SetDurable(uint64(cur), last)
-	if err := mmap.Sync(s.m, 0, journal.SegmentHeaderSize, true); err != nil {
+	w.durMu.Lock()
+	if uint64(cur) > s.hdr.DurableOffset() { // an explicit Sync may have gone further
+		s.hdr.SetDurable(uint64(cur), last)
+	}
+	err := mmap.Sync(s.m, 0, journal.SegmentHeaderSize, true)
+	w.durMu.Unlock()
+	if err != nil {
 		w.fail(err)
 		return
 	}

@@ -182,9 +182,17 @@ func (w *Writer) recoverSegment(num uint64, prevLast uint64, seal bool) (*wseg, 
 		start, prev = journal.SegmentHeaderSize, first-1
 	}
 	s.truncateIndexAt(start)
-	res := journal.ScanSegment(s.path, s.m, start, prev, s.capacity, func(f *journal.Frame) {
-		s.maybeIndex(f.Offset, f.Seq, f.TS)
-	})
+	visit := func(f *journal.Frame) { s.maybeIndex(f.Offset, f.Seq, f.TS) }
+	res := journal.ScanSegment(s.path, s.m, start, prev, s.capacity, visit)
+	if res.Err != nil && res.End == start && start != journal.SegmentHeaderSize {
+		// The very first frame after the checkpoint does not fit it: the
+		// checkpoint, not the data, is suspect. Never let a bad hint brick
+		// the journal: scan the whole segment instead.
+		w.opts.Logf("writer: %s: checkpoint (%d, seq %d) disagrees with the data (%s); scanning from the start", s.path, start, prev, res.Err.Reason)
+		start, prev = journal.SegmentHeaderSize, first-1
+		s.truncateIndexAt(start)
+		res = journal.ScanSegment(s.path, s.m, start, prev, s.capacity, visit)
+	}
 	if !res.Sealed {
 		tail := journal.ExamineTail(s.m, res.End, s.capacity, res.LastSeq)
 		if res.Err != nil || tail.NonZeroEnd > res.End {

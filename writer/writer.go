@@ -112,7 +112,8 @@ type Writer struct {
 	prepared    *wseg
 	lastCreated uint64 // highest segment number created (under prepMu)
 
-	syncedOff  int64 // Sync mode: durable offset in seg (appender-owned)
+	syncedOff  int64      // Sync mode: durable offset in seg (appender-owned)
+	durMu      sync.Mutex // serialises checkpoint updates (appender Sync vs background group commit)
 	durableSeq atomic.Uint64
 	failed     atomic.Pointer[error]
 	stats      Stats
@@ -412,8 +413,16 @@ func (w *Writer) syncPublished() error {
 	if err := w.syncRange(seg, int(w.syncedOff), int(w.pubCursor-w.syncedOff)); err != nil {
 		return err
 	}
-	seg.hdr.SetDurable(uint64(w.pubCursor), w.seq)
-	if err := w.syncRange(seg, 0, journal.SegmentHeaderSize); err != nil {
+	// The checkpoint is a pair (offset, seq): the background group commit
+	// (Interval) writes it too, and an interleaving of the two would record
+	// one's offset with the other's seq.
+	w.durMu.Lock()
+	if uint64(w.pubCursor) > seg.hdr.DurableOffset() {
+		seg.hdr.SetDurable(uint64(w.pubCursor), w.seq)
+	}
+	err := w.syncRange(seg, 0, journal.SegmentHeaderSize)
+	w.durMu.Unlock()
+	if err != nil {
 		return err
 	}
 	w.syncedOff = w.pubCursor
