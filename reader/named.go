@@ -116,8 +116,12 @@ func openPosition(dir, name string, journalID uint64) (*position, uint64, error)
 		binary.LittleEndian.PutUint32(m[posOffVer:], journal.Version)
 		binary.LittleEndian.PutUint64(m[posOffID:], journalID)
 	} else if id := binary.LittleEndian.Uint64(m[posOffID:]); id != journalID && journalID != 0 {
-		mmap.Unmap(m)
-		return nil, 0, fmt.Errorf("reader: %s belongs to journal %016x, not %016x", path, id, journalID)
+		if id != 0 {
+			mmap.Unmap(m)
+			return nil, 0, fmt.Errorf("reader: %s belongs to journal %016x, not %016x", path, id, journalID)
+		}
+		// Created while the journal had no control page yet: adopt its id.
+		binary.LittleEndian.PutUint64(m[posOffID:], journalID)
 	}
 	binary.LittleEndian.PutUint32(m[posOffPID:], uint32(os.Getpid()))
 	return p, atomic.LoadUint64(p.seq), nil
