@@ -298,7 +298,7 @@ func TestBadCheckpointFallsBackToFullScan(t *testing.T) {
 	makeDirty(t, dir)
 	p := seg(dir, 3)
 	patch(t, p, 136, u64(uint64(frameOff(100)))) // a real frame boundary ...
-	patch(t, p, 144, u64(2*perSeg+7))           // ... with the wrong seq before it
+	patch(t, p, 144, u64(2*perSeg+7))            // ... with the wrong seq before it
 	var notes []string
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize, Logf: func(f string, a ...any) { notes = append(notes, f) }})
 	if err != nil {
