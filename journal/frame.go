@@ -100,25 +100,33 @@ const (
 // (padding included) and a status; on any status but FrameOK the frame must
 // not be used.
 func DecodeFrame(b []byte) (f Frame, n int, st FrameStatus) {
+	n, st = DecodeFrameInto(b, &f)
+	return f, n, st
+}
+
+// DecodeFrameInto is DecodeFrame writing into *f, for hot loops that must not
+// copy a Frame through several returns. On any status but FrameOK, *f is
+// left partly written and must not be used.
+func DecodeFrameInto(b []byte, f *Frame) (n int, st FrameStatus) {
 	if len(b) < FrameHeaderSize {
 		if len(b) >= 8 && binary.LittleEndian.Uint64(b) == 0 {
-			return f, 0, FrameEmpty
+			return 0, FrameEmpty
 		}
-		return f, 0, FrameBadLength
+		return 0, FrameBadLength
 	}
 	size := int(binary.LittleEndian.Uint32(b[frameOffSize:]))
 	if size == 0 {
 		if binary.LittleEndian.Uint32(b[frameOffCRC:]) != 0 {
-			return f, 0, FrameBadLength // a checksum without a size: a torn or damaged header
+			return 0, FrameBadLength // a checksum without a size: a torn or damaged header
 		}
-		return f, 0, FrameEmpty
+		return 0, FrameEmpty
 	}
 	if size < FrameHeaderSize || size > MaxFrameSize || Align8(size) > len(b) {
-		return f, 0, FrameBadLength
+		return 0, FrameBadLength
 	}
 	crc := binary.LittleEndian.Uint32(b[frameOffCRC:])
 	if frameCRC(b, size) != crc {
-		return f, 0, FrameBadCRC
+		return 0, FrameBadCRC
 	}
 	f.Seq = binary.LittleEndian.Uint64(b[frameOffSeq:])
 	f.TS = int64(binary.LittleEndian.Uint64(b[frameOffTS:]))
@@ -127,7 +135,7 @@ func DecodeFrame(b []byte) (f Frame, n int, st FrameStatus) {
 	f.Instrument = binary.LittleEndian.Uint32(b[frameOffInstr:])
 	f.Payload = b[FrameHeaderSize:size:size]
 	f.CRC = crc
-	return f, Align8(size), FrameOK
+	return Align8(size), FrameOK
 }
 
 // FrameSizeAt returns the raw size word of the frame at b (unchecked), for
