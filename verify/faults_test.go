@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/verify"
@@ -55,29 +56,10 @@ func buildJournal(t *testing.T) string {
 
 func seg(dir string, n uint64) string { return journal.SegmentPath(dir, n) }
 
-func patch(t *testing.T, path string, off int64, b []byte) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func read(t *testing.T, path string, off int64, n int) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	f.ReadAt(b, off)
-	return b
-}
+var (
+	patch = testutil.PatchFile
+	read  = testutil.ReadFileAt
+)
 
 func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 

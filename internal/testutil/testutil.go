@@ -45,3 +45,29 @@ func SharedData(t testing.TB, sub string) string {
 		dir = parent
 	}
 }
+
+// PatchFile writes b at offset off of path: a deliberate, precise damage.
+func PatchFile(t testing.TB, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadFileAt returns n bytes of path at offset off (zeroes past the end).
+func ReadFileAt(t testing.TB, path string, off int64, n int) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	f.ReadAt(b, off)
+	return b
+}

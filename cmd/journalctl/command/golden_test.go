@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/lobster"
 	"github.com/mdjournal/mdjournal/reader"
@@ -236,50 +237,26 @@ func frameOffsets(t *testing.T, path string) []int64 {
 	return offs
 }
 
-func patchFile(t *testing.T, path string, off int64, b []byte) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readAtFile(t *testing.T, path string, off int64, n int) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	f.ReadAt(b, off)
-	return b
-}
-
 // dirty makes the active segment look like its writer was killed: CLEAN
 // cleared and nothing durable, as in verify's fault table.
 func dirty(t *testing.T, dir string) {
 	p := journal.SegmentPath(dir, 3)
 	le := binary.LittleEndian
-	h := readAtFile(t, p, 0, 192)
-	patchFile(t, p, 128, le.AppendUint32(nil, le.Uint32(h[128:])&^journal.FlagClean))
-	patchFile(t, p, 136, le.AppendUint64(nil, journal.SegmentHeaderSize))
-	patchFile(t, p, 144, le.AppendUint64(nil, le.Uint64(h[32:])-1))
+	h := testutil.ReadFileAt(t, p, 0, 192)
+	testutil.PatchFile(t, p, 128, le.AppendUint32(nil, le.Uint32(h[128:])&^journal.FlagClean))
+	testutil.PatchFile(t, p, 136, le.AppendUint64(nil, journal.SegmentHeaderSize))
+	testutil.PatchFile(t, p, 144, le.AppendUint64(nil, le.Uint64(h[32:])-1))
 }
 
 func cursorAt(t *testing.T, path string) int64 {
-	return int64(binary.LittleEndian.Uint64(readAtFile(t, path, journal.SegOffCursor, 8)))
+	return int64(binary.LittleEndian.Uint64(testutil.ReadFileAt(t, path, journal.SegOffCursor, 8)))
 }
 
 var goldenCases = []goldenCase{
 	{"torn-tail", func(t *testing.T, dir string) {
 		dirty(t, dir)
 		p := journal.SegmentPath(dir, 3)
-		patchFile(t, p, cursorAt(t, p), []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
+		testutil.PatchFile(t, p, cursorAt(t, p), []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
 	}},
 	{"truncated-file", func(t *testing.T, dir string) {
 		dirty(t, dir)
@@ -289,30 +266,30 @@ var goldenCases = []goldenCase{
 		}
 	}},
 	{"zeroed-page-sealed", func(t *testing.T, dir string) {
-		patchFile(t, journal.SegmentPath(dir, 1), 8192, make([]byte, 4096))
+		testutil.PatchFile(t, journal.SegmentPath(dir, 1), 8192, make([]byte, 4096))
 	}},
 	{"zeroed-page-active", func(t *testing.T, dir string) {
 		dirty(t, dir)
-		patchFile(t, journal.SegmentPath(dir, 3), 8192, make([]byte, 4096))
+		testutil.PatchFile(t, journal.SegmentPath(dir, 3), 8192, make([]byte, 4096))
 	}},
 	{"flipped-bit", func(t *testing.T, dir string) {
 		p := journal.SegmentPath(dir, 2)
 		off := frameOffsets(t, p)[2000] + 40
-		b := readAtFile(t, p, off, 1)
-		patchFile(t, p, off, []byte{b[0] ^ 0x04})
+		b := testutil.ReadFileAt(t, p, off, 1)
+		testutil.PatchFile(t, p, off, []byte{b[0] ^ 0x04})
 	}},
 	{"bad-frame-length", func(t *testing.T, dir string) {
 		p := journal.SegmentPath(dir, 1)
-		patchFile(t, p, frameOffsets(t, p)[100]+4, []byte{3, 0, 0, 0})
+		testutil.PatchFile(t, p, frameOffsets(t, p)[100]+4, []byte{3, 0, 0, 0})
 	}},
 	{"bad-magic", func(t *testing.T, dir string) {
-		patchFile(t, journal.SegmentPath(dir, 3), 0, []byte("XXXX"))
+		testutil.PatchFile(t, journal.SegmentPath(dir, 3), 0, []byte("XXXX"))
 	}},
 	{"unknown-version", func(t *testing.T, dir string) {
-		patchFile(t, journal.SegmentPath(dir, 1), 8, []byte{9, 0, 0, 0})
+		testutil.PatchFile(t, journal.SegmentPath(dir, 1), 8, []byte{9, 0, 0, 0})
 	}},
 	{"cursor-past-capacity", func(t *testing.T, dir string) {
-		patchFile(t, journal.SegmentPath(dir, 3), journal.SegOffCursor, binary.LittleEndian.AppendUint64(nil, goldenSegSize+64))
+		testutil.PatchFile(t, journal.SegmentPath(dir, 3), journal.SegOffCursor, binary.LittleEndian.AppendUint64(nil, goldenSegSize+64))
 	}},
 	{"missing-segment", func(t *testing.T, dir string) {
 		if err := os.Remove(journal.SegmentPath(dir, 2)); err != nil {
