@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mdjournal/mdjournal/internal/clock"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
@@ -146,8 +148,17 @@ type Clock interface {
 
 type monoClock struct{}
 
-func (monoClock) Now() int64            { return clock.Nanotime() }
-func (monoClock) Sleep(d time.Duration) { time.Sleep(d) }
+func (monoClock) Now() int64 { return clock.Nanotime() }
+
+// Sleep blocks the calling OS thread in clock_nanosleep rather than going
+// through the Go scheduler's timers: Run locks its goroutine to a thread and
+// sets that thread's timer slack to 1 ns, so a paced wake-up is as precise
+// as the kernel's (measured: p50 lateness 1.4 us without, see replay docs).
+func (monoClock) Sleep(d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+	}
+}
 
 // filter decides which frames pass. The zero value passes everything.
 type filter struct {
