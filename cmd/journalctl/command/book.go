@@ -135,16 +135,9 @@ func parseAt(s string) (bound, error) {
 	if s == "end" {
 		return bound{}, nil
 	}
-	p, err := reader.ParsePosition(s)
-	if err != nil || s == "start" {
+	b, ok := boundOf(s)
+	if !ok {
 		return bound{}, usagef("--at %q: want end, seq:N or time:RFC3339Nano", s)
-	}
-	var b bound
-	b.set = true
-	if seq, ok := p.SeqValue(); ok {
-		b.seq = seq
-	} else {
-		b.ts, _ = p.TimeValue()
 	}
 	return b, nil
 }

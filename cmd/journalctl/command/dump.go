@@ -58,18 +58,27 @@ func parseTo(s string) (bound, error) {
 	if s == "" {
 		return bound{}, nil
 	}
-	p, err := reader.ParsePosition(s)
-	if err != nil || p.String() == "start" || p.String() == "end" {
+	b, ok := boundOf(s)
+	if !ok {
 		return bound{}, usagef("--to %q: want seq:N or time:RFC3339Nano", s)
 	}
-	var b bound
-	b.set = true
+	return b, nil
+}
+
+// boundOf turns seq:N or time:T into a bound; false for anything else
+// (start and end included), for the caller to word the usage error.
+func boundOf(s string) (bound, bool) {
+	p, err := reader.ParsePosition(s)
+	if err != nil || p.String() == "start" || p.String() == "end" {
+		return bound{}, false
+	}
+	b := bound{set: true}
 	if seq, ok := p.SeqValue(); ok {
 		b.seq = seq
 	} else {
 		b.ts, _ = p.TimeValue()
 	}
-	return b, nil
+	return b, true
 }
 
 func (b bound) past(f *journal.Frame) bool {
