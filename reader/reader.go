@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"sync/atomic"
 
 	"github.com/mdjournal/mdjournal/internal/futex"
@@ -185,18 +186,27 @@ func (r *Reader) position(p Position) error {
 			}
 		}
 	case posTime:
-		for i := range ns {
-			s, err := openSeg(r.dir, ns[i])
+		// The last segment whose first frame is before the target: a
+		// binary search over the segments' first timestamps (taken to be
+		// non-decreasing, like the frames').
+		var probeErr error
+		pick = sort.Search(len(ns), func(i int) bool {
+			if probeErr != nil {
+				return true
+			}
+			s, err := probeSeg(r.dir, ns[i])
 			if err != nil {
-				return err
+				probeErr = err
+				return true
 			}
 			ts, ok := firstTS(s)
 			s.close()
-			if !ok || ts >= p.ts {
-				break
-			}
-			pick = i
+			return !ok || ts >= p.ts
+		}) - 1
+		if probeErr != nil {
+			return probeErr
 		}
+		pick = max(pick, 0)
 	}
 	s, err := openSeg(r.dir, ns[pick])
 	if err != nil {

@@ -118,7 +118,13 @@ func peek(dir string, n uint64) (headerPeek, error) {
 }
 
 // openSeg maps segment num read-only (O_RDONLY, PROT_READ) and checks its header.
-func openSeg(dir string, num uint64) (*rseg, error) {
+func openSeg(dir string, num uint64) (*rseg, error) { return openSegment(dir, num, true) }
+
+// probeSeg opens a segment only to look at it (its first timestamp): no
+// prefault, which would map megabytes for one read.
+func probeSeg(dir string, num uint64) (*rseg, error) { return openSegment(dir, num, false) }
+
+func openSegment(dir string, num uint64, prefault bool) (*rseg, error) {
 	path, archived := journal.SegmentFile(dir, num)
 	if archived {
 		return openArchived(dir, num, path)
@@ -159,7 +165,9 @@ func openSeg(dir string, num uint64) (*rseg, error) {
 	}
 	s := &rseg{num: num, path: path, f: f, m: m, hdr: journal.HeaderOf(m), capacity: capacity}
 	s.openIndex(dir)
-	s.prefault()
+	if prefault {
+		s.prefault()
+	}
 	return s, nil
 }
 
