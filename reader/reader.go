@@ -88,11 +88,18 @@ func Open(dir string, opts Options) (*Reader, error) {
 			from = Seq(last + 1)
 		}
 	}
-	if err := r.position(from); err != nil {
+	if err := r.positionGuarded(from); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
+}
+
+// positionGuarded runs position under the same SIGBUS guard as Next: it reads
+// mapped frames too (index checks, skipping to the end).
+func (r *Reader) positionGuarded(p Position) (err error) {
+	defer r.catchFault(debug.SetPanicOnFault(true), &err)
+	return r.position(p)
 }
 
 func (r *Reader) journalID() uint64 {
@@ -315,8 +322,12 @@ func (r *Reader) Interrupt() {
 func (r *Reader) catchFault(old bool, err *error) {
 	debug.SetPanicOnFault(old)
 	if e := recover(); e != nil {
-		if re, ok := e.(runtime.Error); ok && r.seg != nil {
-			*err = journal.Corrupt(r.seg.path, r.off, journal.ErrTruncated, "file truncated under the reader (%v)", re)
+		if re, ok := e.(runtime.Error); ok {
+			path := r.dir
+			if r.seg != nil {
+				path = r.seg.path
+			}
+			*err = journal.Corrupt(path, r.off, journal.ErrTruncated, "file truncated under the reader (%v)", re)
 			return
 		}
 		panic(e)
@@ -372,6 +383,15 @@ func (r *Reader) tryNext(f *journal.Frame) (bool, error) {
 		if f.Seq != r.lastSeq+1 {
 			return false, journal.Corrupt(s.path, r.off, journal.ErrSequence, "frame seq %d, expected %d", f.Seq, r.lastSeq+1)
 		}
+		// The same content checks as recovery (format.md §3): a frame with a
+		// good checksum but an unknown type or the wrong payload size for
+		// its type is damage too.
+		if ps := f.Type.PayloadSize(); ps != len(f.Payload) && (ps != -1 || !f.Type.Known()) {
+			if !f.Type.Known() {
+				return false, journal.Corrupt(s.path, r.off, journal.ErrBadHeader, "unknown message type %d", f.Type)
+			}
+			return false, journal.Corrupt(s.path, r.off, journal.ErrBadLength, "%s payload is %d bytes, want %d", f.Type, len(f.Payload), ps)
+		}
 		if f.Type == journal.TypeSegmentEnd {
 			if err := r.advance(); err != nil {
 				return false, err
@@ -392,9 +412,9 @@ func (r *Reader) advance() error {
 	if err != nil {
 		return err
 	}
-	if fs := next.hdr.FirstSeq(); fs != r.lastSeq+1 || !next.hdr.Active() {
-		next.close()
-		return journal.Corrupt(next.path, 32, journal.ErrSequence, "first seq %d does not follow %d (active=%v)", fs, r.lastSeq, next.hdr.Active())
+	if fs, active := next.hdr.FirstSeq(), next.hdr.Active(); fs != r.lastSeq+1 || !active {
+		next.close() // read the header before: close unmaps it
+		return journal.Corrupt(next.path, 32, journal.ErrSequence, "first seq %d does not follow %d (active=%v)", fs, r.lastSeq, active)
 	}
 	r.seg.close()
 	r.seg = next

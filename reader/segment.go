@@ -132,6 +132,10 @@ func openSegment(dir string, num uint64, prefault bool) (*rseg, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if os.IsNotExist(err) {
+			if _, serr := os.Stat(path + ".zst"); serr == nil {
+				// compressed (and the raw file removed) since SegmentFile looked
+				return openArchived(dir, num, path+".zst")
+			}
 			return nil, journal.Corrupt(path, 0, journal.ErrMissing, "segment %d is missing", num)
 		}
 		return nil, err
