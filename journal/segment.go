@@ -105,10 +105,13 @@ func (h Header) SetLastSeq(s uint64)     { atomic.StoreUint64(h.u64(segOffLastSe
 func (h Header) Sealed() bool            { return h.Flags()&FlagSealed != 0 }
 func (h Header) Active() bool            { return h.Flags()&FlagActive != 0 }
 func (h Header) SetDurable(off, seq uint64) {
-	// Offset first: a reader that sees the new seq also sees an offset at least
-	// as far (both only grow).
-	atomic.StoreUint64(h.u64(segOffDurableOff), off)
+	// Seq first, then offset: a store torn by a crash leaves (old offset,
+	// new seq), which recovery detects (the first frame after the offset
+	// does not follow the seq) and answers with a full scan. The other order
+	// would leave (new offset, old seq), undetectable when nothing follows
+	// the offset: the writer would then reuse sequence numbers.
 	atomic.StoreUint64(h.u64(segOffDurableSeq), seq)
+	atomic.StoreUint64(h.u64(segOffDurableOff), off)
 }
 
 // InitHeader writes the static fields of a new (prepared) segment. firstSeq

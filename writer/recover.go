@@ -169,7 +169,8 @@ func (w *Writer) recoverSegment(num uint64, prevLast uint64, seal bool) (*wseg, 
 
 	cursor := int64(h.Cursor())
 	durOff, durSeq := int64(h.DurableOffset()), h.DurableSeq()
-	if h.Flags()&journal.FlagClean != 0 && !h.Sealed() && durOff == cursor && durSeq >= first-1 && indexOK && !seal {
+	if h.Flags()&journal.FlagClean != 0 && !h.Sealed() && durOff == cursor && durSeq >= first-1 && indexOK && !seal &&
+		(durOff == journal.SegmentHeaderSize || checkpointHolds(s, durOff, durSeq)) {
 		// Clean close: cursor and checkpoint agree; trust them (no scan).
 		w.cursor, w.pubCursor, w.seq, w.pubSeq = cursor, cursor, durSeq, durSeq
 		return s, durSeq, nil
@@ -181,8 +182,12 @@ func (w *Writer) recoverSegment(num uint64, prevLast uint64, seal bool) (*wseg, 
 		}
 		start, prev = journal.SegmentHeaderSize, first-1
 	}
-	s.truncateIndexAt(start)
 	visit := func(f *journal.Frame) { s.maybeIndex(f.Offset, f.Seq, f.TS) }
+	if start != journal.SegmentHeaderSize && !checkpointHolds(s, start, prev) {
+		w.opts.Logf("writer: %s: checkpoint (%d, seq %d) does not match the frames before it; scanning from the start", s.path, start, prev)
+		start, prev = journal.SegmentHeaderSize, first-1
+	}
+	s.truncateIndexAt(start)
 	res := journal.ScanSegment(s.path, s.m, start, prev, s.capacity, visit)
 	if res.Err != nil && res.End == start && start != journal.SegmentHeaderSize {
 		// The very first frame after the checkpoint does not fit it: the
@@ -269,4 +274,21 @@ func saveBroken(s *wseg, from, to int64) error {
 	}
 	clear(s.m[from:to])
 	return mmap.Sync(s.m, int(from), int(to-from), true)
+}
+
+// checkpointHolds checks a durability checkpoint against the data before it:
+// scanning from the last index entry below off must end exactly at off with
+// seq as the last frame. A checkpoint is a hint; one that the frames
+// contradict (a torn store, a bug) must not be trusted, or the writer could
+// reuse sequence numbers after it.
+func checkpointHolds(s *wseg, off int64, seq uint64) bool {
+	from, prev := int64(journal.SegmentHeaderSize), s.hdr.FirstSeq()-1
+	for i := s.idxCount; i > 0; i-- {
+		if e := s.idx.Entry(i - 1); e.Offset < off {
+			from, prev = e.Offset, e.Seq-1
+			break
+		}
+	}
+	r := journal.ScanSegment(s.path, s.m, from, prev, off, nil)
+	return r.Err == nil && r.End == off && r.LastSeq == seq
 }
