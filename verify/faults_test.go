@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
@@ -322,5 +323,36 @@ func TestTornCheckpointDoesNotReuseSeqs(t *testing.T) {
 		// readAll stops at the heartbeat (its payload is not a quote): every
 		// quote before it must be intact and in order.
 		t.Fatalf("read %d quotes (%v), want %d then the heartbeat", n, err, total)
+	}
+}
+
+// A SIGKILL inside Activate, between first_seq and the header CRC, leaves
+// the prepared segment with a bad header but no ACTIVE flag: it holds no
+// frame and must not stop the next writer.
+func TestTornActivationOfPreparedSegment(t *testing.T) {
+	dir := buildJournal(t)
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the background goroutine prepare segment 4, then close.
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(seg(dir, 4)); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.Close()
+	if _, err := os.Stat(seg(dir, 4)); err != nil {
+		t.Skip("no prepared segment appeared")
+	}
+	patch(t, seg(dir, 4), 32, u64(total+1)) // first_seq written, CRC not
+	w, err = writer.Open(dir, writer.Options{SegmentSize: segSize})
+	if err != nil {
+		t.Fatalf("torn activation of a prepared segment stopped the writer: %v", err)
+	}
+	defer w.Close()
+	if w.LastSeq() != total {
+		t.Fatalf("resumed at %d", w.LastSeq())
 	}
 }

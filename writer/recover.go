@@ -28,6 +28,15 @@ func (w *Writer) recoverJournal(segs []uint64) error {
 		}
 		s, err := openSegment(w.dir, segs[i])
 		if err != nil && !errors.Is(err, journal.ErrTruncated) {
+			if errors.Is(err, journal.ErrCorrupt) && neverActivated(w.dir, segs[i]) {
+				// A prepared segment whose header a crash tore (between
+				// first_seq and header_crc in Activate): it holds no frame,
+				// since ACTIVE is set last. Drop it; it is made again.
+				w.opts.Logf("writer: removing never-activated segment %d with a damaged header: %v", segs[i], err)
+				os.Remove(journal.SegmentPath(w.dir, segs[i]))
+				os.Remove(journal.IndexPath(w.dir, segs[i]))
+				continue
+			}
 			closeAll(spare)
 			return err
 		}
@@ -291,4 +300,19 @@ func checkpointHolds(s *wseg, off int64, seq uint64) bool {
 	}
 	r := journal.ScanSegment(s.path, s.m, from, prev, off, nil)
 	return r.Err == nil && r.End == off && r.LastSeq == seq
+}
+
+// neverActivated reads a segment's flags word directly (its header may not
+// check out) and reports whether FlagActive is clear.
+func neverActivated(dir string, n uint64) bool {
+	f, err := os.Open(journal.SegmentPath(dir, n))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], 128); err != nil {
+		return false
+	}
+	return b[0]&journal.FlagActive == 0
 }
