@@ -22,13 +22,19 @@ import (
 
 // Archive layout, format.md §14. These constants are part of the format.
 const (
-	Ext             = journal.ArchiveExt // NNNN.seg.zst
-	Magic           = "MDJZST\x00\x00"
-	HeaderOff       = journal.SegmentHeaderSize // archive header follows the copied segment header page
-	HeaderSize      = 64
-	DataOff         = HeaderOff + HeaderSize // first chunk
-	ChunkEntrySize  = 32
-	DefaultChunk    = 1 << 20 // raw bytes per chunk (at least; chunks end on frame boundaries)
+	Ext            = journal.ArchiveExt // NNNN.seg.zst
+	Magic          = "MDJZST\x00\x00"
+	HeaderOff      = journal.SegmentHeaderSize // archive header follows the copied segment header page
+	HeaderSize     = 64
+	DataOff        = HeaderOff + HeaderSize // first chunk
+	ChunkEntrySize = 32
+	DefaultChunk   = 1 << 20 // raw bytes per chunk (at least; chunks end on frame boundaries)
+	// MaxChunk bounds one chunk's raw length: the largest chunk target
+	// journalctl compress accepts plus one maximal frame.
+	MaxChunk = 64<<20 + journal.MaxFrameSize
+	// MaxRawSize and MaxRatio bound what an archive may claim to hold.
+	MaxRawSize      = 1 << 32
+	MaxRatio        = 1024
 	hOffMagic       = 0
 	hOffVersion     = 8
 	hOffChunkTarget = 12
@@ -115,6 +121,12 @@ func open(f *os.File, path string) (*Segment, error) {
 		Level:   int(binary.LittleEndian.Uint32(a[hOffLevel:]))}
 	n := binary.LittleEndian.Uint64(a[hOffChunks:])
 	table := int64(binary.LittleEndian.Uint64(a[hOffTable:]))
+	// Bounds that keep a crafted archive from making a reader allocate
+	// without limit: the raw image is at most MaxRawSize and at most
+	// MaxRatio times the file (real segments compress 3-4x).
+	if s.RawSize > MaxRawSize || s.RawSize > MaxRatio*st.Size() {
+		return nil, journal.Corrupt(path, HeaderOff+hOffRawSize, journal.ErrBadHeader, "raw size %d is implausible for a %d-byte archive", s.RawSize, st.Size())
+	}
 	if s.RawSize < journal.SegmentHeaderSize || s.RawSize > int64(h.Capacity()) || s.RawSize != int64(h.Cursor()) ||
 		n > uint64(s.RawSize) || table < DataOff || table+int64(n)*ChunkEntrySize != st.Size() {
 		return nil, journal.Corrupt(path, HeaderOff, journal.ErrBadHeader, "archive header does not fit the file (raw size %d, %d chunks, table at %d, file %d bytes)",
@@ -133,7 +145,7 @@ func open(f *os.File, path string) (*Segment, error) {
 		c := Chunk{RawOff: int64(binary.LittleEndian.Uint64(e[eOffRaw:])), RawLen: int(binary.LittleEndian.Uint32(e[eOffRawLen:])),
 			CompOff: int64(binary.LittleEndian.Uint64(e[eOffComp:])), CompLen: int(binary.LittleEndian.Uint32(e[eOffCompLen:])),
 			CRC: binary.LittleEndian.Uint32(e[eOffCRC:])}
-		if c.RawOff != next || c.RawLen <= 0 || c.RawOff+int64(c.RawLen) > s.RawSize || c.CompOff < DataOff || c.CompOff+int64(c.CompLen) > table {
+		if c.RawOff != next || c.RawLen <= 0 || c.RawLen > MaxChunk || c.RawOff+int64(c.RawLen) > s.RawSize || c.CompOff < DataOff || c.CompOff+int64(c.CompLen) > table {
 			return nil, journal.Corrupt(path, table+int64(i)*ChunkEntrySize, journal.ErrBadHeader, "chunk %d entry is inconsistent", i)
 		}
 		next += int64(c.RawLen)

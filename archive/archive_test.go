@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"testing"
@@ -218,5 +219,21 @@ func TestArchiveHeaderDamage(t *testing.T) {
 	os.WriteFile(path, orig[:100], 0o644)
 	if _, err := archive.Open(path); !errors.Is(err, journal.ErrTruncated) {
 		t.Errorf("truncated: %v", err)
+	}
+}
+
+// A crafted archive claiming a huge raw image is refused at Open instead of
+// making a reader allocate it.
+func TestImplausibleRawSizeRefused(t *testing.T) {
+	dir, _ := build(t, 6000)
+	archive.Compress(dir, 1, zstd.SpeedFastest, 64<<10)
+	path := archive.Path(dir, 1)
+	b, _ := os.ReadFile(path)
+	a := b[archive.HeaderOff:]
+	binary.LittleEndian.PutUint64(a[16:], 1<<40) // raw_size
+	binary.LittleEndian.PutUint32(a[48:], journal.CRC32C(a[:48]))
+	os.WriteFile(path, b, 0o644)
+	if _, err := archive.Open(path); !errors.Is(err, journal.ErrBadHeader) {
+		t.Fatalf("got %v", err)
 	}
 }

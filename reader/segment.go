@@ -51,7 +51,7 @@ func (s *rseg) more() (bool, error) {
 	if i < 0 {
 		return false, journal.Corrupt(s.arch.Path(), 0, journal.ErrBadHeader, "no chunk holds raw offset %d", s.loadedEnd)
 	}
-	if err := s.arch.Load(i, s.m); err != nil {
+	if err := s.arch.Load(i, s.image()); err != nil {
 		return false, err
 	}
 	s.loadedEnd += int64(s.arch.Chunks[i].RawLen)
@@ -68,12 +68,21 @@ func (s *rseg) seekLoad(off int64) error {
 	if i < 0 {
 		return journal.Corrupt(s.arch.Path(), 0, journal.ErrBadHeader, "no chunk holds raw offset %d", off)
 	}
-	if err := s.arch.Load(i, s.m); err != nil {
+	if err := s.arch.Load(i, s.image()); err != nil {
 		return err
 	}
 	c := s.arch.Chunks[i]
 	s.loadedFrom, s.loadedEnd = c.RawOff, c.RawOff+int64(c.RawLen)
 	return nil
+}
+
+// image returns the archived segment's raw image, allocating it once.
+func (s *rseg) image() []byte {
+	if s.m == nil {
+		s.m = make([]byte, s.arch.RawSize)
+		copy(s.m, s.arch.HeaderPage())
+	}
+	return s.m
 }
 
 // openArchived opens a compressed segment.
@@ -82,9 +91,9 @@ func openArchived(dir string, num uint64, path string) (*rseg, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := make([]byte, a.RawSize)
-	copy(m, a.HeaderPage())
-	s := &rseg{num: num, path: path, m: m, hdr: journal.HeaderOf(m), capacity: a.RawSize, arch: a,
+	// The raw image is allocated on the first chunk load (image()): a probe
+	// that only reads the header or the index allocates nothing.
+	s := &rseg{num: num, path: path, hdr: journal.HeaderOf(a.HeaderPage()), capacity: a.RawSize, arch: a,
 		loadedFrom: journal.SegmentHeaderSize, loadedEnd: journal.SegmentHeaderSize}
 	s.openIndex(dir)
 	return s, nil
