@@ -34,12 +34,14 @@ func (w *Writer) background() {
 		case s := <-w.retire:
 			w.retireSegment(s, synced)
 		case <-w.kick:
+			w.drainRetire(synced)
 			w.pretouch()
 			w.prepareNext()
 			if tick != nil {
 				w.groupCommit(w.active.Load(), synced)
 			}
 		case <-tick:
+			w.drainRetire(synced) // older segments first: DurableSeq covers a prefix
 			w.groupCommit(w.active.Load(), synced)
 		}
 	}
@@ -127,8 +129,8 @@ func (w *Writer) groupCommit(s *wseg, synced map[*wseg]int64) {
 		return
 	}
 	synced[s] = cur
-	if last > w.durableSeq.Load() {
-		w.durableSeq.Store(last)
+	if w.pendingRetire.Load() == 0 { // every older segment is synced too
+		w.raiseDurable(last)
 	}
 }
 
@@ -151,9 +153,29 @@ func lastSeqBefore(s *wseg, from, cur int64) uint64 {
 }
 
 func (w *Writer) retireSegment(s *wseg, synced map[*wseg]int64) {
-	if w.opts.Durability.Mode == Interval {
+	switch w.opts.Durability.Mode {
+	case Interval:
 		w.groupCommit(s, synced)
+	case None, Async:
+		// Not synced here (the policy does not ask for it); Sync and Close
+		// fsync it before they claim durability.
+		w.unsyncedMu.Lock()
+		w.unsynced = append(w.unsynced, s.num)
+		w.unsyncedMu.Unlock()
 	}
 	delete(synced, s)
 	s.close()
+	w.pendingRetire.Add(-1)
+}
+
+// drainRetire retires every segment already handed over, without waiting.
+func (w *Writer) drainRetire(synced map[*wseg]int64) {
+	for {
+		select {
+		case s := <-w.retire:
+			w.retireSegment(s, synced)
+		default:
+			return
+		}
+	}
 }

@@ -115,10 +115,16 @@ type Writer struct {
 	syncedOff  int64      // Sync mode: durable offset in seg (appender-owned)
 	durMu      sync.Mutex // serialises checkpoint updates (appender Sync vs background group commit)
 	durableSeq atomic.Uint64
-	failed     atomic.Pointer[error]
-	stats      Stats
-	closed     bool
-	obsFrame   journal.Frame
+	// Segments handed to the background goroutine by a roll and not yet
+	// retired, and (None, Async) retired segments not yet made durable:
+	// Sync and Close fsync those before they claim a durable seq.
+	pendingRetire atomic.Int64
+	unsyncedMu    sync.Mutex
+	unsynced      []uint64
+	failed        atomic.Pointer[error]
+	stats         Stats
+	closed        bool
+	obsFrame      journal.Frame
 }
 
 // Open opens (creating if needed) the journal in dir for writing. It takes
@@ -426,7 +432,45 @@ func (w *Writer) syncPublished() error {
 		return err
 	}
 	w.syncedOff = w.pubCursor
-	w.durableSeq.Store(w.seq)
+	w.raiseDurable(w.seq)
+	return nil
+}
+
+// raiseDurable moves DurableSeq forward (never back: the appender and the
+// background group commit both call it).
+func (w *Writer) raiseDurable(seq uint64) {
+	for {
+		cur := w.durableSeq.Load()
+		if seq <= cur || w.durableSeq.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// syncRetired makes every segment sealed before the active one durable: it
+// waits for the background goroutine to retire the ones rolls handed it, then
+// fsyncs those retired without a sync (policies None and Async). Only then
+// may the active segment's sync claim a durable seq.
+func (w *Writer) syncRetired() error {
+	for w.pendingRetire.Load() != 0 {
+		time.Sleep(50 * time.Microsecond)
+	}
+	w.unsyncedMu.Lock()
+	list := w.unsynced
+	w.unsynced = nil
+	w.unsyncedMu.Unlock()
+	for _, n := range list {
+		f, err := os.OpenFile(journal.SegmentPath(w.dir, n), os.O_RDWR, 0)
+		if err != nil {
+			return w.fail(fmt.Errorf("sync sealed segment %d: %w", n, err))
+		}
+		err = f.Sync()
+		f.Close()
+		w.stats.Syncs++
+		if err != nil {
+			return w.fail(fmt.Errorf("fsync %s: %w", f.Name(), err))
+		}
+	}
 	return nil
 }
 
@@ -449,6 +493,9 @@ func (w *Writer) Sync() error {
 	if err := w.Publish(); err != nil {
 		return err
 	}
+	if err := w.syncRetired(); err != nil {
+		return err
+	}
 	return w.syncPublished()
 }
 
@@ -458,6 +505,14 @@ func (w *Writer) Sync() error {
 // always finds an active successor.
 func (w *Writer) roll() error {
 	old := w.seg
+	if w.opts.Durability.Mode == Sync && w.cursor > w.syncedOff {
+		// Frames staged in the old segment become durable before the next
+		// segment's header (first_seq) can reach the disk: otherwise a power
+		// loss could leave a successor that starts after a gap.
+		if err := w.syncRange(old, int(w.syncedOff), int(w.cursor-w.syncedOff)); err != nil {
+			return err
+		}
+	}
 	next, err := w.takePrepared()
 	if err != nil {
 		return w.fail(fmt.Errorf("roll: %w", err))
@@ -491,6 +546,7 @@ func (w *Writer) roll() error {
 	w.kickAt = journal.SegmentHeaderSize
 	w.sig.Wake()
 	w.stats.Rolls++
+	w.pendingRetire.Add(1)
 	w.retire <- old // the background goroutine syncs (Interval) and unmaps it
 	w.kickNow()
 	return nil
@@ -530,7 +586,10 @@ func (w *Writer) Close() error {
 	<-w.bgDone
 	w.closed = true
 	if err == nil && w.failed.Load() == nil {
-		if err = w.syncPublished(); err == nil {
+		if err = w.syncRetired(); err == nil {
+			err = w.syncPublished()
+		}
+		if err == nil {
 			h := w.seg.hdr
 			h.SetFlags(h.Flags() | journal.FlagClean)
 			err = w.syncRange(w.seg, 0, journal.SegmentHeaderSize)

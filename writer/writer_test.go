@@ -279,3 +279,30 @@ func TestStaleLockTakenOver(t *testing.T) {
 		t.Fatalf("lock file holds %q, want our PID", b)
 	}
 }
+
+// Sync under None must make the segments sealed by earlier rolls durable
+// too, not only the active one, before it reports a durable seq.
+func TestSyncCoversSealedSegments(t *testing.T) {
+	w, err := writer.Open(t.TempDir(), writer.Options{SegmentSize: journal.MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	raw := make([]byte, 2000)
+	for i := int64(1); i <= 600; i++ { // ~1.2 MB: four rolls
+		if _, err := w.Append(journal.TypeRaw, 1, i, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rolls := w.Stats().Rolls
+	before := w.Stats().Syncs
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if rolls < 3 || w.Stats().Syncs-before < rolls {
+		t.Fatalf("%d rolls, %d syncs by Sync: sealed segments were not all synced", rolls, w.Stats().Syncs-before)
+	}
+	if w.DurableSeq() != 600 {
+		t.Fatalf("durable %d", w.DurableSeq())
+	}
+}
