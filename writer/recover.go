@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -80,8 +81,18 @@ func (w *Writer) recoverJournal(segs []uint64) error {
 		j--
 	}
 	var prevLast uint64
+	if j > 0 && segs[j-1]+1 == segs[j] {
+		// The sealed predecessor's last seq: the first recovered segment
+		// must continue it. (A missing segment in between is damage that
+		// verify reports; it does not stop the writer.)
+		prevLast = sealedLastSeq(w.dir, segs[j-1])
+	}
 	for k := j; k <= i; k++ {
-		s, last, err := w.recoverSegment(segs[k], prevLast, k < i)
+		var nextFirst uint64
+		if k < i {
+			nextFirst = firstSeqOf(w.dir, segs[k+1])
+		}
+		s, last, err := w.recoverSegment(segs[k], prevLast, nextFirst, k < i)
 		if err != nil {
 			closeAll(spare)
 			return err
@@ -135,7 +146,7 @@ func segmentSealed(dir string, num uint64) (bool, error) {
 // that was never sealed) it also writes the end marker. prevLast is the last
 // seq of the previous segment (0 if unknown) and is checked against this
 // segment's first seq.
-func (w *Writer) recoverSegment(num uint64, prevLast uint64, seal bool) (*wseg, uint64, error) {
+func (w *Writer) recoverSegment(num uint64, prevLast, nextFirst uint64, seal bool) (*wseg, uint64, error) {
 	s, err := openSegment(w.dir, num)
 	if errors.Is(err, journal.ErrTruncated) && s != nil {
 		// A short active segment: extend it back to capacity; the cut frame
@@ -206,6 +217,14 @@ func (w *Writer) recoverSegment(num uint64, prevLast uint64, seal bool) (*wseg, 
 		start, prev = journal.SegmentHeaderSize, first-1
 		s.truncateIndexAt(start)
 		res = journal.ScanSegment(s.path, s.m, start, prev, s.capacity, visit)
+	}
+	if seal && nextFirst != 0 && res.LastSeq+1 != nextFirst {
+		// Checked before anything is cut or sealed: a refusal must leave the
+		// journal exactly as it was.
+		s.close()
+		return nil, 0, journal.Corrupt(s.path, res.End, journal.ErrSequence,
+			"the frames end at seq %d but the next segment starts at %d: %d frames are missing (a power loss before they were durable?)",
+			res.LastSeq, nextFirst, int64(nextFirst)-int64(res.LastSeq)-1)
 	}
 	if !res.Sealed {
 		tail := journal.ExamineTail(s.m, res.End, s.capacity, res.LastSeq)
@@ -316,3 +335,22 @@ func neverActivated(dir string, n uint64) bool {
 	}
 	return b[0]&journal.FlagActive == 0
 }
+
+// readHeaderU64 reads a little-endian u64 at off of segment n's header page
+// (raw or archived) without checking the header; 0 if unreadable.
+func readHeaderU64(dir string, n uint64, off int64) uint64 {
+	path, _ := journal.SegmentFile(dir, n)
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], off); err != nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func sealedLastSeq(dir string, n uint64) uint64 { return readHeaderU64(dir, n, 152) } // format.md §2.1 last_seq
+func firstSeqOf(dir string, n uint64) uint64    { return readHeaderU64(dir, n, 32) }  // format.md §2.1 first_seq
