@@ -94,6 +94,10 @@ type Tail struct {
 // valid follows it. Only such a tail may be cut automatically.
 func (t Tail) Torn() bool { return t.ValidAt < 0 }
 
+// tailSeqWindow bounds how far past the last good seq a frame found after
+// damage may be numbered and still count as this segment's data.
+const tailSeqWindow = 1 << 20
+
 // ExamineTail looks at data[from:limit] after a scan stopped at from.
 func ExamineTail(data []byte, from, limit int64, lastSeq uint64) Tail {
 	if limit > int64(len(data)) {
@@ -119,6 +123,15 @@ func ExamineTail(data []byte, from, limit int64, lastSeq uint64) Tail {
 	for off := (from + FrameAlign) &^ (FrameAlign - 1); off+FrameHeaderSize <= end; off += FrameAlign {
 		sz := FrameSizeAt(data[off:])
 		if sz < FrameHeaderSize || sz > MaxFrameSize {
+			continue
+		}
+		// Only a frame that could continue this segment counts (its seq
+		// within the next tailSeqWindow), and it is filtered on the seq field
+		// before any checksum is computed: bytes inside a torn Raw payload
+		// that happen to look like a frame of another journal are not
+		// "valid data following", and a 64 MiB tail is not checksummed at
+		// every 8-byte offset.
+		if seq := binary.LittleEndian.Uint64(data[off+frameOffSeq:]); seq <= lastSeq || seq > lastSeq+tailSeqWindow {
 			continue
 		}
 		f, _, st := DecodeFrame(data[off:limit])

@@ -281,8 +281,10 @@ func (rep *Report) segment(dir string, n uint64, prevLast uint64, last bool, opt
 	case res.Err != nil:
 		// Damage below the cursor: published bytes are bad. Torn only if this
 		// is the active tail, nothing valid follows, and no writer is live.
+		// Torn only past the durability checkpoint: bytes the writer had
+		// made durable cannot be an unfinished write.
 		tail := journal.ExamineTail(m, res.End, seg.Capacity, res.LastSeq)
-		if !sealed && last && tail.Torn() && !rep.WriterLive {
+		if !sealed && last && tail.Torn() && !rep.WriterLive && res.End >= int64(h.DurableOffset()) {
 			rep.add(Torn, journal.Corrupt(path, res.End, journal.ErrTornTail,
 				"torn tail: %s; %d bytes from here are unfinished (journalctl recover saves and cuts them)", res.Err.Reason, tail.NonZeroEnd-res.End))
 		} else {
