@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/mdjournal/mdjournal/internal/mmap"
@@ -115,6 +116,7 @@ func openPosition(dir, name string, journalID uint64) (*position, uint64, error)
 		copy(m, PosMagic)
 		binary.LittleEndian.PutUint32(m[posOffVer:], journal.Version)
 		binary.LittleEndian.PutUint64(m[posOffID:], journalID)
+		binary.LittleEndian.PutUint64(m[posOffCreate:], uint64(time.Now().UnixNano()))
 	} else if id := binary.LittleEndian.Uint64(m[posOffID:]); id != journalID && journalID != 0 {
 		if id != 0 {
 			mmap.Unmap(m)
