@@ -589,6 +589,10 @@ func (w *Writer) Close() error {
 		if err = w.syncRetired(); err == nil {
 			err = w.syncPublished()
 		}
+		if err == nil && w.seg.idxM != nil {
+			// The index too, so the clean open that follows finds it whole.
+			err = mmap.Sync(w.seg.idxM, 0, len(w.seg.idxM), true)
+		}
 		if err == nil {
 			h := w.seg.hdr
 			h.SetFlags(h.Flags() | journal.FlagClean)
