@@ -145,13 +145,7 @@ func parseAt(s string) (bound, error) {
 func runBook(env *Env, args []string) error {
 	var o bookOptions
 	fs := flagSet(env, "book", "--dir D --instrument SYM|ID [--at end|seq:N|time:T] [--depth L] [--json]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	if strings.TrimSpace(o.instrument) == "" {

@@ -34,13 +34,7 @@ func (o *compressOptions) AddFlags(fs *pflag.FlagSet) {
 func runCompress(env *Env, args []string) error {
 	var o compressOptions
 	fs := flagSet(env, "compress", "--dir D [--level fastest|default|better|best] [--chunk SIZE] [--json]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	level, err := archive.ParseLevel(o.level)

@@ -94,13 +94,7 @@ func (b bound) past(f *journal.Frame) bool {
 func runDump(env *Env, args []string) error {
 	var o dumpOptions
 	fs := flagSet(env, "dump", "--dir D [--from start|end|seq:N|time:T] [--to seq:N|time:T] [--format text|json|csv] [--count N]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	if err := checkFormat(o.format, fmtText, fmtJSON, fmtCSV); err != nil {
@@ -145,13 +139,7 @@ func runDump(env *Env, args []string) error {
 func runTail(env *Env, args []string) error {
 	var o tailOptions
 	fs := flagSet(env, "tail", "--dir D [--from start|end|seq:N|time:T] [--count N] [--wait spin|yield|backoff|futex] [--format text|json]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	if err := checkFormat(o.format, fmtText, fmtJSON); err != nil {

@@ -42,13 +42,7 @@ func (o *genOptions) AddFlags(fs *pflag.FlagSet) {
 func runGen(env *Env, args []string) error {
 	var o genOptions
 	fs := flagSet(env, "gen", "--dir D --count N [--instruments K] [--rate max|N] [--seed S] [--durability P] [--segment-size SIZE]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	if o.count < 0 || o.instruments < 1 || o.instruments > 1<<20 || o.batch < 1 {

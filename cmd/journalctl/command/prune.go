@@ -35,13 +35,7 @@ func (o *pruneOptions) AddFlags(fs *pflag.FlagSet) {
 func runPrune(env *Env, args []string) error {
 	var o pruneOptions
 	fs := flagSet(env, "prune", "--dir D (--keep DURATION | --keep-segments N) [--dry-run] [--force] [--json]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	if fs.Changed("keep") == fs.Changed("keep-segments") {

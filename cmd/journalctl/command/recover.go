@@ -43,13 +43,7 @@ type recoverJSON struct {
 func runRecover(env *Env, args []string) error {
 	var o recoverOptions
 	fs := flagSet(env, "recover", "--dir D [--dry-run] [--truncate-at FILE:OFFSET] [--json]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	opts := repair.Options{DryRun: o.dryRun}

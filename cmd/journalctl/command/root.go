@@ -136,6 +136,19 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseDirVerb is the usual preamble of a verb that works on a journal
+// directory: parse the flags, refuse stray arguments, require --dir (read
+// through the pointer after parsing).
+func parseDirVerb(fs *pflag.FlagSet, args []string, dir *string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	return requireDir(*dir)
+}
+
 func requireDir(dir string) error {
 	if strings.TrimSpace(dir) == "" {
 		return usagef("--dir is required")

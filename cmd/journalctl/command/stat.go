@@ -34,13 +34,7 @@ func (o *statOptions) AddFlags(fs *pflag.FlagSet) {
 func runStat(env *Env, args []string) error {
 	var o statOptions
 	fs := flagSet(env, "stat", "--dir D [--watch [--interval 1s] [--samples N]] [--json]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	if o.interval <= 0 {

@@ -65,13 +65,7 @@ func kindOf(err error) string { return verify.Kind(err) }
 func runVerify(env *Env, args []string) error {
 	var o verifyOptions
 	fs := flagSet(env, "verify", "--dir D [--snapshot FILE] [--json]", o.AddFlags)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if err := requireDir(o.dir); err != nil {
+	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	rep, err := verify.Journal(o.dir, verify.Options{})
