@@ -253,3 +253,22 @@ func SegmentPath(dir string, n uint64) string { return filepath.Join(dir, Segmen
 
 // IndexPath joins dir and IndexName(n).
 func IndexPath(dir string, n uint64) string { return filepath.Join(dir, IndexName(n)) }
+
+// ReadHeader reads segment n's header page (raw or archived: an archive
+// starts with the same page) without mapping the file and without checking
+// it: for tools that only need a field or two (flags, first or last seq,
+// journal id), including of segments that fail their check. Use
+// Header.Check before trusting it.
+func ReadHeader(dir string, n uint64) (Header, error) {
+	path, _ := SegmentFile(dir, n)
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	b := make([]byte, SegmentHeaderSize)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return Header{}, Corrupt(path, 0, ErrTruncated, "cannot read the %d-byte header: %v", SegmentHeaderSize, err)
+	}
+	return HeaderOf(b), nil
+}

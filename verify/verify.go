@@ -179,15 +179,8 @@ func Journal(dir string, opts Options) (*Report, error) {
 
 func nextIsPrepared(dir string, nums []uint64, i int) bool {
 	for _, n := range nums[i+1:] {
-		path, _ := journal.SegmentFile(dir, n)
-		f, err := os.Open(path)
-		if err != nil {
-			return false
-		}
-		var b [192]byte
-		f.ReadAt(b[:], 0)
-		f.Close()
-		if b[128]&journal.FlagActive != 0 {
+		h, err := journal.ReadHeader(dir, n)
+		if err != nil || h.Active() {
 			return false
 		}
 	}
@@ -195,16 +188,11 @@ func nextIsPrepared(dir string, nums []uint64, i int) bool {
 }
 
 func segJournalID(dir string, n uint64) uint64 {
-	path, _ := journal.SegmentFile(dir, n)
-	f, err := os.Open(path)
+	h, err := journal.ReadHeader(dir, n)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	var b [24]byte
-	f.ReadAt(b[:], 0)
-	return uint64(b[16]) | uint64(b[17])<<8 | uint64(b[18])<<16 | uint64(b[19])<<24 |
-		uint64(b[20])<<32 | uint64(b[21])<<40 | uint64(b[22])<<48 | uint64(b[23])<<56
+	return h.JournalID()
 }
 
 // segment verifies one segment file. last says whether it is the last active

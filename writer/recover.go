@@ -1,7 +1,6 @@
 package writer
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -321,36 +320,27 @@ func checkpointHolds(s *wseg, off int64, seq uint64) bool {
 	return r.Err == nil && r.End == off && r.LastSeq == seq
 }
 
-// neverActivated reads a segment's flags word directly (its header may not
-// check out) and reports whether FlagActive is clear.
+// neverActivated reports whether segment n's FlagActive is clear (its
+// header need not check out).
 func neverActivated(dir string, n uint64) bool {
-	f, err := os.Open(journal.SegmentPath(dir, n))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], 128); err != nil {
-		return false
-	}
-	return b[0]&journal.FlagActive == 0
+	h, err := journal.ReadHeader(dir, n)
+	return err == nil && !h.Active()
 }
 
-// readHeaderU64 reads a little-endian u64 at off of segment n's header page
-// (raw or archived) without checking the header; 0 if unreadable.
-func readHeaderU64(dir string, n uint64, off int64) uint64 {
-	path, _ := journal.SegmentFile(dir, n)
-	f, err := os.Open(path)
+// sealedLastSeq and firstSeqOf read one field of segment n's header page
+// (format.md §2.1) without checking it; 0 if unreadable.
+func sealedLastSeq(dir string, n uint64) uint64 {
+	h, err := journal.ReadHeader(dir, n)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	var b [8]byte
-	if _, err := f.ReadAt(b[:], off); err != nil {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b[:])
+	return h.LastSeq()
 }
 
-func sealedLastSeq(dir string, n uint64) uint64 { return readHeaderU64(dir, n, 152) } // format.md §2.1 last_seq
-func firstSeqOf(dir string, n uint64) uint64    { return readHeaderU64(dir, n, 32) }  // format.md §2.1 first_seq
+func firstSeqOf(dir string, n uint64) uint64 {
+	h, err := journal.ReadHeader(dir, n)
+	if err != nil {
+		return 0
+	}
+	return h.FirstSeq()
+}

@@ -3,7 +3,6 @@ package command
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
@@ -54,8 +53,8 @@ func runCompress(env *Env, args []string) error {
 	}
 	var results []archive.Result
 	for _, n := range nums {
-		path, archived := journal.SegmentFile(o.dir, n)
-		if archived || !sealedSegment(path) {
+		_, archived := journal.SegmentFile(o.dir, n)
+		if h, err := journal.ReadHeader(o.dir, n); archived || err != nil || !h.Sealed() {
 			continue
 		}
 		if env.Ctx.Err() != nil {
@@ -89,20 +88,6 @@ func runCompress(env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "compressed %d segments: %s of data (%s on disk) -> %s, ratio %.2fx (%.2fx of disk)\n",
 		len(results), humanBytes(raw), humanBytes(file), humanBytes(arch), float64(raw)/float64(arch), float64(file)/float64(arch))
 	return nil
-}
-
-// sealedSegment reads a raw segment's flags without mapping it.
-func sealedSegment(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], 128); err != nil {
-		return false
-	}
-	return b[0]&journal.FlagSealed != 0
 }
 
 func parseSizeFlag(name, s string) (int64, error) {
