@@ -1,7 +1,6 @@
 package reader
 
 import (
-	"encoding/binary"
 	"os"
 	"sync/atomic"
 
@@ -107,23 +106,15 @@ type headerPeek struct {
 }
 
 func peek(dir string, n uint64) (headerPeek, error) {
-	path, _ := journal.SegmentFile(dir, n)
-	f, err := os.Open(path)
+	h, err := journal.ReadHeader(dir, n)
 	if err != nil {
 		return headerPeek{}, err
 	}
-	defer f.Close()
-	var b [192]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil {
-		return headerPeek{}, journal.Corrupt(path, 0, journal.ErrTruncated, "cannot read header: %v", err)
+	if h.Magic() != journal.SegmentMagic {
+		path, _ := journal.SegmentFile(dir, n)
+		return headerPeek{}, journal.Corrupt(path, 0, journal.ErrBadMagic, "bad segment magic %q", h.Magic())
 	}
-	if string(b[:8]) != journal.SegmentMagic {
-		return headerPeek{}, journal.Corrupt(path, 0, journal.ErrBadMagic, "bad segment magic %q", b[:8])
-	}
-	return headerPeek{
-		active:   binary.LittleEndian.Uint32(b[128:])&journal.FlagActive != 0,
-		firstSeq: binary.LittleEndian.Uint64(b[32:]),
-	}, nil
+	return headerPeek{active: h.Active(), firstSeq: h.FirstSeq()}, nil
 }
 
 // openSeg maps segment num read-only (O_RDONLY, PROT_READ) and checks its header.
