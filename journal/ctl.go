@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"sync/atomic"
 	"unsafe"
-
-	"github.com/mdjournal/mdjournal/wait"
 )
 
 // Control file journal.ctl, format.md §6. One page shared by the writer and
@@ -53,7 +51,9 @@ func (c Ctl) WriterPID() uint32         { return atomic.LoadUint32(c.u32(ctlOffW
 func (c Ctl) SetWriterPID(p uint32)     { atomic.StoreUint32(c.u32(ctlOffWriterPID), p) }
 func (c Ctl) Waiters() uint32           { return atomic.LoadUint32(c.u32(CtlOffWaiters)) }
 
-// Signal returns the futex pair readers block on and the writer wakes.
-func (c Ctl) Signal() wait.Signal {
-	return wait.Signal{Seq: c.u32(CtlOffNotify), Waiters: c.u32(CtlOffWaiters)}
-}
+// NotifyWord is the futex word readers block on and the writer bumps when it
+// wakes them (4-byte aligned, in the mapping).
+func (c Ctl) NotifyWord() *uint32 { return c.u32(CtlOffNotify) }
+
+// WaitersWord counts readers announced as futex sleepers.
+func (c Ctl) WaitersWord() *uint32 { return c.u32(CtlOffWaiters) }

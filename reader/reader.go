@@ -137,7 +137,7 @@ func (r *Reader) openCtl() error {
 	}
 	r.ctlM, r.ctl = m, journal.CtlOf(m)
 	if writable && r.ctl.Magic() == journal.CtlMagic {
-		r.sig, r.hasSig = r.ctl.Signal(), true
+		r.sig, r.hasSig = wait.SignalAt(r.ctl.NotifyWord(), r.ctl.WaitersWord()), true
 	} else if r.opts.Wait == wait.Futex {
 		return fmt.Errorf("reader: futex wait needs write access to %s (to announce itself as a waiter)", path)
 	}
@@ -315,7 +315,7 @@ func (r *Reader) Next() (f journal.Frame, err error) {
 func (r *Reader) Interrupt() {
 	r.interrupted.Store(true)
 	if r.hasSig {
-		futex.Wake(r.ctl.Signal().Seq, 1<<30) // spurious wake-ups are harmless
+		futex.Wake(r.ctl.NotifyWord(), 1<<30) // spurious wake-ups are harmless
 	}
 }
 

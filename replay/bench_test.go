@@ -13,8 +13,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/synth"
@@ -50,7 +50,7 @@ func benchJournal(b *testing.B, compressed bool) string {
 	if compressed {
 		nums, _ := journal.ListSegments(dir)
 		for _, n := range nums {
-			if _, err := archive.Compress(dir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, archive.ErrNotSealed) {
+			if _, err := compress.Compress(dir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, compress.ErrNotSealed) {
 				b.Fatal(err)
 			}
 		}

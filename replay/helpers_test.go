@@ -14,13 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/cmd/replay/cli"
+
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/cmd/journalctl/command"
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/replay"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/synth"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -103,8 +105,8 @@ func compressSealed(t testing.TB, dir string) int {
 	}
 	k := 0
 	for _, n := range nums {
-		_, err := archive.Compress(dir, n, zstd.SpeedDefault, 64<<10)
-		if errors.Is(err, archive.ErrNotSealed) {
+		_, err := compress.Compress(dir, n, zstd.SpeedDefault, 64<<10)
+		if errors.Is(err, compress.ErrNotSealed) {
 			continue // the active segment and the prepared one
 		}
 		if err != nil {
@@ -204,7 +206,7 @@ func (l *lockedBuffer) String() string {
 func replayCLI(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := replay.RunCLI(context.Background(), args, &out, &errb)
+	code := cli.Run(context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -65,6 +65,10 @@ type Options struct {
 	// Progress, if set, is called from the replaying goroutine about ten
 	// times a second (never on the per-frame path).
 	Progress func(Progress)
+	// Lateness, if set, receives every paced frame's release time minus its
+	// due time, in nanoseconds, on the replaying goroutine (it must not
+	// block or allocate: cmd/replay records into a histogram).
+	Lateness func(ns int64)
 	// Clock is the pacing time source; nil means CLOCK_MONOTONIC and
 	// time.Sleep. Tests inject a fake one.
 	Clock Clock

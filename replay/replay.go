@@ -12,10 +12,8 @@ import (
 	"strings"
 	"time"
 
-	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/mdjournal/mdjournal/internal/benchkit"
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
@@ -45,8 +43,11 @@ type Stats struct {
 	// Span is the journal time the released frames covered, divided by
 	// Speed and summed over passes: how long a perfect replay would take.
 	Span time.Duration
-	// Lateness holds release time minus due time, in ns, per paced frame.
-	Lateness *hdr.Histogram
+	// Paced frames released, and the largest lateness (release time minus
+	// due time) among them. The whole distribution goes to
+	// Options.Lateness, if set.
+	PacedFrames uint64
+	MaxLateness time.Duration
 }
 
 // Rate is the achieved rate in frames per second.
@@ -59,46 +60,6 @@ func (s *Stats) RequestedRate() float64 {
 		return 0
 	}
 	return float64(s.Frames) / s.Span.Seconds()
-}
-
-// Summary is the one-line report the replay command prints.
-func (s *Stats) Summary() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "frames=%d bytes=%d skipped=%d passes=%d seconds=%.3f rate=%.0f/s", s.Frames, s.Bytes, s.Skipped, s.Passes, s.Elapsed.Seconds(), s.Rate())
-	if s.Speed == 0 {
-		b.WriteString(" speed=max")
-	} else {
-		fmt.Fprintf(&b, " speed=%gx", s.Speed)
-		if rr := s.RequestedRate(); rr > 0 {
-			fmt.Fprintf(&b, " requested=%.0f/s achieved/requested=%.3f", rr, s.Rate()/rr)
-		}
-		if h := s.Lateness; h != nil && h.TotalCount() > 0 {
-			us := func(v int64) float64 { return float64(v) / 1e3 }
-			fmt.Fprintf(&b, " late_p50=%.1fus late_p99=%.1fus late_p999=%.1fus late_max=%.1fus within_10us=%.2f%%",
-				us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)), us(h.Max()), 100*s.Within(10*time.Microsecond))
-		}
-	}
-	fmt.Fprintf(&b, " ended=%s", s.Ended)
-	if len(s.Unresolved) > 0 {
-		fmt.Fprintf(&b, " unresolved=%s", strings.Join(s.Unresolved, ","))
-	}
-	return b.String()
-}
-
-// Within is the fraction of paced frames released at most d after their due
-// time (1 when nothing was paced).
-func (s *Stats) Within(d time.Duration) float64 {
-	h := s.Lateness
-	if h == nil || h.TotalCount() == 0 {
-		return 1
-	}
-	var n int64
-	for _, b := range h.Distribution() {
-		if b.To <= int64(d) {
-			n += b.Count
-		}
-	}
-	return float64(n) / float64(h.TotalCount())
 }
 
 // Replayer is one replay: a journal range and the ring it fills, attached
@@ -153,9 +114,6 @@ func New(opts Options) (*Replayer, error) {
 	}
 	r.pc = pacer{clk: r.clk, speed: opts.Speed, overshoot: int64(initialOvershoot)}
 	r.stats.Speed = opts.Speed
-	if r.paced {
-		r.stats.Lateness = benchkit.NewHistogram()
-	}
 	if err := r.attach(); err != nil {
 		return nil, err
 	}
@@ -389,7 +347,14 @@ func (r *Replayer) emit(f *journal.Frame) error {
 		return err
 	}
 	p.Flush()
-	r.stats.Lateness.RecordValue(r.clk.Now() - due)
+	late := r.clk.Now() - due
+	r.stats.PacedFrames++
+	if d := time.Duration(late); d > r.stats.MaxLateness {
+		r.stats.MaxLateness = d
+	}
+	if r.opts.Lateness != nil {
+		r.opts.Lateness(late)
+	}
 	return nil
 }
 

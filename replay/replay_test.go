@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/cmd/replay/cli"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/replay"
@@ -385,7 +386,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"--dir", dir, "--ring", "x", "extra"},
 	} {
 		code, out, errs := replayCLI(t, args...)
-		if code != replay.ExitUsage || !strings.HasPrefix(errs, "replay: ") || out != "" {
+		if code != cli.ExitUsage || !strings.HasPrefix(errs, "replay: ") || out != "" {
 			t.Errorf("%q: exit %d, stderr %q, stdout %q", args, code, errs, out)
 		}
 	}
@@ -398,7 +399,7 @@ func TestBadFlagsExit2(t *testing.T) {
 func TestMissingJournalExit1(t *testing.T) {
 	missing := t.TempDir() + "/nope"
 	code, _, errs := replayCLI(t, "--dir", missing, "--ring", ringPath(t))
-	if code != replay.ExitData || !strings.Contains(errs, "nope") {
+	if code != cli.ExitData || !strings.Contains(errs, "nope") {
 		t.Fatalf("exit %d %q", code, errs)
 	}
 }

@@ -150,3 +150,7 @@ func (s Signal) Block(token uint32, d time.Duration) { futex.Wait(s.Seq, token, 
 
 // Done withdraws the announcement made by Announce.
 func (s Signal) Done() { atomic.AddUint32(s.Waiters, ^uint32(0)) }
+
+// SignalAt builds a Signal from the two words of a shared mapping (for
+// example a journal control page's notify and waiters words).
+func SignalAt(seq, waiters *uint32) Signal { return Signal{Seq: seq, Waiters: waiters} }

@@ -265,7 +265,7 @@ func (w *Writer) openCtl() error {
 	}
 	c.SetActiveSegment(w.seg.num)
 	c.SetWriterPID(w.pid)
-	w.ctlF, w.ctlM, w.ctl, w.sig = f, m, c, c.Signal()
+	w.ctlF, w.ctlM, w.ctl, w.sig = f, m, c, wait.SignalAt(c.NotifyWord(), c.WaitersWord())
 	return nil
 }
 

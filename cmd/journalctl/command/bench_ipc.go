@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/internal/benchkit"
+	"github.com/mdjournal/mdjournal/cmd/journalctl/internal/benchkit"
 )
 
 type benchIPCOptions struct {

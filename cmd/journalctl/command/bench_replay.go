@@ -14,9 +14,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/internal/clock"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/replay"
 	"github.com/mdjournal/mdjournal/ring"
@@ -62,7 +62,7 @@ func benchReplay(env *Env, args []string) error {
 		return err
 	}
 	for _, n := range nums {
-		if _, err := archive.Compress(zstdDir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, archive.ErrNotSealed) {
+		if _, err := compress.Compress(zstdDir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, compress.ErrNotSealed) {
 			return err
 		}
 	}

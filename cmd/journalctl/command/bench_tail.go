@@ -16,7 +16,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/internal/benchkit"
+	"github.com/mdjournal/mdjournal/cmd/journalctl/internal/benchkit"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/wait"
 	"github.com/mdjournal/mdjournal/writer"

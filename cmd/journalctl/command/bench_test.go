@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdjournal/mdjournal/internal/benchkit"
+	"github.com/mdjournal/mdjournal/cmd/journalctl/internal/benchkit"
 )
 
 // The bench tests re-execute a journalctl binary built once in TestMain:

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/writer"
 )
 
@@ -36,7 +36,7 @@ func runCompress(env *Env, args []string) error {
 	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
-	level, err := archive.ParseLevel(o.level)
+	level, err := compress.ParseLevel(o.level)
 	if err != nil {
 		return usagef("--level: %v", err)
 	}
@@ -51,7 +51,7 @@ func runCompress(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var results []archive.Result
+	var results []compress.Result
 	for _, n := range nums {
 		_, archived := journal.SegmentFile(o.dir, n)
 		if h, err := journal.ReadHeader(o.dir, n); archived || err != nil || !h.Sealed() {
@@ -60,7 +60,7 @@ func runCompress(env *Env, args []string) error {
 		if env.Ctx.Err() != nil {
 			break
 		}
-		r, err := archive.Compress(o.dir, n, level, int(chunk))
+		r, err := compress.Compress(o.dir, n, level, int(chunk))
 		if err != nil {
 			return err
 		}

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdjournal/mdjournal/inspect"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/repair"
+	"github.com/mdjournal/mdjournal/ops/inspect"
+	"github.com/mdjournal/mdjournal/ops/repair"
 )
 
 func TestIssue5UsageErrorsExit2(t *testing.T) {

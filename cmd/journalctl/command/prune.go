@@ -5,9 +5,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mdjournal/mdjournal/ops/retention"
 	"github.com/spf13/pflag"
-
-	"github.com/mdjournal/mdjournal/repair"
 )
 
 func init() {
@@ -47,7 +46,7 @@ func runPrune(env *Env, args []string) error {
 	if fs.Changed("keep-segments") && o.keepSegments < 1 {
 		return usagef("--keep-segments must be ≥ 1 (the active segment is always kept)")
 	}
-	res, err := repair.Prune(o.dir, repair.PruneOptions{Keep: o.keep, KeepSegments: o.keepSegments, DryRun: o.dryRun, Force: o.force})
+	res, err := retention.Prune(o.dir, retention.Options{Keep: o.keep, KeepSegments: o.keepSegments, DryRun: o.dryRun, Force: o.force})
 	if err != nil {
 		return err
 	}

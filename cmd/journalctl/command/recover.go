@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/inspect"
-	"github.com/mdjournal/mdjournal/repair"
-	"github.com/mdjournal/mdjournal/verify"
+	"github.com/mdjournal/mdjournal/ops/inspect"
+	"github.com/mdjournal/mdjournal/ops/repair"
+	"github.com/mdjournal/mdjournal/ops/verify"
 )
 
 func init() {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/inspect"
+	"github.com/mdjournal/mdjournal/ops/inspect"
 )
 
 func init() {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/verify"
+	"github.com/mdjournal/mdjournal/ops/verify"
 )
 
 func init() {

@@ -1,8 +1,7 @@
-package archive
+package compress
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/journal"
 )
@@ -33,7 +33,7 @@ type Result struct {
 // segment, an archive, or both (readers prefer the raw one).
 func Compress(dir string, n uint64, level zstd.EncoderLevel, chunkTarget int) (Result, error) {
 	if chunkTarget <= 0 {
-		chunkTarget = DefaultChunk
+		chunkTarget = journal.DefaultChunk
 	}
 	rawPath := journal.SegmentPath(dir, n)
 	f, err := os.Open(rawPath)
@@ -83,7 +83,7 @@ func Compress(dir string, n uint64, level zstd.EncoderLevel, chunkTarget int) (R
 		return Result{}, err
 	}
 	defer enc.Close()
-	path := Path(dir, n)
+	path := archive.Path(dir, n)
 	tmp := path + ".tmp"
 	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -97,11 +97,11 @@ func Compress(dir string, n uint64, level zstd.EncoderLevel, chunkTarget int) (R
 	if _, err := out.Write(m[:journal.SegmentHeaderSize]); err != nil {
 		return fail(err)
 	}
-	if _, err := out.Write(make([]byte, HeaderSize)); err != nil { // rewritten at the end
+	if _, err := out.Write(make([]byte, journal.ArchiveHeaderSize)); err != nil { // rewritten at the end
 		return fail(err)
 	}
-	off := int64(DataOff)
-	table := make([]byte, 0, len(cuts)*ChunkEntrySize)
+	off := int64(journal.ArchiveDataOff)
+	table := make([]byte, 0, len(cuts)*journal.ChunkEntrySize)
 	var comp []byte
 	prev := int64(journal.SegmentHeaderSize)
 	for _, cut := range cuts {
@@ -110,12 +110,8 @@ func Compress(dir string, n uint64, level zstd.EncoderLevel, chunkTarget int) (R
 		if _, err := out.Write(comp); err != nil {
 			return fail(err)
 		}
-		var e [ChunkEntrySize]byte
-		binary.LittleEndian.PutUint64(e[eOffRaw:], uint64(prev))
-		binary.LittleEndian.PutUint32(e[eOffRawLen:], uint32(len(raw)))
-		binary.LittleEndian.PutUint32(e[eOffCompLen:], uint32(len(comp)))
-		binary.LittleEndian.PutUint64(e[eOffComp:], uint64(off))
-		binary.LittleEndian.PutUint32(e[eOffCRC:], journal.CRC32C(raw))
+		var e [journal.ChunkEntrySize]byte
+		journal.PutChunkEntry(e[:], journal.ChunkEntry{RawOff: prev, RawLen: len(raw), CompOff: off, CompLen: len(comp), CRC: journal.CRC32C(raw)})
 		table = append(table, e[:]...)
 		off += int64(len(comp))
 		prev = cut
@@ -123,31 +119,22 @@ func Compress(dir string, n uint64, level zstd.EncoderLevel, chunkTarget int) (R
 	if _, err := out.Write(table); err != nil {
 		return fail(err)
 	}
-	var ah [HeaderSize]byte
-	copy(ah[hOffMagic:], Magic)
-	binary.LittleEndian.PutUint32(ah[hOffVersion:], journal.Version)
-	binary.LittleEndian.PutUint32(ah[hOffChunkTarget:], uint32(chunkTarget))
-	binary.LittleEndian.PutUint64(ah[hOffRawSize:], uint64(cursor))
-	binary.LittleEndian.PutUint64(ah[hOffChunks:], uint64(len(cuts)))
-	binary.LittleEndian.PutUint64(ah[hOffTable:], uint64(off))
-	binary.LittleEndian.PutUint32(ah[hOffLevel:], uint32(level))
-	binary.LittleEndian.PutUint32(ah[hOffTableCRC:], journal.CRC32C(table))
-	binary.LittleEndian.PutUint32(ah[hOffCRC:], journal.CRC32C(ah[:hOffCRC]))
-	if _, err := out.WriteAt(ah[:], HeaderOff); err != nil {
+	var ah [journal.ArchiveHeaderSize]byte
+	journal.PutArchiveHeader(ah[:], journal.ArchiveHeader{ChunkTarget: uint32(chunkTarget), RawSize: cursor,
+		Chunks: uint64(len(cuts)), TableOffset: off, Level: uint32(level), TableCRC: journal.CRC32C(table)})
+	if _, err := out.WriteAt(ah[:], journal.ArchiveHeaderOff); err != nil {
 		return fail(err)
 	}
 	if err := out.Sync(); err != nil {
 		return fail(err)
 	}
 	// Round trip before anything is removed.
-	back, err := open(out, tmp)
+	back, err := archive.OpenFile(out, tmp)
 	if err != nil {
 		return fail(fmt.Errorf("archive round trip: %w", err))
 	}
 	img, err := back.ReadAll()
-	if back.dec != nil {
-		back.dec.Close()
-	}
+	back.CloseDecoder()
 	if err != nil {
 		return fail(fmt.Errorf("archive round trip: %w", err))
 	}
@@ -179,4 +166,23 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ErrNotSealed: only sealed segments are compressed (the writer may still
+// append to the others).
+var ErrNotSealed = errors.New("compress: only sealed segments are compressed")
+
+// Level names accepted by ParseLevel.
+func ParseLevel(s string) (zstd.EncoderLevel, error) {
+	switch s {
+	case "fastest":
+		return zstd.SpeedFastest, nil
+	case "default", "":
+		return zstd.SpeedDefault, nil
+	case "better":
+		return zstd.SpeedBetterCompression, nil
+	case "best":
+		return zstd.SpeedBestCompression, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (want fastest, default, better or best)", s)
 }

@@ -2,11 +2,12 @@ package benchkit
 
 import (
 	"encoding/binary"
-	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/mdjournal/mdjournal/internal/clock"
 	"github.com/mdjournal/mdjournal/internal/mmap"

@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/mdjournal/mdjournal/archive"
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/verify"
+	"github.com/mdjournal/mdjournal/ops/verify"
 )
 
 // RateWindow is the event-time window Stat measures rates over when it has

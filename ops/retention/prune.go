@@ -1,4 +1,4 @@
-package repair
+package retention
 
 import (
 	"fmt"
@@ -6,14 +6,14 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/mdjournal/mdjournal/archive"
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 )
 
-// PruneOptions select what retention keeps. Exactly one of Keep and
+// Options select what retention keeps. Exactly one of Keep and
 // KeepSegments is set.
-type PruneOptions struct {
+type Options struct {
 	// Keep keeps every segment holding a frame newer than the journal's last
 	// timestamp minus Keep. Age is measured in event time against the newest
 	// frame, not the wall clock, so an imported historical day is retained
@@ -28,8 +28,8 @@ type PruneOptions struct {
 	Force bool
 }
 
-// PruneSegment is one segment considered by Prune.
-type PruneSegment struct {
+// Segment is one segment considered by Prune.
+type Segment struct {
 	File     string `json:"file"`
 	Number   uint64 `json:"number"`
 	FirstSeq uint64 `json:"first_seq"`
@@ -40,13 +40,13 @@ type PruneSegment struct {
 	Why      string `json:"why"`
 }
 
-// PruneResult lists the decision for every segment, oldest first.
-type PruneResult struct {
-	Dir      string         `json:"dir"`
-	DryRun   bool           `json:"dry_run"`
-	Segments []PruneSegment `json:"segments"`
-	Deleted  int            `json:"deleted"`
-	Freed    int64          `json:"freed_bytes"`
+// Result lists the decision for every segment, oldest first.
+type Result struct {
+	Dir      string    `json:"dir"`
+	DryRun   bool      `json:"dry_run"`
+	Segments []Segment `json:"segments"`
+	Deleted  int       `json:"deleted"`
+	Freed    int64     `json:"freed_bytes"`
 }
 
 // Prune deletes sealed segments (raw or compressed) and their indexes from
@@ -56,7 +56,7 @@ type PruneResult struct {
 // (its position is inside or before the segment, so its next frame is in
 // it or later). Files are deleted oldest first, so a crash midway
 // leaves a shorter but valid journal.
-func Prune(dir string, opts PruneOptions) (*PruneResult, error) {
+func Prune(dir string, opts Options) (*Result, error) {
 	if (opts.Keep > 0) == (opts.KeepSegments > 0) {
 		return nil, fmt.Errorf("prune: give exactly one of a keep duration or a segment count")
 	}
@@ -100,10 +100,10 @@ func Prune(dir string, opts PruneOptions) (*PruneResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prune: reading named reader positions: %w (fix or remove the file; prune needs them to know what is still needed)", err)
 	}
-	res := &PruneResult{Dir: dir, DryRun: opts.DryRun}
+	res := &Result{Dir: dir, DryRun: opts.DryRun}
 	stop := ""
 	for i, s := range segs {
-		ps := PruneSegment{File: filepath.Base(s.path), Number: s.n, Action: "keep"}
+		ps := Segment{File: filepath.Base(s.path), Number: s.n, Action: "keep"}
 		if s.ok {
 			ps.FirstSeq, ps.LastSeq, ps.LastTS = s.h.FirstSeq(), s.h.LastSeq(), tsString(s.lastTS)
 		}

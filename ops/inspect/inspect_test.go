@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdjournal/mdjournal/inspect"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/inspect"
 )
 
-var testdata = filepath.Join("..", "testdata", "journal")
+var testdata = filepath.Join("..", "..", "testdata", "journal")
 
 func TestJournalStats(t *testing.T) {
 	r, err := inspect.Journal(filepath.Join(testdata, "clean"), inspect.Options{Frames: true})

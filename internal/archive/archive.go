@@ -9,9 +9,6 @@
 package archive
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"os"
 	"sort"
 
@@ -20,48 +17,13 @@ import (
 	"github.com/mdjournal/mdjournal/journal"
 )
 
-// Archive layout, format.md §14. These constants are part of the format.
-const (
-	Ext            = journal.ArchiveExt // NNNN.seg.zst
-	Magic          = "MDJZST\x00\x00"
-	HeaderOff      = journal.SegmentHeaderSize // archive header follows the copied segment header page
-	HeaderSize     = 64
-	DataOff        = HeaderOff + HeaderSize // first chunk
-	ChunkEntrySize = 32
-	DefaultChunk   = 1 << 20 // raw bytes per chunk (at least; chunks end on frame boundaries)
-	// MaxChunk bounds one chunk's raw length: the largest chunk target
-	// journalctl compress accepts plus one maximal frame.
-	MaxChunk = 64<<20 + journal.MaxFrameSize
-	// MaxRawSize and MaxRatio bound what an archive may claim to hold.
-	MaxRawSize      = 1 << 32
-	MaxRatio        = 1024
-	hOffMagic       = 0
-	hOffVersion     = 8
-	hOffChunkTarget = 12
-	hOffRawSize     = 16
-	hOffChunks      = 24
-	hOffTable       = 32
-	hOffLevel       = 40
-	hOffTableCRC    = 44
-	hOffCRC         = 48 // CRC-32C of archive header bytes [0,48)
-	eOffRaw         = 0  // u64 raw offset of the chunk's first frame
-	eOffRawLen      = 8  // u32
-	eOffCompLen     = 12 // u32
-	eOffComp        = 16 // u64 file offset of the zstd frame
-	eOffCRC         = 24 // u32 CRC-32C of the raw chunk bytes
-)
-
 // Path returns the archive path of segment n in dir.
-func Path(dir string, n uint64) string { return journal.SegmentPath(dir, n) + ".zst" }
-
-// Chunk locates one compressed chunk.
-type Chunk struct {
-	RawOff  int64
-	RawLen  int
-	CompOff int64
-	CompLen int
-	CRC     uint32
+func Path(dir string, n uint64) string {
+	return journal.SegmentPath(dir, n) + journal.ArchiveExt[len(journal.SegmentExt):]
 }
+
+// Chunk locates one compressed chunk (format.md §14).
+type Chunk = journal.ChunkEntry
 
 // Segment is an open archive.
 type Segment struct {
@@ -81,7 +43,7 @@ func Open(path string) (*Segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := open(f, path)
+	s, err := OpenFile(f, path)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -89,15 +51,17 @@ func Open(path string) (*Segment, error) {
 	return s, nil
 }
 
-func open(f *os.File, path string) (*Segment, error) {
+// OpenFile is Open on an already open file (compress reads back the
+// archive it just wrote). The Segment owns f from then on.
+func OpenFile(f *os.File, path string) (*Segment, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	if st.Size() < DataOff {
+	if st.Size() < journal.ArchiveDataOff {
 		return nil, journal.Corrupt(path, st.Size(), journal.ErrTruncated, "archive is %d bytes, shorter than its headers", st.Size())
 	}
-	head := make([]byte, DataOff)
+	head := make([]byte, journal.ArchiveDataOff)
 	if _, err := f.ReadAt(head, 0); err != nil {
 		return nil, err
 	}
@@ -106,47 +70,35 @@ func open(f *os.File, path string) (*Segment, error) {
 	if err := h.Check(path, int64(h.Capacity())); err != nil {
 		return nil, err
 	}
-	a := head[HeaderOff:]
-	if string(a[:8]) != Magic {
-		return nil, journal.Corrupt(path, HeaderOff, journal.ErrBadMagic, "bad archive magic %q", a[:8])
+	ah, err := journal.ParseArchiveHeader(path, head[journal.ArchiveHeaderOff:])
+	if err != nil {
+		return nil, err
 	}
-	if v := binary.LittleEndian.Uint32(a[hOffVersion:]); v != journal.Version {
-		return nil, journal.Corrupt(path, HeaderOff+hOffVersion, journal.ErrVersion, "archive version %d, this build reads %d", v, journal.Version)
-	}
-	if crc := journal.CRC32C(a[:hOffCRC]); crc != binary.LittleEndian.Uint32(a[hOffCRC:]) {
-		return nil, journal.Corrupt(path, HeaderOff+hOffCRC, journal.ErrChecksum, "archive header checksum mismatch")
-	}
-	s := &Segment{path: path, f: f, page: page,
-		RawSize: int64(binary.LittleEndian.Uint64(a[hOffRawSize:])),
-		Level:   int(binary.LittleEndian.Uint32(a[hOffLevel:]))}
-	n := binary.LittleEndian.Uint64(a[hOffChunks:])
-	table := int64(binary.LittleEndian.Uint64(a[hOffTable:]))
+	s := &Segment{path: path, f: f, page: page, RawSize: ah.RawSize, Level: int(ah.Level)}
+	n, table := ah.Chunks, ah.TableOffset
 	// Bounds that keep a crafted archive from making a reader allocate
 	// without limit: the raw image is at most MaxRawSize and at most
 	// MaxRatio times the file (real segments compress 3-4x).
-	if s.RawSize > MaxRawSize || s.RawSize > MaxRatio*st.Size() {
-		return nil, journal.Corrupt(path, HeaderOff+hOffRawSize, journal.ErrBadHeader, "raw size %d is implausible for a %d-byte archive", s.RawSize, st.Size())
+	if s.RawSize > journal.MaxArchiveRaw || s.RawSize > journal.MaxArchiveRatio*st.Size() {
+		return nil, journal.Corrupt(path, journal.ArchiveHeaderOff+16, journal.ErrBadHeader, "raw size %d is implausible for a %d-byte archive", s.RawSize, st.Size())
 	}
 	if s.RawSize < journal.SegmentHeaderSize || s.RawSize > int64(h.Capacity()) || s.RawSize != int64(h.Cursor()) ||
-		n > uint64(s.RawSize) || table < DataOff || table+int64(n)*ChunkEntrySize != st.Size() {
-		return nil, journal.Corrupt(path, HeaderOff, journal.ErrBadHeader, "archive header does not fit the file (raw size %d, %d chunks, table at %d, file %d bytes)",
+		n > uint64(s.RawSize) || table < journal.ArchiveDataOff || table+int64(n)*journal.ChunkEntrySize != st.Size() {
+		return nil, journal.Corrupt(path, journal.ArchiveHeaderOff, journal.ErrBadHeader, "archive header does not fit the file (raw size %d, %d chunks, table at %d, file %d bytes)",
 			s.RawSize, n, table, st.Size())
 	}
-	tb := make([]byte, int64(n)*ChunkEntrySize)
+	tb := make([]byte, int64(n)*journal.ChunkEntrySize)
 	if _, err := f.ReadAt(tb, table); err != nil {
 		return nil, err
 	}
-	if crc := journal.CRC32C(tb); crc != binary.LittleEndian.Uint32(a[hOffTableCRC:]) {
+	if crc := journal.CRC32C(tb); crc != ah.TableCRC {
 		return nil, journal.Corrupt(path, table, journal.ErrChecksum, "chunk table checksum mismatch")
 	}
 	next := int64(journal.SegmentHeaderSize)
 	for i := uint64(0); i < n; i++ {
-		e := tb[i*ChunkEntrySize:]
-		c := Chunk{RawOff: int64(binary.LittleEndian.Uint64(e[eOffRaw:])), RawLen: int(binary.LittleEndian.Uint32(e[eOffRawLen:])),
-			CompOff: int64(binary.LittleEndian.Uint64(e[eOffComp:])), CompLen: int(binary.LittleEndian.Uint32(e[eOffCompLen:])),
-			CRC: binary.LittleEndian.Uint32(e[eOffCRC:])}
-		if c.RawOff != next || c.RawLen <= 0 || c.RawLen > MaxChunk || c.RawOff+int64(c.RawLen) > s.RawSize || c.CompOff < DataOff || c.CompOff+int64(c.CompLen) > table {
-			return nil, journal.Corrupt(path, table+int64(i)*ChunkEntrySize, journal.ErrBadHeader, "chunk %d entry is inconsistent", i)
+		c := journal.ParseChunkEntry(tb[i*journal.ChunkEntrySize:])
+		if c.RawOff != next || c.RawLen <= 0 || c.RawLen > journal.MaxChunk || c.RawOff+int64(c.RawLen) > s.RawSize || c.CompOff < journal.ArchiveDataOff || c.CompOff+int64(c.CompLen) > table {
+			return nil, journal.Corrupt(path, table+int64(i)*journal.ChunkEntrySize, journal.ErrBadHeader, "chunk %d entry is inconsistent", i)
 		}
 		next += int64(c.RawLen)
 		s.Chunks = append(s.Chunks, c)
@@ -224,21 +176,11 @@ func (s *Segment) Close() error {
 	return s.f.Close()
 }
 
-// ErrNotSealed: only sealed segments are compressed (the writer may still
-// append to the others).
-var ErrNotSealed = errors.New("archive: only sealed segments are compressed")
-
-// Level names accepted by ParseLevel.
-func ParseLevel(s string) (zstd.EncoderLevel, error) {
-	switch s {
-	case "fastest":
-		return zstd.SpeedFastest, nil
-	case "default", "":
-		return zstd.SpeedDefault, nil
-	case "better":
-		return zstd.SpeedBetterCompression, nil
-	case "best":
-		return zstd.SpeedBestCompression, nil
+// CloseDecoder releases the zstd decoder but not the file (compress keeps
+// writing through it after the round trip).
+func (s *Segment) CloseDecoder() {
+	if s.dec != nil {
+		s.dec.Close()
+		s.dec = nil
 	}
-	return 0, fmt.Errorf("unknown level %q (want fastest, default, better or best)", s)
 }

@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mdjournal/mdjournal/archive"
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/verify"
+	"github.com/mdjournal/mdjournal/ops/verify"
 )
 
 // File kinds, detected by magic (format.md §10: every file starts with an
@@ -96,7 +96,7 @@ func Detect(name string, data []byte) (kind, by string) {
 	magic := func(m string) bool { return len(data) >= len(m) && string(data[:len(m)]) == m }
 	switch {
 	case magic(journal.SegmentMagic):
-		if len(data) >= archive.HeaderOff+8 && string(data[archive.HeaderOff:archive.HeaderOff+8]) == archive.Magic {
+		if len(data) >= journal.ArchiveHeaderOff+8 && string(data[journal.ArchiveHeaderOff:journal.ArchiveHeaderOff+8]) == journal.ArchiveMagic {
 			return KindArchive, "magic"
 		}
 		return KindSegment, "magic"

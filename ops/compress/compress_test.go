@@ -1,4 +1,4 @@
-package archive_test
+package compress_test
 
 import (
 	"bytes"
@@ -9,10 +9,11 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mdjournal/mdjournal/archive"
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/compress"
+	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/reader"
-	"github.com/mdjournal/mdjournal/verify"
 	"github.com/mdjournal/mdjournal/writer"
 )
 
@@ -71,8 +72,8 @@ func TestCompressedReadsLikeRaw(t *testing.T) {
 	nums, _ := journal.ListSegments(dir)
 	var done int
 	for _, n := range nums {
-		r, err := archive.Compress(dir, n, zstd.SpeedDefault, 64<<10)
-		if errors.Is(err, archive.ErrNotSealed) {
+		r, err := compress.Compress(dir, n, zstd.SpeedDefault, 64<<10)
+		if errors.Is(err, compress.ErrNotSealed) {
 			continue // the active and the prepared segment
 		}
 		if err != nil {
@@ -124,7 +125,7 @@ func TestCompressedReadsLikeRaw(t *testing.T) {
 // earlier chunk does not stop a seek past it, and is reported when read.
 func TestSeekSkipsEarlierChunksAndDamageIsTyped(t *testing.T) {
 	dir, want := build(t, 6000)
-	if _, err := archive.Compress(dir, 1, zstd.SpeedFastest, 64<<10); err != nil {
+	if _, err := compress.Compress(dir, 1, zstd.SpeedFastest, 64<<10); err != nil {
 		t.Fatal(err)
 	}
 	path := archive.Path(dir, 1)
@@ -174,14 +175,14 @@ func TestCompressRefuses(t *testing.T) {
 			active = n
 		}
 	}
-	if _, err := archive.Compress(dir, active, zstd.SpeedFastest, 0); active == 0 || !errors.Is(err, archive.ErrNotSealed) {
+	if _, err := compress.Compress(dir, active, zstd.SpeedFastest, 0); active == 0 || !errors.Is(err, compress.ErrNotSealed) {
 		t.Fatalf("compressing the active segment %d: %v", active, err)
 	}
 	// A damaged sealed segment is refused and left as it is.
 	f, _ := os.OpenFile(journal.SegmentPath(dir, 1), os.O_RDWR, 0)
 	f.WriteAt([]byte{0xee}, 4096+1000)
 	f.Close()
-	_, err := archive.Compress(dir, 1, zstd.SpeedFastest, 0)
+	_, err := compress.Compress(dir, 1, zstd.SpeedFastest, 0)
 	if !errors.Is(err, journal.ErrCorrupt) {
 		t.Fatalf("damaged segment: %v", err)
 	}
@@ -195,7 +196,7 @@ func TestCompressRefuses(t *testing.T) {
 
 func TestArchiveHeaderDamage(t *testing.T) {
 	dir, _ := build(t, 6000)
-	archive.Compress(dir, 1, zstd.SpeedFastest, 64<<10)
+	compress.Compress(dir, 1, zstd.SpeedFastest, 64<<10)
 	path := archive.Path(dir, 1)
 	orig, _ := os.ReadFile(path)
 	for _, tc := range []struct {
@@ -203,8 +204,8 @@ func TestArchiveHeaderDamage(t *testing.T) {
 		off  int64
 		want error
 	}{
-		{"archive magic", archive.HeaderOff, journal.ErrBadMagic},
-		{"archive header crc", archive.HeaderOff + 20, journal.ErrChecksum},
+		{"archive magic", journal.ArchiveHeaderOff, journal.ErrBadMagic},
+		{"archive header crc", journal.ArchiveHeaderOff + 20, journal.ErrChecksum},
 		{"chunk table", int64(len(orig)) - 10, journal.ErrChecksum},
 		{"segment header page", 0, journal.ErrBadMagic},
 	} {
@@ -226,10 +227,10 @@ func TestArchiveHeaderDamage(t *testing.T) {
 // making a reader allocate it.
 func TestImplausibleRawSizeRefused(t *testing.T) {
 	dir, _ := build(t, 6000)
-	archive.Compress(dir, 1, zstd.SpeedFastest, 64<<10)
+	compress.Compress(dir, 1, zstd.SpeedFastest, 64<<10)
 	path := archive.Path(dir, 1)
 	b, _ := os.ReadFile(path)
-	a := b[archive.HeaderOff:]
+	a := b[journal.ArchiveHeaderOff:]
 	binary.LittleEndian.PutUint64(a[16:], 1<<40) // raw_size
 	binary.LittleEndian.PutUint32(a[48:], journal.CRC32C(a[:48]))
 	os.WriteFile(path, b, 0o644)

@@ -21,8 +21,8 @@ import (
 
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/reader"
-	"github.com/mdjournal/mdjournal/verify"
 )
 
 // Options select optional, bulky parts of a report.

@@ -27,10 +27,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mdjournal/mdjournal/archive"
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/verify"
+	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/writer"
 )
 

@@ -1,4 +1,7 @@
-package replay
+// Package cli is the replay command line: flags, progress bar, the summary
+// line with lateness percentiles (HdrHistogram), signals and exit codes.
+// The library (package replay) carries none of these.
+package cli
 
 import (
 	"context"
@@ -11,11 +14,13 @@ import (
 	"syscall"
 	"time"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/mdjournal/mdjournal/reader"
+	"github.com/mdjournal/mdjournal/replay"
 	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/wait"
 	"github.com/mdjournal/mdjournal/writer"
@@ -62,7 +67,7 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 // parseCLI turns a command line into Options; every problem is a usageError.
-func parseCLI(args []string, stderr io.Writer) (Options, *cliOptions, error) {
+func parseCLI(args []string, stderr io.Writer) (replay.Options, *cliOptions, error) {
 	var o cliOptions
 	fs := pflag.NewFlagSet("replay", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -75,56 +80,56 @@ func parseCLI(args []string, stderr io.Writer) (Options, *cliOptions, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return Options{}, nil, err
+			return replay.Options{}, nil, err
 		}
-		return Options{}, nil, usagef("%v", err)
+		return replay.Options{}, nil, usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return Options{}, nil, usagef("unexpected argument %q", fs.Arg(0))
+		return replay.Options{}, nil, usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if strings.TrimSpace(o.dir) == "" {
-		return Options{}, nil, usagef("--dir is required")
+		return replay.Options{}, nil, usagef("--dir is required")
 	}
 	if strings.TrimSpace(o.ring) == "" {
-		return Options{}, nil, usagef("--ring is required")
+		return replay.Options{}, nil, usagef("--ring is required")
 	}
-	opts := Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes}
+	opts := replay.Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes}
 	size, err := writer.ParseSize(o.ringSize)
-	if err != nil || size < MinRingSize || size > ring.MaxCapacity || size&(size-1) != 0 {
-		return Options{}, nil, usagef("--ring-size %q: want a power of two from 256KiB to 4GiB", o.ringSize)
+	if err != nil || size < replay.MinRingSize || size > ring.MaxCapacity || size&(size-1) != 0 {
+		return replay.Options{}, nil, usagef("--ring-size %q: want a power of two from 256KiB to 4GiB", o.ringSize)
 	}
 	opts.RingSize = int(size)
 	if opts.From, err = reader.ParsePosition(o.from); err != nil {
-		return Options{}, nil, usagef("--from: %v", err)
+		return replay.Options{}, nil, usagef("--from: %v", err)
 	}
 	if opts.From.String() == "end" {
-		return Options{}, nil, usagef("--from end: nothing to replay (want start, seq:N or time:T)")
+		return replay.Options{}, nil, usagef("--from end: nothing to replay (want start, seq:N or time:T)")
 	}
-	if opts.To, err = ParseBound(o.to); err != nil || (o.to != "" && !opts.To.Set) {
-		return Options{}, nil, usagef("--to %q: want seq:N or time:RFC3339Nano", o.to)
+	if opts.To, err = replay.ParseBound(o.to); err != nil || (o.to != "" && !opts.To.Set) {
+		return replay.Options{}, nil, usagef("--to %q: want seq:N or time:RFC3339Nano", o.to)
 	}
 	if seq, ok := opts.From.SeqValue(); ok && opts.To.Seq != 0 && opts.To.Seq < seq {
-		return Options{}, nil, usagef("--to seq:%d is before --from seq:%d", opts.To.Seq, seq)
+		return replay.Options{}, nil, usagef("--to seq:%d is before --from seq:%d", opts.To.Seq, seq)
 	}
 	for _, s := range o.instruments {
 		if s = strings.TrimSpace(s); s == "" || len(s) > 16 {
-			return Options{}, nil, usagef("--instrument %q: want a symbol of 1..16 bytes or an id", s)
+			return replay.Options{}, nil, usagef("--instrument %q: want a symbol of 1..16 bytes or an id", s)
 		}
 		opts.Instruments = append(opts.Instruments, s)
 	}
 	if len(o.types) > 0 {
-		if opts.Types, err = ParseTypes(strings.Join(o.types, ",")); err != nil {
-			return Options{}, nil, usagef("--type: %v", err)
+		if opts.Types, err = replay.ParseTypes(strings.Join(o.types, ",")); err != nil {
+			return replay.Options{}, nil, usagef("--type: %v", err)
 		}
 	}
-	if opts.Speed, err = ParseSpeed(o.speed); err != nil {
-		return Options{}, nil, usagef("--speed: %v", err)
+	if opts.Speed, err = replay.ParseSpeed(o.speed); err != nil {
+		return replay.Options{}, nil, usagef("--speed: %v", err)
 	}
 	if o.passes < 0 || (o.passes > 0 && !o.loop) {
-		return Options{}, nil, usagef("--passes %d: want ≥ 1, and only with --loop", o.passes)
+		return replay.Options{}, nil, usagef("--passes %d: want ≥ 1, and only with --loop", o.passes)
 	}
 	if opts.Wait, err = wait.Parse(o.wait); err != nil {
-		return Options{}, nil, usagef("--wait: %v", err)
+		return replay.Options{}, nil, usagef("--wait: %v", err)
 	}
 	return opts, &o, nil
 }
@@ -134,11 +139,11 @@ func parseCLI(args []string, stderr io.Writer) (Options, *cliOptions, error) {
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return RunCLI(ctx, args, stdout, stderr)
+	return Run(ctx, args, stdout, stderr)
 }
 
-// RunCLI is Main with the caller's context (tests cancel it).
-func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run is Main with the caller's context (tests cancel it).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, o, err := parseCLI(args, stderr)
 	var ue *usageError
 	switch {
@@ -148,11 +153,13 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "replay: %s\nRun 'replay --help' for usage.\n", ue.msg)
 		return ExitUsage
 	}
+	late := hdr.New(1, int64(time.Hour), 3)
+	opts.Lateness = func(ns int64) { late.RecordValue(max(ns, 1)) }
 	var bar *progressbar.ProgressBar
 	if o.progress {
 		bar = newBar(stderr)
 		if bar != nil {
-			opts.Progress = func(p Progress) {
+			opts.Progress = func(p replay.Progress) {
 				if p.EndSeq >= p.FirstSeq && p.FirstSeq > 0 {
 					bar.ChangeMax64(int64(p.EndSeq - p.FirstSeq + 1))
 					bar.Describe(fmt.Sprintf("replay pass %d, %d frames", p.Pass, p.Frames))
@@ -161,7 +168,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	r, err := New(opts)
+	r, err := replay.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "replay: %v\n", err)
 		return ExitData
@@ -172,11 +179,11 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bar.Finish()
 		fmt.Fprintln(stderr)
 	}
-	fmt.Fprintln(stdout, st.Summary())
+	fmt.Fprintln(stdout, Summary(&st, late))
 	switch {
 	case err == nil:
 		return ExitOK
-	case IsPeerDead(err):
+	case replay.IsPeerDead(err):
 		fmt.Fprintf(stderr, "replay: the consumer died (ring %s): %v; %d frames written\n", r.RingPath(), err, st.Frames)
 	default:
 		fmt.Fprintf(stderr, "replay: %v\n", err)
@@ -200,4 +207,44 @@ func newBar(stderr io.Writer) *progressbar.ProgressBar {
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionFullWidth())
+}
+
+// Summary is the one-line report the replay command prints; late holds the
+// paced frames' lateness (nil or empty for an unpaced replay).
+func Summary(s *replay.Stats, late *hdr.Histogram) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frames=%d bytes=%d skipped=%d passes=%d seconds=%.3f rate=%.0f/s", s.Frames, s.Bytes, s.Skipped, s.Passes, s.Elapsed.Seconds(), s.Rate())
+	if s.Speed == 0 {
+		b.WriteString(" speed=max")
+	} else {
+		fmt.Fprintf(&b, " speed=%gx", s.Speed)
+		if rr := s.RequestedRate(); rr > 0 {
+			fmt.Fprintf(&b, " requested=%.0f/s achieved/requested=%.3f", rr, s.Rate()/rr)
+		}
+		if late != nil && late.TotalCount() > 0 {
+			us := func(v int64) float64 { return float64(v) / 1e3 }
+			fmt.Fprintf(&b, " late_p50=%.1fus late_p99=%.1fus late_p999=%.1fus late_max=%.1fus within_10us=%.2f%%",
+				us(late.ValueAtQuantile(50)), us(late.ValueAtQuantile(99)), us(late.ValueAtQuantile(99.9)), us(late.Max()), 100*Within(late, 10*time.Microsecond))
+		}
+	}
+	fmt.Fprintf(&b, " ended=%s", s.Ended)
+	if len(s.Unresolved) > 0 {
+		fmt.Fprintf(&b, " unresolved=%s", strings.Join(s.Unresolved, ","))
+	}
+	return b.String()
+}
+
+// Within is the fraction of recorded lateness values at most d (1 when
+// nothing was recorded).
+func Within(h *hdr.Histogram, d time.Duration) float64 {
+	if h == nil || h.TotalCount() == 0 {
+		return 1
+	}
+	var n int64
+	for _, b := range h.Distribution() {
+		if b.To <= int64(d) {
+			n += b.Count
+		}
+	}
+	return float64(n) / float64(h.TotalCount())
 }
