@@ -15,8 +15,8 @@ import (
 
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/ops/verify"
+	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/wait"
 	"github.com/mdjournal/mdjournal/writer"
 )
