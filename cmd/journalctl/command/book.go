@@ -16,10 +16,6 @@ import (
 	"github.com/mdjournal/mdjournal/reader"
 )
 
-func init() {
-	register(verb{name: "book", summary: "rebuild an instrument's order book from a journal at a point", run: runBook})
-}
-
 type bookOptions struct {
 	dir        string
 	instrument string

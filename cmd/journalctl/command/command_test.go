@@ -130,3 +130,40 @@ func TestVerifyExit1OnDamage(t *testing.T) {
 		t.Fatalf("verify of an empty dir: %d", code)
 	}
 }
+
+// Every verb, the bench group and every bench kind answer --help on stdout
+// with exit 0 (stderr stays empty); internal verbs are not listed.
+func TestHelpGoesToStdoutAndExits0(t *testing.T) {
+	cases := [][]string{{"--help"}, {"help"}, {"bench", "--help"}}
+	for _, v := range commands() {
+		if !v.hidden {
+			cases = append(cases, []string{v.name, "--help"})
+		}
+	}
+	for _, k := range []string{"append", "tail", "ipc", "snapshot", "replay", "open"} {
+		cases = append(cases, []string{"bench", k, "--help"})
+	}
+	for _, args := range cases {
+		code, out, errs := run(t, args...)
+		if code != ExitOK || !strings.HasPrefix(out, "Usage: ") && !strings.HasPrefix(out, "journalctl: ") || errs != "" {
+			t.Errorf("%q: exit %d, stdout %.60q, stderr %q", args, code, out, errs)
+		}
+	}
+	_, out, _ := run(t, "--help")
+	for _, v := range commands() {
+		if v.hidden == strings.Contains(out, "\n  "+v.name+" ") {
+			t.Errorf("help listing of %q: hidden=%v but listed=%v", v.name, v.hidden, !v.hidden)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version", "--json")
+	var v versionInfo
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
+		t.Fatalf("version --json: %d %q", code, out)
+	}
+	if v.JournalFormat != journal.Version || v.Module != "github.com/mdjournal/mdjournal" || v.Go == "" {
+		t.Fatalf("version: %+v", v)
+	}
+}

@@ -12,10 +12,6 @@ import (
 	"github.com/mdjournal/mdjournal/writer"
 )
 
-func init() {
-	register(verb{name: "compress", summary: "rewrite sealed segments as seekable zstd archives", run: runCompress})
-}
-
 type compressOptions struct {
 	dir   string
 	level string

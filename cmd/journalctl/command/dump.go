@@ -10,11 +10,6 @@ import (
 	"github.com/mdjournal/mdjournal/wait"
 )
 
-func init() {
-	register(verb{name: "dump", summary: "print frames in a range and exit", run: runDump})
-	register(verb{name: "tail", summary: "follow a journal live", run: runTail})
-}
-
 // rangeOptions are the flags shared by dump and tail.
 type rangeOptions struct {
 	dir    string

@@ -11,10 +11,6 @@ import (
 	"github.com/mdjournal/mdjournal/writer"
 )
 
-func init() {
-	register(verb{name: "gen", summary: "append a deterministic synthetic stream to a journal", run: runGen})
-}
-
 type genOptions struct {
 	dir         string
 	count       int64

@@ -17,10 +17,6 @@ import (
 	"github.com/mdjournal/mdjournal/writer"
 )
 
-func init() {
-	register(verb{name: "import", summary: "import a market-data file (LOBSTER) into a journal", run: runImport})
-}
-
 type importOptions struct {
 	dir         string
 	format      string

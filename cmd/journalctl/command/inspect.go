@@ -14,10 +14,6 @@ import (
 	"github.com/mdjournal/mdjournal/ops/inspect"
 )
 
-func init() {
-	register(verb{name: "inspect", summary: "forensics: a journal's segments, stats, gaps, readers; or any mdjournal file decoded field by field", run: runInspect})
-}
-
 type inspectOptions struct {
 	dir    string
 	json   bool

@@ -9,10 +9,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
-	register(verb{name: "prune", summary: "delete the oldest sealed segments beyond a retention (never the active one or one a named reader needs)", run: runPrune})
-}
-
 type pruneOptions struct {
 	dir          string
 	keep         time.Duration

@@ -12,10 +12,6 @@ import (
 	"github.com/mdjournal/mdjournal/ops/verify"
 )
 
-func init() {
-	register(verb{name: "recover", summary: "repair a torn tail, a bad cursor or index; cut mid-log damage only at --truncate-at", run: runRecover})
-}
-
 type recoverOptions struct {
 	dir        string
 	dryRun     bool

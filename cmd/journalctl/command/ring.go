@@ -14,10 +14,6 @@ import (
 	"github.com/mdjournal/mdjournal/wait"
 )
 
-func init() {
-	register(verb{name: "ring", summary: "attach to a ring as its consumer and print the frames replayed into it", run: runRing})
-}
-
 type ringOptions struct {
 	name   string
 	count  int64

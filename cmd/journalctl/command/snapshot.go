@@ -16,10 +16,6 @@ import (
 	"github.com/mdjournal/mdjournal/snapshot"
 )
 
-func init() {
-	register(verb{name: "snapshot", summary: "print the live order-book snapshot file", run: runSnapshot})
-}
-
 type snapshotOptions struct {
 	file       string
 	instrument string

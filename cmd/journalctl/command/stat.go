@@ -11,10 +11,6 @@ import (
 	"github.com/mdjournal/mdjournal/ops/inspect"
 )
 
-func init() {
-	register(verb{name: "stat", summary: "cursor, rates, disk use, segments and named readers' lag", run: runStat})
-}
-
 type statOptions struct {
 	dir      string
 	watch    bool

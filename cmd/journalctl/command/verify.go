@@ -10,10 +10,6 @@ import (
 	"github.com/mdjournal/mdjournal/ops/verify"
 )
 
-func init() {
-	register(verb{name: "verify", summary: "check every header, frame, index and sequence; exit 1 on any problem", run: runVerify})
-}
-
 type verifyOptions struct {
 	dir      string
 	json     bool

@@ -67,16 +67,16 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 // parseCLI turns a command line into Options; every problem is a usageError.
-func parseCLI(args []string, stderr io.Writer) (replay.Options, *cliOptions, error) {
+func parseCLI(args []string, stdout io.Writer) (replay.Options, *cliOptions, error) {
 	var o cliOptions
 	fs := pflag.NewFlagSet("replay", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout) // pflag (ContinueOnError) writes only the --help text
 	fs.SortFlags = false
 	o.AddFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\n", usage)
+		fmt.Fprintf(stdout, "Usage: %s\n\n", usage)
 		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "\nExit codes: 0 ok, 1 data problem or dead consumer, 2 usage error.")
+		fmt.Fprintln(stdout, "\nExit codes: 0 ok, 1 data problem or dead consumer, 2 usage error.")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -144,7 +144,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // Run is Main with the caller's context (tests cancel it).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	opts, o, err := parseCLI(args, stderr)
+	opts, o, err := parseCLI(args, stdout)
 	var ue *usageError
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
