@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build test vet fmt-check unit race fuzz-smoke fuzz crashtest bench demo clean
+.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest bench demo clean
 
 all: build
 
@@ -15,7 +15,7 @@ build:
 ## (crash loop of 50 SIGKILLs, fault table, fuzz seed corpora, cross-process
 ## tests), the race detector over all packages (-short bounds the process
 ## loops), and a bounded slice of every fuzz target.
-test: fmt-check vet unit race fuzz-smoke
+test: fmt-check vet staticcheck unit race fuzz-smoke
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -23,6 +23,11 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	GOOS=darwin $(GO) vet ./journal/...
+
+## staticcheck: pinned as a tool in go.mod, so nothing is installed by hand.
+staticcheck:
+	$(GO) tool staticcheck $(PKGS)
 
 unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)

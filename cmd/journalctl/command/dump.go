@@ -168,7 +168,6 @@ func runTail(env *Env, args []string) error {
 			// Nothing ready: flush what we printed, then block.
 			p.flush()
 			f, err = r.Next()
-			ok = err == nil
 		}
 		if errors.Is(err, reader.ErrInterrupted) {
 			break
