@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package flock implements the single-writer lock: an exclusive, non-blocking
 // flock(2) on a lock file that also records the holder's PID as decimal text.
 //
