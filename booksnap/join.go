@@ -3,10 +3,9 @@ package booksnap
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/mdjournal/mdjournal/book"
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/snapshot"
@@ -101,27 +100,22 @@ func Join(snapPath, dir string, instr uint32, opts reader.Options) (*Joiner, err
 	return &Joiner{Loaded: *l, Instrument: instr, r: r}, nil
 }
 
-// firstJournalID reads the journal id from the first segment's header.
+// firstJournalID reads the journal id from the first segment's header
+// (raw or compressed).
 func firstJournalID(dir string) (uint64, error) {
-	nums, err := journal.ListSegments(dir)
+	ns, err := segfile.Numbers(dir)
 	if err != nil {
 		return 0, err
 	}
-	if len(nums) == 0 {
+	if len(ns) == 0 {
 		return 0, fmt.Errorf("%w: %s", journal.ErrNotFound, dir)
 	}
-	f, err := os.Open(journal.SegmentPath(dir, nums[0]))
+	h, e, _, err := segfile.ReadHeader(dir, ns[0])
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	buf := make([]byte, journal.SegmentHeaderSize)
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return 0, fmt.Errorf("%s: %w", f.Name(), err)
-	}
-	h := journal.HeaderOf(buf)
 	if h.Magic() != journal.SegmentMagic {
-		return 0, journal.Corrupt(f.Name(), 0, journal.ErrBadMagic, "bad segment magic")
+		return 0, journal.Corrupt(e.Path, 0, journal.ErrBadMagic, "bad segment magic")
 	}
 	return h.JournalID(), nil
 }

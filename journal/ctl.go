@@ -33,23 +33,41 @@ func CtlOf(m []byte) Ctl { return Ctl{b: m} }
 func (c Ctl) u64(off int) *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(&c.b[0]), off)) }
 func (c Ctl) u32(off int) *uint32 { return (*uint32)(unsafe.Add(unsafe.Pointer(&c.b[0]), off)) }
 
-// InitCtl writes the control page's static fields, keeping the futex words.
-func InitCtl(m []byte, journalID uint64, created int64) {
+// PutCtlHeader encodes the control page's static fields into m (the futex
+// words and the rest are left as they are).
+func PutCtlHeader(m []byte, journalID uint64, created int64) {
 	copy(m[ctlOffMagic:], CtlMagic)
 	binary.LittleEndian.PutUint32(m[ctlOffVersion:], Version)
 	binary.LittleEndian.PutUint64(m[ctlOffJournalID:], journalID)
 	binary.LittleEndian.PutUint64(m[ctlOffCreated:], uint64(created))
 }
 
-func (c Ctl) Magic() string             { return string(c.b[:8]) }
-func (c Ctl) Version() uint32           { return binary.LittleEndian.Uint32(c.b[ctlOffVersion:]) }
-func (c Ctl) JournalID() uint64         { return binary.LittleEndian.Uint64(c.b[ctlOffJournalID:]) }
-func (c Ctl) Created() int64            { return int64(binary.LittleEndian.Uint64(c.b[ctlOffCreated:])) }
-func (c Ctl) ActiveSegment() uint64     { return atomic.LoadUint64(c.u64(ctlOffActive)) }
-func (c Ctl) SetActiveSegment(n uint64) { atomic.StoreUint64(c.u64(ctlOffActive), n) }
-func (c Ctl) WriterPID() uint32         { return atomic.LoadUint32(c.u32(ctlOffWriterPID)) }
-func (c Ctl) SetWriterPID(p uint32)     { atomic.StoreUint32(c.u32(ctlOffWriterPID), p) }
-func (c Ctl) Waiters() uint32           { return atomic.LoadUint32(c.u32(CtlOffWaiters)) }
+// Magic is the control page magic ("MDJCTL\0\0").
+func (c Ctl) Magic() string { return string(c.b[:8]) }
+
+// Version is the format version.
+func (c Ctl) Version() uint32 { return binary.LittleEndian.Uint32(c.b[ctlOffVersion:]) }
+
+// JournalID is the journal the control page belongs to.
+func (c Ctl) JournalID() uint64 { return binary.LittleEndian.Uint64(c.b[ctlOffJournalID:]) }
+
+// Created is when the control page was made (Unix ns).
+func (c Ctl) Created() int64 { return int64(binary.LittleEndian.Uint64(c.b[ctlOffCreated:])) }
+
+// ActiveSegment is the number of the active segment (atomic).
+func (c Ctl) ActiveSegment() uint64 { return atomic.LoadUint64(c.u64(ctlOffActive)) }
+
+// ActiveSegmentPtr is the active-segment word (the writer stores it).
+func (c Ctl) ActiveSegmentPtr() *uint64 { return c.u64(ctlOffActive) }
+
+// WriterPID is the PID of the open writer, 0 after a clean close (atomic).
+func (c Ctl) WriterPID() uint32 { return atomic.LoadUint32(c.u32(ctlOffWriterPID)) }
+
+// WriterPIDPtr is the writer-PID word (the writer stores it).
+func (c Ctl) WriterPIDPtr() *uint32 { return c.u32(ctlOffWriterPID) }
+
+// Waiters is the number of announced futex sleepers (atomic).
+func (c Ctl) Waiters() uint32 { return atomic.LoadUint32(c.u32(CtlOffWaiters)) }
 
 // NotifyWord is the futex word readers block on and the writer bumps when it
 // wakes them (4-byte aligned, in the mapping).

@@ -46,14 +46,15 @@ func IndexFileSize(n uint64) int64 {
 	return (sz + 4095) &^ 4095
 }
 
-// Index is a view of a mapped index file.
+// Index is a read-only view of a mapped index file.
 type Index struct{ b []byte }
 
 // IndexOf wraps a mapping of an index file.
 func IndexOf(m []byte) Index { return Index{b: m} }
 
-// InitIndex writes a fresh index header with no entries.
-func InitIndex(m []byte, journalID, segment, capacity uint64) {
+// PutIndexHeader encodes a fresh index header with no entries into
+// m[:IndexHeaderSize].
+func PutIndexHeader(m []byte, journalID, segment, capacity uint64) {
 	clear(m[:IndexHeaderSize])
 	copy(m[idxOffMagic:], IndexMagic)
 	binary.LittleEndian.PutUint32(m[idxOffVersion:], Version)
@@ -66,13 +67,29 @@ func InitIndex(m []byte, journalID, segment, capacity uint64) {
 
 func (x Index) countPtr() *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(&x.b[0]), IdxOffCount)) }
 
-func (x Index) Magic() string     { return string(x.b[idxOffMagic : idxOffMagic+8]) }
-func (x Index) Version() uint32   { return binary.LittleEndian.Uint32(x.b[idxOffVersion:]) }
-func (x Index) Stride() uint32    { return binary.LittleEndian.Uint32(x.b[idxOffStride:]) }
+// Magic is the index file magic ("MDJIDX\0\0").
+func (x Index) Magic() string { return string(x.b[idxOffMagic : idxOffMagic+8]) }
+
+// Version is the format version.
+func (x Index) Version() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffVersion:]) }
+
+// Stride is the indexing stride in bytes (4096).
+func (x Index) Stride() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffStride:]) }
+
+// JournalID is the journal the index belongs to.
 func (x Index) JournalID() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffJournalID:]) }
-func (x Index) Segment() uint64   { return binary.LittleEndian.Uint64(x.b[idxOffSegment:]) }
-func (x Index) Capacity() uint64  { return binary.LittleEndian.Uint64(x.b[idxOffCapacity:]) }
+
+// Segment is the segment number the index belongs to.
+func (x Index) Segment() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffSegment:]) }
+
+// Capacity is the number of entry slots.
+func (x Index) Capacity() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffCapacity:]) }
+
+// HeaderCRC is the stored checksum of the static fields.
 func (x Index) HeaderCRC() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffHeaderCRC:]) }
+
+// CountPtr is the atomic count word (the writer publishes entries with it).
+func (x Index) CountPtr() *uint64 { return x.countPtr() }
 
 // Count is the number of published entries (never more than Capacity).
 func (x Index) Count() uint64 {
@@ -82,9 +99,6 @@ func (x Index) Count() uint64 {
 	}
 	return n
 }
-
-// SetCount publishes entries [0,n).
-func (x Index) SetCount(n uint64) { atomic.StoreUint64(x.countPtr(), n) }
 
 // Entry returns entry i (i < Count()).
 func (x Index) Entry(i uint64) IndexEntry {
@@ -96,12 +110,16 @@ func (x Index) Entry(i uint64) IndexEntry {
 	}
 }
 
-// PutEntry stores entry i; it becomes visible with SetCount(i+1).
-func (x Index) PutEntry(i uint64, e IndexEntry) {
-	o := IndexHeaderSize + int(i)*IndexEntrySize
-	binary.LittleEndian.PutUint64(x.b[o+idxEntryOffSeq:], e.Seq)
-	binary.LittleEndian.PutUint64(x.b[o+idxEntryOffTS:], uint64(e.TS))
-	binary.LittleEndian.PutUint64(x.b[o+idxEntryOffFrame:], uint64(e.Offset))
+// IndexEntryOffset is the file offset of entry i.
+func IndexEntryOffset(i uint64) int64 { return IndexHeaderSize + int64(i)*IndexEntrySize }
+
+// PutIndexEntry encodes e into b[:IndexEntrySize] (b is the entry's slot;
+// it becomes visible when the count passes it, format.md §5).
+func PutIndexEntry(b []byte, e IndexEntry) {
+	b = b[:IndexEntrySize]
+	binary.LittleEndian.PutUint64(b[idxEntryOffSeq:], e.Seq)
+	binary.LittleEndian.PutUint64(b[idxEntryOffTS:], uint64(e.TS))
+	binary.LittleEndian.PutUint64(b[idxEntryOffFrame:], uint64(e.Offset))
 }
 
 // Check validates the index header. segment and journalID are what the
@@ -111,7 +129,7 @@ func (x Index) Check(name string, journalID, segment uint64) error {
 		return Corrupt(name, 0, ErrBadMagic, "bad index magic")
 	}
 	if x.Version() != Version {
-		return Corrupt(name, idxOffVersion, ErrVersion, "index format version %d, this build reads %d", x.Version(), Version)
+		return Corrupt(name, idxOffVersion, ErrVersion, "index format version %d, this build reads %d%s", x.Version(), Version, versionHint(x.Version()))
 	}
 	if crc := CRC32C(x.b[:idxStaticEnd]); crc != x.HeaderCRC() {
 		return Corrupt(name, idxOffHeaderCRC, ErrChecksum, "index header checksum %#08x, computed %#08x", x.HeaderCRC(), crc)

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
+
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/ring"
@@ -48,7 +49,7 @@ func benchJournal(b *testing.B, compressed bool) string {
 		b.Fatal(err)
 	}
 	if compressed {
-		nums, _ := journal.ListSegments(dir)
+		nums, _ := segfile.Numbers(dir)
 		for _, n := range nums {
 			if _, err := compress.Compress(dir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, compress.ErrNotSealed) {
 				b.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
+
 	"github.com/mdjournal/mdjournal/cmd/replay/cli"
 
 	"github.com/klauspost/compress/zstd"
@@ -57,10 +59,13 @@ var synthTS0 = time.Date(2026, 1, 2, 14, 30, 0, 0, time.UTC).UnixNano()
 
 // makeJournal writes n frames with 256 KiB segments: synthetic market data
 // for 4 instruments, plus a raw frame of odd length every 97th frame and a
-// heartbeat every 101st (frames whose size is not a multiple of 8).
+// heartbeat every 101st (frames whose size is not a multiple of 8). Frame i
+// (0-based) has seq i+1 and timestamp synthTS0 + i µs: definitions are not
+// re-stated at segment starts here (NoRestate), so the tests can name
+// frames by seq and time.
 func makeJournal(t testing.TB, dir string, n int) {
 	t.Helper()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: journal.MinSegmentSize})
+	w, err := writer.Open(dir, writer.Options{SegmentSize: journal.MinSegmentSize, NoRestate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +104,7 @@ func makeJournal(t testing.TB, dir string, n int) {
 // and returns how many it compressed.
 func compressSealed(t testing.TB, dir string) int {
 	t.Helper()
-	nums, err := journal.ListSegments(dir)
+	nums, err := segfile.Numbers(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

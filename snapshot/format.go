@@ -175,3 +175,25 @@ func parseHeader(name string, b []byte, fileSize int64) (layout, error) {
 func u64(p unsafe.Pointer, off uintptr) *uint64 { return (*uint64)(unsafe.Add(p, off)) }
 func i64(p unsafe.Pointer, off uintptr) *int64  { return (*int64)(unsafe.Add(p, off)) }
 func u32(p unsafe.Pointer, off uintptr) *uint32 { return (*uint32)(unsafe.Add(p, off)) }
+
+// HeaderLayout is the snapshot header of format.md §11, declared once from
+// the offsets above (inspect renders it; a test checks it against
+// format.md).
+var HeaderLayout = journal.Layout{Name: "snapshot header", Section: "§11", Size: HeaderSize, Fields: []journal.Field{
+	{Off: hdrOffMagic, Size: 8, Name: "magic", Kind: journal.KindBytes, Meaning: `"MDJSNAP\0"`},
+	{Off: hdrOffVersion, Size: 4, Name: "version", Kind: journal.KindU32, Meaning: "snapshot format version"},
+	{Off: hdrOffHeaderSize, Size: 4, Name: "header_size", Kind: journal.KindU32, Meaning: "4096"},
+	{Off: hdrOffJournalID, Size: 8, Name: "journal_id", Kind: journal.KindHex64, Meaning: "the journal this snapshot mirrors"},
+	{Off: hdrOffDepth, Size: 4, Name: "depth", Kind: journal.KindU32, Meaning: "N, price levels kept per side"},
+	{Off: hdrOffSlotSize, Size: 4, Name: "slot_size", Kind: journal.KindU32, Meaning: "S = roundup(96 + 32·N, 64)"},
+	{Off: hdrOffCapacity, Size: 4, Name: "capacity", Kind: journal.KindU32, Meaning: "number of slots"},
+	{Off: hdrOffReserved0, Size: 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: hdrOffCreated, Size: 8, Name: "created", Kind: journal.KindTime, Meaning: "creation time"},
+	{Off: hdrOffFileSize, Size: 8, Name: "file_size", Kind: journal.KindU64, Meaning: "roundup(4096 + capacity·S, 4096)"},
+	{Off: hdrOffHeaderCRC, Size: 4, Name: "header_crc", Kind: journal.KindCRC, Meaning: "CRC-32C of bytes [0,56)"},
+	{Off: hdrOffHeaderCRC + 4, Size: 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: HdrOffLastApplied, Size: 8, Name: "last_applied", Kind: journal.KindU64, Atomic: true, Meaning: "every journal seq ≤ it is in every slot"},
+	{Off: HdrOffLastApplied + 8, Size: hdrOffWriterPID - HdrOffLastApplied - 8, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: hdrOffWriterPID, Size: 4, Name: "writer_pid", Kind: journal.KindU32, Atomic: true, Meaning: "PID holding the file for writing, 0 after a clean close"},
+	{Off: hdrOffWriterPID + 4, Size: HeaderSize - hdrOffWriterPID - 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+}}

@@ -21,13 +21,21 @@ import (
 	"github.com/mdjournal/mdjournal/internal/futex"
 )
 
-// Strategy selects how a consumer idles when there is nothing to read.
+// Strategy selects how a consumer idles when there is nothing to read. The
+// zero value is Backoff: an idle consumer never burns a core unless it asks
+// to spin.
 type Strategy uint8
 
 const (
-	Spin Strategy = iota
+	// Backoff spins briefly, then yields, then sleeps 1 µs doubling to 1 ms
+	// (Aeron's BackoffIdleStrategy). The default.
+	Backoff Strategy = iota
+	// Spin busy-polls: the lowest latency, one core burnt per consumer.
+	Spin
+	// Yield polls with runtime.Gosched between polls.
 	Yield
-	Backoff
+	// Futex spins briefly, then blocks in FUTEX_WAIT until the producer
+	// wakes it (the producer pays a syscall only while someone sleeps).
 	Futex
 )
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
@@ -155,15 +156,15 @@ func TestDurabilityPolicies(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			nums, _ := journal.ListSegments(dir)
+			nums, _ := segfile.Numbers(dir)
 			var active uint64
 			for _, n := range nums {
-				b, _ := os.ReadFile(journal.SegmentPath(dir, n))
-				h := journal.HeaderOf(b)
-				if h.Active() && !h.Sealed() {
+				h, _, _, _ := segfile.ReadHeader(dir, n)
+				st, _, ok := h.State()
+				if ok && !h.Prepared() && !st.Sealed() {
 					active = n
-					if h.DurableSeq() != 300 || h.DurableOffset() != h.Cursor() || h.Flags()&journal.FlagClean == 0 {
-						t.Fatalf("closed segment: durable seq %d off %d cursor %d flags %b", h.DurableSeq(), h.DurableOffset(), h.Cursor(), h.Flags())
+					if st.DurableSeq != 300 || uint64(st.DurableOffset) != h.Cursor() || !st.Clean() {
+						t.Fatalf("closed segment: durable seq %d off %d cursor %d flags %b", st.DurableSeq, st.DurableOffset, h.Cursor(), st.Flags)
 					}
 				}
 			}

@@ -67,7 +67,7 @@ func OpenFile(f *os.File, path string) (*Segment, error) {
 	}
 	page := head[:journal.SegmentHeaderSize]
 	h := journal.HeaderOf(page)
-	if err := h.Check(path, int64(h.Capacity())); err != nil {
+	if err := h.Check(path, int64(h.Capacity()), 0); err != nil {
 		return nil, err
 	}
 	ah, err := journal.ParseArchiveHeader(path, head[journal.ArchiveHeaderOff:])

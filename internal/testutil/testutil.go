@@ -5,6 +5,8 @@ package testutil
 
 import (
 	"bytes"
+	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/reader"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,5 +149,73 @@ func SameFiles(t testing.TB, a, b map[string][]byte, what string) {
 		if !bytes.Equal(v, b[k]) {
 			t.Fatalf("%s: %s changed", what, k)
 		}
+	}
+}
+
+// SegmentState returns the current state record of the segment file at path.
+func SegmentState(t testing.TB, path string) (journal.State, bool) {
+	t.Helper()
+	page := ReadFileAt(t, path, 0, journal.SegmentHeaderSize)
+	st, _, ok := journal.HeaderOf(page).State()
+	return st, ok
+}
+
+// WriteSegmentState writes st as the next state record of the segment file
+// at path (into the slot that is not current, generation + 1), as a writer
+// would: a precise way to put a segment into a given state.
+func WriteSegmentState(t testing.TB, path string, st journal.State) {
+	t.Helper()
+	page := ReadFileAt(t, path, 0, journal.SegmentHeaderSize)
+	cur, slot, ok := journal.HeaderOf(page).State()
+	st.Gen = 1
+	off := journal.SegOffStateA
+	if ok {
+		st.Gen = cur.Gen + 1
+		if slot == 0 {
+			off = journal.SegOffStateB
+		}
+	}
+	b := make([]byte, journal.StateSize)
+	journal.PutState(b, st)
+	PatchFile(t, path, int64(off), b)
+}
+
+// Facts are what the reader library (not the code a test exercises) reads
+// from a journal: frames per segment, each segment's first seq and the end
+// of its frames, the last seq and every frame's seq → timestamp.
+type Facts struct {
+	Frames   map[uint64]int
+	FirstSeq map[uint64]uint64
+	End      map[uint64]int64
+	LastSeq  uint64
+	TS       map[uint64]int64
+	Total    int
+}
+
+// ReadFacts reads the journal in dir from the start with the reader.
+func ReadFacts(t testing.TB, dir string) Facts {
+	t.Helper()
+	r, err := reader.Open(dir, reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f := Facts{Frames: map[uint64]int{}, FirstSeq: map[uint64]uint64{}, End: map[uint64]int64{}, TS: map[uint64]int64{}}
+	for {
+		fr, ok, err := r.TryNext()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return f
+		}
+		if f.Frames[fr.Segment] == 0 {
+			f.FirstSeq[fr.Segment] = fr.Seq
+		}
+		f.Frames[fr.Segment]++
+		f.End[fr.Segment] = fr.Offset + int64(journal.StoredLen(&fr))
+		f.LastSeq = fr.Seq
+		f.TS[fr.Seq] = fr.TS
+		f.Total++
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
+
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mdjournal/mdjournal/internal/archive"
@@ -69,7 +71,7 @@ func readFrom(t *testing.T, dir string, pos reader.Position, want [][]byte) uint
 
 func TestCompressedReadsLikeRaw(t *testing.T) {
 	dir, want := build(t, 30000)
-	nums, _ := journal.ListSegments(dir)
+	nums, _ := segfile.Numbers(dir)
 	var done int
 	for _, n := range nums {
 		r, err := compress.Compress(dir, n, zstd.SpeedDefault, 64<<10)
@@ -167,11 +169,11 @@ func TestSeekSkipsEarlierChunksAndDamageIsTyped(t *testing.T) {
 func TestCompressRefuses(t *testing.T) {
 	dir, _ := build(t, 6000)
 	// The active segment is not sealed.
-	nums, _ := journal.ListSegments(dir)
+	nums, _ := segfile.Numbers(dir)
 	active := uint64(0)
 	for _, n := range nums {
-		b, _ := os.ReadFile(journal.SegmentPath(dir, n))
-		if h := journal.HeaderOf(b); h.Active() && !h.Sealed() {
+		h, _, _, _ := segfile.ReadHeader(dir, n)
+		if st, _, ok := h.State(); ok && !h.Prepared() && !st.Sealed() {
 			active = n
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/verify"
+	"github.com/mdjournal/mdjournal/snapshot"
 )
 
 // File kinds, detected by magic (format.md §10: every file starts with an
@@ -102,13 +103,13 @@ func Detect(name string, data []byte) (kind, by string) {
 		return KindSegment, "magic"
 	case magic(journal.IndexMagic):
 		return KindIndex, "magic"
-	case magic("MDJSNAP\x00"):
+	case magic(snapshot.Magic):
 		return KindSnapshot, "magic"
 	case magic("MDJRING\x00"):
 		return KindRing, "magic"
 	case magic(journal.CtlMagic):
 		return KindControl, "magic"
-	case magic("MDJPOS\x00\x00"):
+	case magic(journal.PosMagic):
 		return KindPosition, "magic"
 	}
 	base := filepath.Base(name)
@@ -167,12 +168,12 @@ func Decode(name string, data []byte, opts Options) (r *FileReport) {
 	case KindRing:
 		r.ring(data)
 	case KindControl:
-		r.fields(data, ctlSpec)
+		r.fields(data, journal.CtlLayout)
 		r.checkMagic(data, journal.CtlMagic)
 		r.checkVersion(data, 8, journal.Version)
 	case KindPosition:
-		r.fields(data, posSpec)
-		r.checkMagic(data, "MDJPOS\x00\x00")
+		r.fields(data, journal.PositionLayout)
+		r.checkMagic(data, journal.PosMagic)
 		r.checkVersion(data, 8, journal.Version)
 	default:
 		r.Note = "not an mdjournal file (no known magic or name); first bytes shown"
@@ -199,56 +200,66 @@ func (r *FileReport) corrupt(err error, hint string) {
 	}
 }
 
-// spec describes one header field: where, how to render it, what it means.
-type spec struct {
-	off, size int
-	name      string
-	how       byte // 'm' magic, 'u' unsigned, 'i' signed, 't' time ns, 'x' hex, 'f' segment flags, 's' string
-	meaning   string
-}
-
-func (r *FileReport) fields(data []byte, specs []spec) {
-	for _, s := range specs {
-		r.Fields = append(r.Fields, field(data, s))
-	}
-}
-
-func field(data []byte, s spec) Field {
-	f := Field{Offset: int64(s.off), Size: s.size, Name: s.name, Meaning: s.meaning}
-	if s.off+s.size > len(data) {
-		f.Value, f.Check = "(beyond end of file)", "missing"
-		return f
-	}
-	b := data[s.off : s.off+s.size]
-	var u uint64
-	switch s.size {
-	case 1:
-		u = uint64(b[0])
-	case 2:
-		u = uint64(le.Uint16(b))
-	case 4:
-		u = uint64(le.Uint32(b))
-	case 8:
-		u = le.Uint64(b)
-	}
-	switch s.how {
-	case 'm', 's':
-		f.Value = quoteBytes(b)
-	case 'u':
-		f.Value = fmt.Sprintf("%d", u)
-	case 'i':
-		f.Value = fmt.Sprintf("%d", int64(u))
-	case 't':
-		f.Value = fmt.Sprintf("%d", int64(u))
-		if t := TS(int64(u)); t != "" {
-			f.Value += " (" + t + ")"
+// layoutFields renders the fields of a fixed layout found at base in data
+// (journal.Layouts and snapshot.HeaderLayout: the one declaration of each
+// layout). Reserved fields are shown only when they are not zero.
+func layoutFields(data []byte, base int, l journal.Layout, prefix string) []Field {
+	var out []Field
+	for _, lf := range l.Fields {
+		off := base + lf.Off
+		f := Field{Offset: int64(off), Size: lf.Size, Name: prefix + lf.Name, Meaning: lf.Meaning}
+		if off+lf.Size > len(data) {
+			f.Value, f.Check = "(beyond end of file)", "missing"
+			out = append(out, f)
+			continue
 		}
-	case 'x':
-		f.Value = fmt.Sprintf("0x%0*x", s.size*2, u)
-	case 'f':
-		f.Value = fmt.Sprintf("%#x %s", u, flagNames(uint32(u)))
+		b := data[off : off+lf.Size]
+		if lf.Kind == journal.KindReserved {
+			if !journal.AllZero(b) {
+				f.Value, f.Check = fmt.Sprintf("%d non-zero bytes", lf.Size-bytes.Count(b, []byte{0})), "BAD: reserved bytes are zero"
+				out = append(out, f)
+			}
+			continue
+		}
+		var u uint64
+		switch lf.Size {
+		case 1:
+			u = uint64(b[0])
+		case 2:
+			u = uint64(le.Uint16(b))
+		case 4:
+			u = uint64(le.Uint32(b))
+		case 8:
+			u = le.Uint64(b)
+		}
+		switch lf.Kind {
+		case journal.KindBytes:
+			if lf.Size <= 16 {
+				f.Value = quoteBytes(b)
+			} else {
+				f.Value = fmt.Sprintf("%d bytes", lf.Size)
+			}
+		case journal.KindU16, journal.KindU32, journal.KindU64:
+			f.Value = fmt.Sprintf("%d", u)
+		case journal.KindI64:
+			f.Value = fmt.Sprintf("%d", int64(u))
+		case journal.KindTime:
+			f.Value = fmt.Sprintf("%d", int64(u))
+			if t := TS(int64(u)); t != "" {
+				f.Value += " (" + t + ")"
+			}
+		case journal.KindHex64:
+			f.Value = fmt.Sprintf("0x%016x", u)
+		case journal.KindCRC:
+			f.Value = fmt.Sprintf("0x%08x", u)
+		}
+		out = append(out, f)
 	}
-	return f
+	return out
+}
+
+func (r *FileReport) fields(data []byte, l journal.Layout) {
+	r.Fields = append(r.Fields, layoutFields(data, 0, l, "")...)
 }
 
 func quoteBytes(b []byte) string {
@@ -268,12 +279,12 @@ func quoteBytes(b []byte) string {
 	return sb.String()
 }
 
-func flagNames(f uint32) string {
+func stateFlagNames(f uint32) string {
 	var n []string
 	for _, x := range []struct {
 		bit  uint32
 		name string
-	}{{journal.FlagActive, "ACTIVE"}, {journal.FlagSealed, "SEALED"}, {journal.FlagClean, "CLEAN"}} {
+	}{{journal.StateSealed, "SEALED"}, {journal.StateClean, "CLEAN"}} {
 		if f&x.bit != 0 {
 			n = append(n, x.name)
 			f &^= x.bit
@@ -283,7 +294,7 @@ func flagNames(f uint32) string {
 		n = append(n, fmt.Sprintf("unknown bits %#x", f))
 	}
 	if len(n) == 0 {
-		return "(none: prepared)"
+		return "(none)"
 	}
 	return strings.Join(n, "|")
 }
@@ -335,112 +346,31 @@ func (r *FileReport) checkCRC(data []byte, name string, off, end int) bool {
 	return true
 }
 
-var segSpec = []spec{
-	{0, 8, "magic", 'm', `"MDJSEG\0\0"`},
-	{8, 4, "version", 'u', "format version = 2"},
-	{12, 4, "header_size", 'u', "4096: frames start here"},
-	{16, 8, "journal_id", 'x', "random identity shared by every file of one journal"},
-	{24, 8, "segment_number", 'u', "equals the number in the file name"},
-	{32, 8, "first_seq", 'u', "seq of the first frame; 0 while prepared"},
-	{40, 8, "created", 't', "Unix ns when the file was created"},
-	{48, 8, "capacity", 'u', "file size in bytes; multiple of 4096, ≥ 262144"},
-	{56, 4, "header_crc", 'x', "CRC-32C of bytes [0,56)"},
-	{64, 8, "write_cursor", 'u', "offset just past the last published frame (atomic)"},
-	{128, 4, "flags", 'f', "bit 0 ACTIVE, bit 1 SEALED, bit 2 CLEAN"},
-	{132, 4, "writer_pid", 'u', "PID of the writer that last opened the segment"},
-	{136, 8, "durable_offset", 'u', "every byte below it is on stable storage"},
-	{144, 8, "durable_seq", 'u', "seq of the last frame below durable_offset"},
-	{152, 8, "last_seq", 'u', "seq of the last data frame, set when sealed"},
+var ringSpec = []journal.Field{
+	{Off: 0, Size: 8, Name: "magic", Kind: journal.KindBytes, Meaning: `"MDJRING\0"`},
+	{Off: 8, Size: 4, Name: "version", Kind: journal.KindU32, Meaning: "1"},
+	{Off: 12, Size: 4, Name: "header_size", Kind: journal.KindU32, Meaning: "4096: offset of the data area"},
+	{Off: 16, Size: 8, Name: "capacity", Kind: journal.KindU64, Meaning: "data area bytes, power of two in [64, 2^32]"},
+	{Off: 24, Size: 8, Name: "created", Kind: journal.KindTime, Meaning: "creation time"},
+	{Off: 32, Size: 4, Name: "header_crc", Kind: journal.KindCRC, Meaning: "CRC-32C of bytes [0,32)"},
+	{Off: 128, Size: 8, Name: "tail", Kind: journal.KindU64, Meaning: "producer position: bytes ever published"},
+	{Off: 256, Size: 8, Name: "head", Kind: journal.KindU64, Meaning: "consumer position: bytes ever released"},
 }
 
-var archSpec = []spec{
-	{4096, 8, "archive.magic", 'm', `"MDJZST\0\0"`},
-	{4104, 4, "archive.version", 'u', "journal format version (2)"},
-	{4108, 4, "archive.chunk_target", 'u', "raw bytes per chunk the writer aimed at"},
-	{4112, 8, "archive.raw_size", 'u', "raw bytes [0, raw_size) represented = the segment's cursor"},
-	{4120, 8, "archive.chunk_count", 'u', "chunks in the table"},
-	{4128, 8, "archive.table_offset", 'u', "file offset of the chunk table (it ends the file)"},
-	{4136, 4, "archive.level", 'u', "zstd encoder level (1 fastest … 4 best)"},
-	{4140, 4, "archive.table_crc", 'x', "CRC-32C of the whole chunk table"},
-	{4144, 4, "archive.header_crc", 'x', "CRC-32C of archive header bytes [0,48)"},
-}
-
-var idxSpec = []spec{
-	{0, 8, "magic", 'm', `"MDJIDX\0\0"`},
-	{8, 4, "version", 'u', "u32 = 2"},
-	{12, 4, "stride", 'u', "u32 = 4096: a frame is indexed every ≥ stride bytes"},
-	{16, 8, "journal_id", 'x', "as the segment"},
-	{24, 8, "segment", 'u', "segment number"},
-	{32, 8, "capacity", 'u', "entry slots = (segment capacity − 4096) / 4096 + 1"},
-	{40, 4, "header_crc", 'x', "CRC-32C of [0,40)"},
-	{64, 8, "count", 'u', "published entries (atomic)"},
-}
-
-var ctlSpec = []spec{
-	{0, 8, "magic", 'm', `"MDJCTL\0\0"`},
-	{8, 4, "version", 'u', "u32 = 2"},
-	{16, 8, "journal_id", 'x', "journal identity"},
-	{24, 8, "created", 't', "Unix ns"},
-	{64, 4, "notify", 'u', "futex word, incremented by the writer on wake"},
-	{68, 4, "waiters", 'u', "announced sleepers (stays high if a reader was SIGKILLed while waiting)"},
-	{128, 8, "active_segment", 'u', "number of the active segment"},
-	{136, 4, "writer_pid", 'u', "PID of the open writer, 0 after a clean close"},
-}
-
-var posSpec = []spec{
-	{0, 8, "magic", 'm', `"MDJPOS\0\0"`},
-	{8, 4, "version", 'u', "the journal format version"},
-	{12, 4, "pid", 'u', "PID of the reader that last opened it"},
-	{16, 8, "journal_id", 'x', "the journal it belongs to"},
-	{64, 8, "seq", 'u', "seq of the last frame the reader returned; 0 = none yet"},
-	{72, 8, "ts", 't', "that frame's timestamp (for lag in time)"},
-}
-
-var snapSpec = []spec{
-	{0, 8, "magic", 'm', `"MDJSNAP\0"`},
-	{8, 4, "version", 'u', "snapshot format version, 1"},
-	{12, 4, "header_size", 'u', "4096"},
-	{16, 8, "journal_id", 'x', "journal this snapshot mirrors"},
-	{24, 4, "depth", 'u', "N, price levels kept per side, 1..256"},
-	{28, 4, "slot_size", 'u', "S = roundup(96 + 32·N, 64)"},
-	{32, 4, "capacity", 'u', "number of slots, 1..2^20"},
-	{40, 8, "created", 't', "creation time, Unix ns"},
-	{48, 8, "file_size", 'u', "roundup(4096 + capacity·S, 4096)"},
-	{56, 4, "header_crc", 'x', "CRC-32C of bytes [0,56)"},
-	{64, 8, "last_applied", 'u', "every journal seq ≤ it is in every slot (atomic)"},
-	{128, 4, "writer_pid", 'u', "PID holding the file for writing, 0 after a clean close"},
-}
-
-var ringSpec = []spec{
-	{0, 8, "magic", 'm', `"MDJRING\0"`},
-	{8, 4, "version", 'u', "1"},
-	{12, 4, "header_size", 'u', "4096: offset of the data area"},
-	{16, 8, "capacity", 'u', "data area bytes, power of two in [64, 2^32]"},
-	{24, 8, "created", 't', "creation time, Unix ns"},
-	{32, 4, "header_crc", 'x', "CRC-32C of bytes [0,32)"},
-	{128, 8, "tail", 'u', "producer position: bytes ever published"},
-	{256, 8, "head", 'u', "consumer position: bytes ever released"},
-	{384, 4, "data_seq", 'u', "futex word the consumer sleeps on"},
-	{388, 4, "data_waiters", 'u', "announced consumer sleepers"},
-	{512, 4, "space_seq", 'u', "futex word the producer sleeps on"},
-	{516, 4, "space_waiters", 'u', "announced producer sleepers"},
-	{640, 4, "producer_pid", 'u', "PID of the last producer to attach"},
-	{644, 4, "producer_state", 'u', "0 none, 1 attached, 2 closed"},
-	{648, 8, "producer_start", 'u', "producer start time (/proc/PID/stat field 22)"},
-	{768, 4, "consumer_pid", 'u', "PID of the last consumer to attach"},
-	{772, 4, "consumer_state", 'u', "0 none, 1 attached, 2 closed"},
-	{776, 8, "consumer_start", 'u', "consumer start time"},
-}
-
-// segment decodes a raw segment, or the header part of an archive.
+// segment decodes a raw segment, or the header part of an archive: the
+// header field by field (both state records too), then its verdict
+// (journal.Assess, the writer's and verify's own judge).
 func (r *FileReport) segment(data []byte, opts Options, archived bool) {
-	r.fields(data, segSpec)
+	r.fields(data, journal.SegmentHeaderLayout)
+	for i, off := range []int{journal.SegOffStateA, journal.SegOffStateB} {
+		r.Fields = append(r.Fields, layoutFields(data, off, journal.StateLayout, []string{"state_a.", "state_b."}[i])...)
+	}
 	if archived {
-		r.fields(data, archSpec)
+		r.Fields = append(r.Fields, layoutFields(data, journal.ArchiveHeaderOff, journal.ArchiveHeaderLayout, "archive.")...)
 	}
 	if len(data) < journal.SegmentHeaderSize {
 		r.problem(int64(len(data)), "truncated", fmt.Sprintf("file is %d bytes, shorter than the %d-byte header", len(data), journal.SegmentHeaderSize),
-			"restore the segment from a backup; if it is the active one, journalctl recover extends it")
+			"if it is the last segment, journalctl recover moves it aside; otherwise restore it from a backup")
 		return
 	}
 	hb := make([]byte, journal.SegmentHeaderSize) // aligned private copy: Header uses atomic loads
@@ -448,30 +378,49 @@ func (r *FileReport) segment(data []byte, opts Options, archived bool) {
 	h := journal.HeaderOf(hb)
 	okMagic := r.checkMagic(data, journal.SegmentMagic)
 	okVer := r.checkVersion(data, 8, journal.Version)
-	r.checkCRC(data, "header_crc", 56, 56)
+	r.checkCRC(data, "header_crc", 60, 60)
+	a, b, aOK, bOK := h.StateRecords()
+	cur, slot, stOK := h.State()
+	for i, rec := range []struct {
+		st journal.State
+		ok bool
+	}{{a, aOK}, {b, bOK}} {
+		name := []string{"state_a.", "state_b."}[i]
+		switch {
+		case rec.ok && stOK && slot == i:
+			r.set(name+"crc", "ok (current)")
+		case rec.ok:
+			r.set(name+"crc", "ok (previous)")
+		default:
+			r.set(name+"crc", "not a valid record (prepared, torn or damaged)")
+		}
+		if rec.ok {
+			r.set(name+"flags", stateFlagNames(rec.st.Flags))
+		}
+	}
+	n := uint64(0)
 	if base := filepath.Base(r.File); okMagic {
-		if n, ok := journal.ParseSegmentName(strings.TrimSuffix(base, ".zst")); ok && n != h.Number() {
-			r.set("segment_number", fmt.Sprintf("BAD: the file name says %d", n))
+		if m, ok := journal.ParseSegmentName(strings.TrimSuffix(base, ".zst")); ok {
+			n = m
 		}
 	}
 	size := int64(len(data))
 	if archived {
 		size = int64(h.Capacity()) // Check compares capacity with the file: an archive is smaller by design
 	}
-	if err := h.Check(r.File, size); err != nil {
+	if err := h.Check(r.File, size, n); err != nil {
 		if !errorsIs(err, journal.ErrBadMagic) && !errorsIs(err, journal.ErrVersion) { // those two are reported above
 			hint := "the header is damaged: restore the segment from a backup"
-			switch {
-			case errorsIs(err, journal.ErrCursorRange):
-				hint = "the cursor is only a hint: journalctl recover resets it from the frames when they are intact"
-				r.set("write_cursor", "BAD: outside [4096, capacity] or unaligned")
-			case errorsIs(err, journal.ErrTruncated):
-				hint = "the file is shorter than its capacity: journalctl recover extends an active segment and cuts the torn frame; a sealed one must be restored"
+			if errorsIs(err, journal.ErrTruncated) {
+				hint = "the file is shorter than its capacity: past the durable checkpoint, the next writer open (or journalctl recover) extends it and saves the cut frame; below it, restore the segment"
 			}
 			r.corrupt(err, hint)
 		}
+	}
+	if h.CursorOK() {
+		r.set("write_cursor", "ok (a hint)")
 	} else {
-		r.set("write_cursor", "ok")
+		r.set("write_cursor", "BAD: outside [4096, capacity] or unaligned (a hint: recovery resets it)")
 	}
 	if !okMagic || !okVer {
 		r.Note = "header damaged: frames are decoded anyway, assuming the remaining fields are right"
@@ -480,9 +429,18 @@ func (r *FileReport) segment(data []byte, opts Options, archived bool) {
 		r.Note = "compressed segment: frames are checked by journalctl inspect FILE (decompressing), not from bytes alone"
 		return
 	}
-	if !h.Active() || h.FirstSeq() == 0 {
-		r.Summary = append(r.Summary, Field{Name: "state", Value: "prepared (reserved ahead of need; readers skip it)"})
+	if h.Prepared() {
+		state := "prepared (reserved ahead of need; readers skip it)"
+		if !journal.AllZero(data[journal.SegmentHeaderSize:]) {
+			state = "not activated, but holds bytes: the next writer open moves it aside"
+		}
+		r.Summary = append(r.Summary, Field{Name: "state", Value: state})
 		return
+	}
+	r.Summary = append(r.Summary, Field{Name: "epoch", Value: fmt.Sprintf("%d", h.Epoch())})
+	if stOK {
+		r.Summary = append(r.Summary, Field{Name: "clean", Value: fmt.Sprintf("%v", cur.Clean()),
+			Meaning: "what the state record says: the last writer closed this segment cleanly"})
 	}
 	r.scanFrames(data, h, opts)
 }
@@ -492,72 +450,49 @@ func errorsIs(err, target error) bool {
 	return ok && ce.Err == target
 }
 
-// scanFrames walks the frames of a segment image like verify does, listing
-// them if asked, and reports where and why the scan stops early.
+// scanFrames judges a segment image as the writer's recovery and verify do
+// (journal.Assess, every frame read), listing frames if asked. A single
+// file is judged as a last segment unless its state says sealed.
 func (r *FileReport) scanFrames(data []byte, h journal.Header, opts Options) {
-	capacity := min(int64(h.Capacity()), int64(len(data)))
-	if capacity < journal.SegmentHeaderSize {
-		capacity = int64(len(data))
-	}
-	cursor := int64(h.Cursor())
-	if cursor < journal.SegmentHeaderSize || cursor > capacity {
-		cursor = capacity // cursor unusable: scan everything that is there
-	}
 	first := h.FirstSeq()
+	st, _, _ := h.State()
 	var frames []FrameRow
 	base := filepath.Base(r.File)
-	res := journal.ScanSegment(r.File, data, journal.SegmentHeaderSize, first-1, capacity, func(f *journal.Frame) {
+	v := journal.Assess(r.File, data, journal.AssessOptions{Full: true, Last: !st.Sealed(), Visit: func(f *journal.Frame) {
 		if opts.Frames {
 			frames = append(frames, FrameRow{File: base, Offset: f.Offset, Seq: f.Seq, TS: TS(f.TS), Type: f.Type.String(),
-				Instr: f.Instrument, Size: journal.FrameHeaderSize + len(f.Payload), CRC: fmt.Sprintf("%08x", f.CRC)})
+				Instr: f.Instrument, Flags: f.Flags, Size: int(f.Size), CRC: fmt.Sprintf("%08x", f.CRC)})
 		}
-	})
+	}})
 	r.Frames = frames
 	state := "active"
-	if h.Sealed() {
+	if v.Sealed {
 		state = "sealed"
 	}
 	r.Summary = append(r.Summary,
 		Field{Name: "state", Value: state},
-		Field{Name: "frames", Value: fmt.Sprintf("%d", res.Frames)},
-		Field{Name: "seq", Value: fmt.Sprintf("%d..%d", first, res.LastSeq)},
-		Field{Name: "first_ts", Value: TS(res.FirstTS)},
-		Field{Name: "last_ts", Value: TS(res.LastTS)},
-		Field{Name: "scan_end", Value: fmt.Sprintf("%d", res.End), Meaning: "offset just past the last valid frame (end marker included)"})
-	if res.Err != nil {
-		tail := journal.ExamineTail(data, res.End, capacity, res.LastSeq)
-		hint := fmt.Sprintf("frames before offset %d are intact; ", res.End)
-		if tail.Torn() && !h.Sealed() {
-			hint += "nothing valid follows: a torn tail, which journalctl recover saves to .broken and cuts"
-		} else if tail.ValidAt >= 0 {
-			hint += fmt.Sprintf("a valid frame follows at offset %d: mid-log damage, never cut automatically (journalctl recover --truncate-at %s:%d saves and cuts it)", tail.ValidAt, base, res.End)
-		} else {
-			hint += fmt.Sprintf("in a sealed segment nothing is cut automatically (journalctl recover --truncate-at %s:%d)", base, res.End)
+		Field{Name: "frames", Value: fmt.Sprintf("%d", v.Frames)},
+		Field{Name: "seq", Value: fmt.Sprintf("%d..%d", first, v.LastSeq)},
+		Field{Name: "first_ts", Value: TS(v.FirstTS)},
+		Field{Name: "last_ts", Value: TS(v.LastTS)},
+		Field{Name: "scan_end", Value: fmt.Sprintf("%d", v.End), Meaning: "offset just past the last valid frame (end marker included)"},
+		Field{Name: "verdict", Value: v.Kind.String(), Meaning: "journal.Assess: what the writer's recovery, verify and recover decide"})
+	if c := int64(h.Cursor()); c > v.End && h.CursorOK() {
+		r.Summary = append(r.Summary, Field{Name: "cursor_past_frames", Value: fmt.Sprintf("%d bytes", c-v.End),
+			Meaning: "the cursor claims more than the frames hold: published but not durable when power was lost"})
+	} else if c < v.End && !v.Sealed {
+		r.Summary = append(r.Summary, Field{Name: "frames_past_cursor", Value: fmt.Sprintf("%d bytes", v.End-c),
+			Meaning: "published frames past the cursor (it is advanced after the commit words): recovery keeps them"})
+	}
+	switch v.Kind {
+	case journal.TornTail:
+		r.corrupt(v.Err, "past the durable checkpoint, nothing valid follows: the next writer open (or journalctl recover) saves the bytes to .broken and cuts them")
+	case journal.Damage:
+		hint := "never cut automatically: restore the segment from a backup"
+		if v.ValidAfter >= 0 || v.Err.Offset >= journal.SegmentHeaderSize {
+			hint += fmt.Sprintf(", or cut explicitly with journalctl recover --truncate-at %s:%d (the bytes are saved, later segments moved aside)", base, v.End)
 		}
-		r.corrupt(res.Err, hint)
-		return
-	}
-	end := res.End
-	if end < cursor && !res.Sealed {
-		r.problem(end, "bad_length", fmt.Sprintf("zeroed bytes below the write cursor %d (frame length 0)", cursor),
-			fmt.Sprintf("published frames were zeroed: restore from a backup, or cut with journalctl recover --truncate-at %s:%d", base, end))
-		return
-	}
-	if h.Sealed() && !res.Sealed {
-		r.problem(end, "bad_header", "segment is flagged sealed but has no end marker", "see journalctl verify")
-	}
-	if end > int64(h.Cursor()) && !h.Sealed() {
-		r.Summary = append(r.Summary, Field{Name: "unpublished", Value: fmt.Sprintf("%d bytes", end-int64(h.Cursor())),
-			Meaning: "complete frames past the cursor: a writer died before publishing them; recovery keeps them"})
-	}
-	if tail := journal.ExamineTail(data, end, capacity, res.LastSeq); tail.NonZeroEnd > end {
-		if tail.Torn() && !h.Sealed() {
-			r.problem(end, "torn_tail", fmt.Sprintf("torn tail: %d non-zero bytes after the last valid frame", tail.NonZeroEnd-end),
-				"journalctl recover saves them to .broken and cuts them (the next writer open does too)")
-		} else {
-			r.problem(end, "mid_log", fmt.Sprintf("%d non-zero bytes after the end of the data (valid frame at %d)", tail.NonZeroEnd-end, tail.ValidAt),
-				"not a torn tail: never cut automatically")
-		}
+		r.corrupt(v.Err, hint)
 	}
 }
 
@@ -579,13 +514,12 @@ func (r *FileReport) archiveFrames(path string, opts Options) {
 	}
 	r.Note = ""
 	r.hex = false // offsets are raw-image offsets: a hexdump of the compressed file would mislead
-	h := journal.HeaderOf(img)
-	r.scanFrames(img, h, opts)
+	r.scanFrames(img, journal.HeaderOf(img), opts)
 }
 
 // index decodes a sparse index and checks that its entries ascend.
 func (r *FileReport) index(data []byte, opts Options) {
-	r.fields(data, idxSpec)
+	r.fields(data, journal.IndexHeaderLayout)
 	if len(data) < journal.IndexHeaderSize {
 		r.problem(int64(len(data)), "truncated", fmt.Sprintf("index is %d bytes, shorter than its %d-byte header", len(data), journal.IndexHeaderSize),
 			"indexes are derived data: journalctl recover rebuilds it")
@@ -621,8 +555,8 @@ func (r *FileReport) index(data []byte, opts Options) {
 
 // snapshot decodes a snapshot header and its written slots.
 func (r *FileReport) snapshot(data []byte) {
-	r.fields(data, snapSpec)
-	if !r.checkMagic(data, "MDJSNAP\x00") || !r.checkVersion(data, 8, 1) {
+	r.fields(data, snapshot.HeaderLayout)
+	if !r.checkMagic(data, snapshot.Magic) || !r.checkVersion(data, 8, snapshot.Version) {
 		return
 	}
 	if len(data) < 4096 {
@@ -675,7 +609,7 @@ func (r *FileReport) snapshot(data []byte) {
 
 // ring decodes a ring header and its positions (format.md §12 validation).
 func (r *FileReport) ring(data []byte) {
-	r.fields(data, ringSpec)
+	r.Fields = append(r.Fields, layoutFields(data, 0, journal.Layout{Fields: ringSpec}, "")...)
 	if !r.checkMagic(data, "MDJRING\x00") || !r.checkVersion(data, 8, 1) {
 		return
 	}

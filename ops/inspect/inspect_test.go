@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/inspect"
 )
@@ -17,7 +18,8 @@ func TestJournalStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.OK || r.Frames != 10407 || len(r.Segments) != 3 || len(r.FrameList) != 10407 {
+	facts := testutil.ReadFacts(t, filepath.Join(testdata, "clean"))
+	if !r.OK || r.Frames != int64(facts.Total) || len(r.Segments) != 3 || len(r.FrameList) != facts.Total {
 		t.Fatalf("ok %v frames %d segments %d list %d", r.OK, r.Frames, len(r.Segments), len(r.FrameList))
 	}
 	var total int64
@@ -27,8 +29,16 @@ func TestJournalStats(t *testing.T) {
 	if total != r.Frames || len(r.Instruments) != 1 || r.Instruments[0].Symbol != "AMZN" || r.Instruments[0].Frames != r.Frames {
 		t.Fatalf("types sum %d, instruments %+v", total, r.Instruments)
 	}
-	if len(r.TimeGaps) != 10 || r.TimeGaps[0].GapUS < r.TimeGaps[9].GapUS || r.TimeGaps[0].AfterSeq != 4563 {
-		t.Fatalf("time gaps %+v", r.TimeGaps)
+	// The largest silence, found independently from the reader's timestamps.
+	var bigSeq uint64
+	var big int64
+	for seq := uint64(2); seq <= facts.LastSeq; seq++ {
+		if d := facts.TS[seq] - facts.TS[seq-1]; d > big {
+			big, bigSeq = d, seq-1
+		}
+	}
+	if len(r.TimeGaps) != 10 || r.TimeGaps[0].GapUS < r.TimeGaps[9].GapUS || r.TimeGaps[0].AfterSeq != bigSeq || r.TimeGaps[0].GapUS != float64(big)/1e3 {
+		t.Fatalf("time gaps %+v, want the largest after seq %d (%d ns)", r.TimeGaps, bigSeq, big)
 	}
 	var sum int64
 	for _, c := range r.Profile.Counts {
@@ -40,7 +50,7 @@ func TestJournalStats(t *testing.T) {
 	if f := r.FrameList[0]; f.Offset != 4096 || f.Seq != 1 || f.File != journal.SegmentName(1) {
 		t.Fatalf("first frame %+v", f)
 	}
-	if r.Durability.Segment != 3 || !r.Durability.Clean || r.Durability.Seq != 10407 {
+	if r.Durability.Segment != 3 || !r.Durability.Clean || r.Durability.Seq != facts.LastSeq {
 		t.Fatalf("durability %+v", r.Durability)
 	}
 }
@@ -50,8 +60,9 @@ func TestJournalGapsFromDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.OK || len(r.SeqGaps) != 1 || r.SeqGaps[0].After != 4155 || r.SeqGaps[0].Next != 8339 {
-		t.Fatalf("gaps %+v", r.SeqGaps)
+	clean := testutil.ReadFacts(t, filepath.Join(testdata, "clean"))
+	if r.OK || len(r.SeqGaps) != 1 || r.SeqGaps[0].After != clean.FirstSeq[2]-1 || r.SeqGaps[0].Next != clean.FirstSeq[3] {
+		t.Fatalf("gaps %+v; segment 2 held seqs %d..%d", r.SeqGaps, clean.FirstSeq[2], clean.FirstSeq[3]-1)
 	}
 	if p := r.Problems[0]; p.Kind != "missing" || p.Hex != "" || !strings.Contains(p.Hint, "backup") {
 		t.Fatalf("problem %+v", p)

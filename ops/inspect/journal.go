@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mdjournal/mdjournal/internal/flock"
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/reader"
@@ -50,6 +51,7 @@ type Report struct {
 	FirstTS     string        `json:"first_ts"`
 	LastTS      string        `json:"last_ts"`
 	Frames      int64         `json:"frames"`
+	Epoch       uint32        `json:"epoch"`
 	Bytes       int64         `json:"bytes"` // frame bytes (padding included) of the valid frames
 	Segments    []SegmentInfo `json:"segments"`
 	Writer      WriterInfo    `json:"writer"`
@@ -79,6 +81,7 @@ type SegmentInfo struct {
 	Capacity  int64  `json:"capacity_bytes"` // segment capacity
 	FileBytes int64  `json:"file_bytes"`     // size on disk (smaller for .seg.zst)
 	WriterPID uint32 `json:"writer_pid"`     // PID of the writer that last opened it
+	Epoch     uint32 `json:"epoch"`          // recovery epoch of its writer
 }
 
 // WriterInfo says who holds the writer lock (format.md §7).
@@ -95,7 +98,10 @@ type Durability struct {
 	Offset  uint64 `json:"durable_offset"`
 	Seq     uint64 `json:"durable_seq"`
 	Cursor  uint64 `json:"write_cursor"`
-	Clean   bool   `json:"clean"` // CLEAN flag: closed cleanly, no recovery scan needed
+	Clean   bool   `json:"clean"` // the state record's CLEAN flag: closed cleanly, no recovery scan needed
+	// StateValid: a state record checks out (false: both are damaged).
+	StateValid bool   `json:"state_valid"`
+	Epoch      uint32 `json:"epoch"`
 }
 
 // TypeCount counts frames of one message type.
@@ -164,6 +170,7 @@ type ReaderLag struct {
 	LagFrames int64   `json:"lag_frames"`
 	LagUS     float64 `json:"lag_us"`  // journal last ts - reader ts (event time)
 	Segment   uint64  `json:"segment"` // segment of its next frame (0: past the end)
+	Epoch     uint32  `json:"epoch"`   // epoch of the segment of its last frame
 	Error     string  `json:"error,omitempty"`
 }
 
@@ -186,6 +193,7 @@ type FrameRow struct {
 	TS     string `json:"ts"`
 	Type   string `json:"type"`
 	Instr  uint32 `json:"instrument"`
+	Flags  uint16 `json:"flags"`
 	Size   int    `json:"size"`
 	CRC    string `json:"crc"`
 }
@@ -253,7 +261,7 @@ func Journal(dir string, opts Options) (*Report, error) {
 
 	// Segment table.
 	for _, s := range vr.Segments {
-		si := SegmentInfo{File: Rel(dir, s.Path), Number: s.Number, State: s.State, FirstSeq: s.FirstSeq, LastSeq: s.LastSeq,
+		si := SegmentInfo{File: Rel(dir, s.Path), Number: s.Number, State: string(s.State), Epoch: s.Epoch, FirstSeq: s.FirstSeq, LastSeq: s.LastSeq,
 			FirstTS: TS(s.FirstTS), LastTS: TS(s.LastTS), Frames: s.Frames, Used: s.Used, Capacity: s.Capacity, WriterPID: s.WriterPID}
 		if st, err := os.Stat(s.Path); err == nil {
 			si.FileBytes = st.Size()
@@ -269,47 +277,34 @@ func Journal(dir string, opts Options) (*Report, error) {
 	}
 	for i := len(vr.Segments) - 1; i >= 0; i-- {
 		s := vr.Segments[i]
-		if s.State == "prepared" {
+		if s.State == verify.StatePrepared {
 			continue
 		}
-		if h, ok := readHeader(s.Path); ok {
-			rep.Durability = Durability{Segment: s.Number, Offset: h.DurableOffset(), Seq: h.DurableSeq(), Cursor: h.Cursor(),
-				Clean: h.Flags()&journal.FlagClean != 0}
+		if h, _, _, err := segfile.ReadHeader(dir, s.Number); err == nil {
+			st, _, ok := h.State()
+			rep.Durability = Durability{Segment: s.Number, Offset: uint64(st.DurableOffset), Seq: st.DurableSeq, Cursor: h.Cursor(),
+				Clean: st.Clean(), StateValid: ok, Epoch: h.Epoch()}
 		}
 		break
 	}
-	rep.Readers = readerLags(dir, vr.LastSeq, a.lastTS, vr.Segments)
+	rep.Epoch = vr.Epoch
+	if named, err := reader.ListNamed(dir); err != nil {
+		rep.Readers = append(rep.Readers, ReaderLag{Name: "?", Error: err.Error()})
+	} else {
+		rep.Readers = readerLags(named, vr.LastSeq, a.lastTS, vr.Segments)
+	}
 	for _, p := range vr.Problems {
 		rep.Problems = append(rep.Problems, problemOf(dir, p, opts.Hex))
 	}
 	return rep, nil
 }
 
-// readHeader reads a segment header page (raw or archived: an archive starts
-// with the sealed segment's header page verbatim).
-func readHeader(path string) (journal.Header, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return journal.Header{}, false
-	}
-	defer f.Close()
-	b := make([]byte, journal.SegmentHeaderSize)
-	if n, _ := f.ReadAt(b, 0); n < 192 {
-		return journal.Header{}, false
-	}
-	return journal.HeaderOf(b), true
-}
-
 // readerLags reads every named reader's position and computes its lag
 // against the journal's last seq and last timestamp.
-func readerLags(dir string, lastSeq uint64, lastTS int64, segs []verify.Segment) []ReaderLag {
+func readerLags(named []reader.Named, lastSeq uint64, lastTS int64, segs []verify.Segment) []ReaderLag {
 	out := []ReaderLag{}
-	named, err := reader.ListNamed(dir)
-	if err != nil {
-		return append(out, ReaderLag{Name: "?", Error: err.Error()})
-	}
 	for _, n := range named {
-		rl := ReaderLag{Name: n.Name, Seq: n.Seq, TS: TS(n.TS), PID: n.PID}
+		rl := ReaderLag{Name: n.Name, Seq: n.Seq, TS: TS(n.TS), PID: n.PID, Epoch: n.Epoch}
 		if n.Seq <= lastSeq {
 			rl.LagFrames = int64(lastSeq - n.Seq)
 		} else {
@@ -330,10 +325,10 @@ func readerLags(dir string, lastSeq uint64, lastTS int64, segs []verify.Segment)
 
 func segmentOfSeq(segs []verify.Segment, seq uint64) uint64 {
 	for _, s := range segs {
-		if s.State == "prepared" || s.FirstSeq == 0 {
+		if s.State == verify.StatePrepared || s.FirstSeq == 0 {
 			continue
 		}
-		if seq >= s.FirstSeq && (seq <= s.LastSeq || s.State == "active") {
+		if seq >= s.FirstSeq && (seq <= s.LastSeq || s.State == verify.StateActive) {
 			return s.Number
 		}
 	}

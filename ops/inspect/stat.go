@@ -8,8 +8,10 @@ import (
 
 	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/flock"
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/verify"
+	"github.com/mdjournal/mdjournal/reader"
 )
 
 // RateWindow is the event-time window Stat measures rates over when it has
@@ -57,118 +59,157 @@ type StatReport struct {
 // LastTSNanos is the last frame's timestamp in Unix ns.
 func (s *StatReport) LastTSNanos() int64 { return s.lastTSns }
 
-// Stat reads the journal's state. It trusts segment headers for sealed
-// segments (last_seq, cursor) and scans the last active segment (and the one
-// before it if the last minute reaches back into it) to find the true end.
+// Stat reads the journal's state. It reads segment headers and state
+// records, finds the end of the active segment from its last index entry,
+// and locates the start of the rate window with the sparse index: it never
+// scans a whole segment, so it can run every second on a live journal.
+// Named readers' positions are read before the journal's end, so a reader
+// that moves meanwhile is never reported past the end.
 func Stat(dir string) (*StatReport, error) {
-	nums, err := journal.ListSegments(dir)
+	ents, err := segfile.List(dir)
 	if err != nil {
 		return nil, err
 	}
-	if len(nums) == 0 {
+	if len(ents) == 0 {
 		return nil, fmt.Errorf("%w: %s has no segment files", journal.ErrNotFound, dir)
 	}
 	s := &StatReport{Dir: dir, Readers: []ReaderLag{}, RateSource: "event_time_last_minute"}
+	named, nerr := reader.ListNamed(dir)
 	if pid, held, err := flock.Holder(filepath.Join(dir, journal.LockFile)); err == nil {
 		s.WriterPID, s.WriterLive = pid, held
 	}
 	type segHead struct {
-		n        uint64
-		path     string
-		archived bool
-		h        journal.Header
+		e    segfile.Entry
+		h    journal.Header
+		st   journal.State
+		used int64
 	}
 	var active []segHead
-	for _, n := range nums {
-		path, archived := journal.SegmentFile(dir, n)
-		h, ok := readHeader(path)
-		if archived {
+	for _, e := range ents {
+		if e.Archived {
 			s.SegmentsZst++
 		} else {
 			s.SegmentsRaw++
 		}
-		if !ok {
+		h, _, _, err := segfile.ReadHeader(dir, e.Num)
+		if err != nil || h.Magic() != journal.SegmentMagic {
 			continue
 		}
 		if s.JournalID == "" {
 			s.JournalID = fmt.Sprintf("%016x", h.JournalID())
 		}
-		if !h.Active() {
+		if h.Prepared() {
 			s.SegmentsPrep++
 			continue
 		}
 		if s.FirstSeq == 0 {
 			s.FirstSeq = h.FirstSeq()
 		}
-		if archived {
-			if a, err := archive.Open(path); err == nil {
-				s.LogBytes += a.RawSize
+		st, _, _ := h.State()
+		sh := segHead{e: e, h: h, st: st, used: int64(h.Cursor())}
+		if e.Archived {
+			if a, err := archive.Open(e.Path); err == nil {
+				sh.used = a.RawSize
 				a.Close()
 			}
-		} else if c := int64(h.Cursor()); c <= int64(h.Capacity()) {
-			s.LogBytes += c
 		}
-		active = append(active, segHead{n, path, archived, h})
+		active = append(active, sh)
 	}
 	if len(active) == 0 {
 		return s, nil
 	}
-	last := active[len(active)-1]
-	s.ActiveSegment, s.DurableSeq = last.n, last.h.DurableSeq()
-	// Frames of the last segment, and of the previous one if the window
-	// reaches back into it.
-	type tsb struct {
-		ts int64
-		n  int64
+	last := &active[len(active)-1]
+	s.ActiveSegment, s.DurableSeq = last.e.Num, last.st.DurableSeq
+	if ends, err := segfile.ScanEnds(dir, last.e); err == nil {
+		last.used = ends.End
+		s.Cursor, s.LastSeq, s.lastTSns = ends.End, ends.LastSeq, ends.LastTS
 	}
-	var tail []tsb
-	scan := func(sh segHead) (journal.ScanResult, bool) {
-		img, done, err := loadSegment(sh.path, sh.archived)
-		if err != nil {
-			return journal.ScanResult{}, false
-		}
-		defer done()
-		limit := int64(len(img))
-		return journal.ScanSegment(sh.path, img, journal.SegmentHeaderSize, sh.h.FirstSeq()-1, limit, func(f *journal.Frame) {
-			tail = append(tail, tsb{f.TS, int64(journal.FrameSpace(len(f.Payload)))})
-		}), true
+	for _, a := range active {
+		s.LogBytes += a.used
 	}
-	res, ok := scan(last)
-	if ok {
-		s.Cursor, s.LastSeq, s.lastTSns = res.End, res.LastSeq, res.LastTS
-		if res.Frames == 0 {
-			s.LastSeq = last.h.FirstSeq() - 1
+	if s.lastTSns == 0 && len(active) > 1 {
+		if ends, err := segfile.ScanEnds(dir, active[len(active)-2].e); err == nil {
+			s.lastTSns = ends.LastTS
 		}
-	}
-	if len(active) > 1 && (len(tail) == 0 || tail[0].ts > s.lastTSns-RateWindow) {
-		prev := active[len(active)-2]
-		mine := tail
-		tail = nil
-		if pres, ok := scan(prev); ok && s.lastTSns == 0 {
-			s.lastTSns = pres.LastTS
-		}
-		tail = append(tail, mine...)
 	}
 	s.LastTS = TS(s.lastTSns)
-	for _, t := range tail {
-		if t.ts > s.lastTSns-RateWindow {
-			s.windowFrames++
-			s.windowBytes += t.n
+	// The rate window: frames stamped in the last minute of event time, or
+	// since the journal's first frame if it is younger. Its start is found
+	// through the index of the segment that holds it.
+	from := s.lastTSns - RateWindow
+	k := 0
+	for i, a := range active {
+		if ts, ok := firstFrameTS(dir, a.e, a.h); ok && ts <= from {
+			k = i
 		}
 	}
-	s.FramesPerSec = float64(s.windowFrames) / (RateWindow / 1e9)
-	s.BytesPerSec = float64(s.windowBytes) / (RateWindow / 1e9)
+	if seq, off, ts, ok := firstAtOrAfter(dir, active[k].e, active[k].h, from); ok {
+		span := float64(s.lastTSns-max(ts, from)) / 1e9
+		if s.lastTSns-ts >= RateWindow {
+			span = RateWindow / 1e9
+		}
+		s.windowFrames = int64(s.LastSeq) - int64(seq) + 1
+		s.windowBytes = active[k].used - off
+		for _, a := range active[k+1:] {
+			s.windowBytes += a.used - journal.SegmentHeaderSize
+		}
+		if span > 0 && s.windowFrames > 1 {
+			s.FramesPerSec = float64(s.windowFrames) / span
+			s.BytesPerSec = float64(s.windowBytes) / span
+		}
+	}
 	s.DiskBytes, s.DiskAllocated = diskUse(dir)
 	segs := make([]verify.Segment, 0, len(active))
-	for _, a := range active {
-		vs := verify.Segment{Number: a.n, FirstSeq: a.h.FirstSeq(), LastSeq: a.h.LastSeq(), State: "sealed"}
-		if !a.h.Sealed() {
-			vs.State, vs.LastSeq = "active", s.LastSeq
+	for i, a := range active {
+		vs := verify.Segment{Number: a.e.Num, FirstSeq: a.h.FirstSeq(), LastSeq: a.st.LastSeq, State: verify.StateSealed}
+		if i == len(active)-1 {
+			vs.State, vs.LastSeq = verify.StateActive, s.LastSeq
 		}
 		segs = append(segs, vs)
 	}
-	s.Readers = readerLags(dir, s.LastSeq, s.lastTSns, segs)
+	if nerr != nil {
+		s.Readers = append(s.Readers, ReaderLag{Name: "?", Error: nerr.Error()})
+	} else {
+		s.Readers = readerLags(named, s.LastSeq, s.lastTSns, segs)
+	}
 	return s, nil
+}
+
+// firstFrameTS is a segment's first frame's timestamp (index entry 0).
+func firstFrameTS(dir string, e segfile.Entry, h journal.Header) (int64, bool) {
+	x, err := segfile.OpenIndex(dir, e.Num, h.JournalID(), int64(h.Capacity()), false)
+	if err != nil {
+		return 0, false
+	}
+	defer x.Close()
+	if x.View().Count() == 0 {
+		return 0, false
+	}
+	return x.View().Entry(0).TS, true
+}
+
+// firstAtOrAfter finds the first frame with ts ≥ t in a segment: the index
+// entry before t, then a scan of at most one stride.
+func firstAtOrAfter(dir string, e segfile.Entry, h journal.Header, t int64) (seq uint64, off, ts int64, ok bool) {
+	s, err := segfile.OpenEntry(e, segfile.OpenOptions{LoadArchive: true})
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	defer s.Close()
+	from, prev := int64(journal.SegmentHeaderSize), h.FirstSeq()-1
+	if x, err := segfile.OpenIndex(dir, e.Num, h.JournalID(), s.Capacity, false); err == nil {
+		if en, found := x.View().SearchTime(t); found {
+			from, prev = en.Offset, en.Seq-1
+		}
+		x.Close()
+	}
+	found := false
+	journal.ScanSegment(e.Path, s.Data, from, prev, int64(len(s.Data)), func(f *journal.Frame) {
+		if !found && f.TS >= t {
+			seq, off, ts, found = f.Seq, f.Offset, f.TS, true
+		}
+	})
+	return seq, off, ts, found
 }
 
 // WithRates replaces s's rates by the growth between an earlier sample and s
@@ -180,22 +221,6 @@ func (s *StatReport) WithRates(earlier *StatReport, seconds float64) {
 	s.FramesPerSec = float64(int64(s.LastSeq)-int64(earlier.LastSeq)) / seconds
 	s.BytesPerSec = float64(s.LogBytes-earlier.LogBytes) / seconds
 	s.RateSource = "wall_clock"
-}
-
-// loadSegment returns a segment's image: a read-only copy of a raw file, or
-// the decompressed archive.
-func loadSegment(path string, archived bool) ([]byte, func(), error) {
-	if archived {
-		a, err := archive.Open(path)
-		if err != nil {
-			return nil, nil, err
-		}
-		defer a.Close()
-		img, err := a.ReadAll()
-		return img, func() {}, err
-	}
-	b, err := os.ReadFile(path)
-	return b, func() {}, err
 }
 
 func diskUse(dir string) (apparent, allocated int64) {

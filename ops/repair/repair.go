@@ -1,20 +1,21 @@
 // Package repair is explicit, operator-driven repair of a journal directory
-// (`journalctl recover`) and retention (`journalctl prune`).
+// (`journalctl recover`).
 //
 // What it repairs on its own is exactly what the writer's recovery (format.md
-// §8) would, plus derived data: a torn tail of the last active segment (the
-// bytes are saved to SEGMENT.broken first, then zeroed), a short active file
-// (extended back to capacity), a write cursor outside its segment when the
-// frames themselves are intact (the cursor is only a hint), and any sparse
-// index that disagrees with its segment (rebuilt, §5). Damage followed by
-// valid data, or inside a sealed segment, is reported and never cut — unless
-// the operator names the cut with Options.TruncateAt, and then nothing is
-// deleted: the cut bytes go to SEGMENT.broken and every later segment is moved
-// into DIR/orphaned-<UTC time>/ (the lesson of nats-server #7549: silently
+// §8) does — it runs that recovery, it does not write a second copy of it —
+// plus derived and hint data: a sparse index that disagrees with its segment
+// (rebuilt, §5), a write cursor outside its segment when the frames are
+// intact (the cursor is only a hint), and a trailing file too short to hold
+// a segment header (moved aside). What the verdict (journal.Assess) calls
+// damage is reported and never cut — unless the operator names the cut with
+// Options.TruncateAt, and then nothing is deleted: the cut bytes go to
+// SEGMENT.broken and every later segment is moved into
+// DIR/orphaned-<UTC time>/ (the lesson of nats-server #7549: silently
 // dropping the rest of a log after one bad bit loses acknowledged writes).
 //
-// Repair takes the writer lock for its whole run, so no writer can start
-// meanwhile, and refuses to run while a live writer holds it.
+// Recover holds the maintenance lock (no compress or prune runs meanwhile)
+// and the writer lock (no writer starts), and refuses to run while a live
+// writer holds the journal.
 package repair
 
 import (
@@ -27,9 +28,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/flock"
+	"github.com/mdjournal/mdjournal/internal/fsx"
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/maint"
 	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -66,36 +69,57 @@ type Options struct {
 	TruncateAt *Cut // operator-named cut (see the package comment)
 	// Now stamps the orphaned-<time> directory (default time.Now).
 	Now func() time.Time
+	// Perm is the mode of files recover creates (default 0640).
+	Perm os.FileMode
 }
 
-// Action is one step of a repair, planned or done.
+// Op is a repair step.
+type Op string
+
+// Repair steps.
+const (
+	OpSaveBroken    Op = "save_broken"    // copy bytes to SEGMENT.broken before they are cut
+	OpZero          Op = "zero"           // zero the cut bytes in the segment
+	OpExtend        Op = "extend"         // extend a short file to its capacity
+	OpSetCursor     Op = "set_cursor"     // move the write cursor (a hint) to the end of the frames
+	OpSetState      Op = "set_state"      // write a new state record (the cut's checkpoint)
+	OpSeal          Op = "seal"           // write the end marker of a segment a crash left unsealed
+	OpMoveAside     Op = "move_aside"     // move files into orphaned-<time>/ (kept, not deleted)
+	OpRebuildIndex  Op = "rebuild_index"  // rebuild a sparse index from the frames
+	OpWriterRecover Op = "writer_recover" // open and close a writer: its recovery (format.md §8)
+)
+
+// Action is one step of a repair, planned or done. Steps the writer's
+// recovery takes are listed as planned by it (ByWriter).
 type Action struct {
-	Op     string `json:"op"` // save_broken, zero, extend, set_cursor, unseal, move_aside, rebuild_index, writer_recover
-	File   string `json:"file"`
-	From   int64  `json:"from,omitempty"`
-	To     int64  `json:"to,omitempty"`
-	Detail string `json:"detail"`
-	do     func() error
+	Op       Op
+	File     string
+	From, To int64
+	Detail   string
+	ByWriter bool // part of the writer_recover step
+	do       func() error
 }
 
 // Result says what Recover found and did.
 type Result struct {
-	Dir     string           `json:"dir"`
-	DryRun  bool             `json:"dry_run"`
-	Actions []Action         `json:"actions"`
-	Refused []verify.Problem `json:"-"` // damage left alone (needs --truncate-at or a backup)
-	Before  *verify.Report   `json:"-"`
-	After   *verify.Report   `json:"-"` // nil on a dry run
+	Dir     string
+	DryRun  bool
+	Actions []Action
+	Refused []verify.Problem // damage left alone (needs --truncate-at or a backup)
+	Before  *verify.Report
+	After   *verify.Report // nil on a dry run
 }
 
 type plan struct {
 	dir     string
 	rep     *verify.Report
+	opts    Options
 	actions []Action
 	refused []verify.Problem
-	rebuilt map[uint64]bool
+	indexed map[uint64]bool
 	writer  bool // run writer.Open + Close at the end
 	segSize int64
+	aside   []string
 }
 
 func (p *plan) add(a Action) { p.actions = append(p.actions, a) }
@@ -105,17 +129,30 @@ func Recover(dir string, opts Options) (*Result, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	lockPath := filepath.Join(dir, journal.LockFile)
-	if pid, held, err := flock.Holder(lockPath); err == nil && held {
-		return nil, fmt.Errorf("%w: PID %d is writing %s; stop it first (a writer repairs a torn tail itself when it opens)", ErrWriterLive, pid, dir)
+	if opts.Perm == 0 {
+		opts.Perm = fsx.DataPerm
 	}
-	var lock *flock.Lock
+	// A dry run changes nothing, the lock files included: it plans from
+	// what verify reads now.
 	if !opts.DryRun {
-		l, err := flock.Acquire(lockPath)
+		ml, err := maint.Lock(dir, "recover")
+		if err != nil {
+			return nil, err
+		}
+		defer ml.Release()
+	}
+	lockPath := filepath.Join(dir, journal.LockFile)
+	var lock *flock.Lock
+	if opts.DryRun {
+		if pid, held, err := flock.Holder(lockPath); err == nil && held {
+			return nil, fmt.Errorf("%w: PID %d is writing %s; stop it first (a writer repairs a torn tail itself when it opens)", ErrWriterLive, pid, dir)
+		}
+	} else {
+		l, err := flock.Acquire(lockPath, 0)
 		if err != nil {
 			var held *flock.HeldError
 			if errors.As(err, &held) {
-				return nil, fmt.Errorf("%w: PID %d is writing %s; stop it first", ErrWriterLive, held.PID, dir)
+				return nil, fmt.Errorf("%w: %v; stop it first (a writer repairs a torn tail itself when it opens)", ErrWriterLive, err)
 			}
 			return nil, err
 		}
@@ -126,7 +163,7 @@ func Recover(dir string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{dir: dir, rep: rep, rebuilt: map[uint64]bool{}}
+	p := &plan{dir: dir, rep: rep, opts: opts, indexed: map[uint64]bool{}}
 	if opts.TruncateAt != nil {
 		if err := p.planCut(*opts.TruncateAt, opts.Now()); err != nil {
 			return nil, err
@@ -136,7 +173,7 @@ func Recover(dir string, opts Options) (*Result, error) {
 	}
 	res := &Result{Dir: dir, DryRun: opts.DryRun, Before: rep, Refused: p.refused}
 	if p.writer && len(p.refused) == 0 {
-		p.add(Action{Op: "writer_recover", File: dir, Detail: "open and close a writer: it checks the recovered tail (format.md §8), seals the checkpoint and marks the segment clean",
+		p.add(Action{Op: OpWriterRecover, File: dir, Detail: "open and close a writer: its recovery (format.md §8) takes the steps marked (writer), checks the result and records the checkpoint",
 			do: func() error {
 				lock.Release()
 				lock = nil
@@ -149,9 +186,6 @@ func Recover(dir string, opts Options) (*Result, error) {
 	}
 	res.Actions = p.actions
 	if opts.DryRun {
-		for i := range res.Actions {
-			res.Actions[i].do = nil
-		}
 		if len(p.refused) > 0 {
 			return res, ErrUnrepaired
 		}
@@ -178,18 +212,24 @@ func Recover(dir string, opts Options) (*Result, error) {
 // planAuto plans the repairs that need no operator decision.
 func (p *plan) planAuto() {
 	for _, pr := range p.rep.Problems {
-		n, ok := segNumber(pr.Err.File)
+		n, isSeg := segNumber(pr.Err.File)
 		switch {
 		case pr.Severity == verify.Index:
-			if idxN, ok := idxNumber(pr.Err.File); ok {
-				p.planIndex(idxN)
+			if m, ok := journal.ParseIndexName(filepath.Base(pr.Err.File)); ok {
+				p.planIndex(m)
 			}
-		case pr.Severity == verify.Torn && ok:
-			p.planTorn(n, pr)
-		case errors.Is(pr.Err, journal.ErrCursorRange) && ok:
+		case errors.Is(pr.Err, journal.ErrCursorRange) && isSeg && pr.Severity == verify.Torn:
 			if !p.planCursor(n) {
 				p.refused = append(p.refused, pr)
 			}
+		case pr.Severity == verify.Torn && isSeg:
+			p.planWriterSteps(n)
+		case errors.Is(pr.Err, journal.ErrCursorRange) && isSeg:
+			if !p.planCursor(n) {
+				p.refused = append(p.refused, pr)
+			}
+		case errors.Is(pr.Err, journal.ErrTruncated) && isSeg && p.tooShortToBeASegment(n, pr):
+			// planned by tooShortToBeASegment
 		default:
 			p.refused = append(p.refused, pr)
 		}
@@ -204,273 +244,125 @@ func segNumber(path string) (uint64, bool) {
 	return journal.ParseArchiveName(base)
 }
 
-func idxNumber(path string) (uint64, bool) {
-	base, ok := strings.CutSuffix(filepath.Base(path), journal.IndexExt)
-	if !ok {
-		return 0, false
-	}
-	return journal.ParseSegmentName(base + journal.SegmentExt)
-}
-
-// image is a segment's bytes as repair sees them: the raw file padded to its
-// capacity when it is short (the writer extends a short active file the
-// same way), or the decompressed archive.
-type image struct {
-	path     string
-	data     []byte
-	h        journal.Header
-	fileSize int64
-	archived bool
-}
-
-func load(dir string, n uint64) (*image, error) {
-	path, archived := journal.SegmentFile(dir, n)
-	if archived {
-		a, err := archive.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer a.Close()
-		img, err := a.ReadAll()
-		if err != nil {
-			return nil, err
-		}
-		return &image{path: path, data: img, h: journal.HeaderOf(img), fileSize: int64(len(img)), archived: true}, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) < journal.SegmentHeaderSize {
-		return nil, journal.Corrupt(path, int64(len(b)), journal.ErrTruncated, "file is %d bytes, shorter than its header", len(b))
-	}
-	im := &image{path: path, fileSize: int64(len(b))}
-	h := journal.HeaderOf(append(make([]byte, 0, journal.SegmentHeaderSize), b[:journal.SegmentHeaderSize]...))
-	if c := int64(h.Capacity()); c > int64(len(b)) && c <= 1<<40 {
-		b = append(b, make([]byte, c-int64(len(b)))...)
-	}
-	im.data, im.h = b, journal.HeaderOf(b)
-	return im, nil
-}
-
-// planTorn plans the cut of a torn tail in the last active segment: scan
-// from the start to the end of the file (frames past the cursor that pass
-// their checksum are kept, as the writer keeps them), save the non-zero
-// rest to SEGMENT.broken, zero it, and move the cursor to the end of the
-// valid data.
-func (p *plan) planTorn(n uint64, pr verify.Problem) {
-	im, err := load(p.dir, n)
-	if err != nil || im.archived {
-		p.refused = append(p.refused, pr)
+// planWriterSteps lists what the writer's recovery will do to segment n (from
+// the same verdict it acts on) and schedules it.
+func (p *plan) planWriterSteps(n uint64) {
+	if p.indexed[n] {
 		return
 	}
-	capacity := int64(im.h.Capacity())
-	res := journal.ScanSegment(im.path, im.data, journal.SegmentHeaderSize, im.h.FirstSeq()-1, capacity, nil)
-	tail := journal.ExamineTail(im.data, res.End, capacity, res.LastSeq)
-	if res.Sealed || !tail.Torn() {
-		p.refused = append(p.refused, pr)
-		return
-	}
-	if p.rebuilt[n] { // planned already (a short file reports twice)
-		return
-	}
-	p.rebuilt[n] = true
-	p.segSize = capacity
-	if im.fileSize < capacity {
-		p.add(Action{Op: "extend", File: filepath.Base(im.path), From: im.fileSize, To: capacity,
-			Detail: fmt.Sprintf("the file is %d bytes, its header says %d: extend it with zeroes (the cut frame then reads as a torn tail)", im.fileSize, capacity),
-			do:     func() error { return os.Truncate(im.path, capacity) }})
-	}
-	if tail.NonZeroEnd > res.End {
-		p.planSave(im, res.End, tail.NonZeroEnd, "torn tail")
-	}
-	p.planHeader(im, res.End, res.LastSeq, false, fmt.Sprintf("end of the last valid frame (seq %d)", res.LastSeq))
-	p.planIndexFrom(n, im)
+	p.indexed[n] = true
 	p.writer = true
-}
-
-// planCursor resets a cursor that lies outside its segment when a full scan
-// shows intact frames: a sealed segment must end with its marker, an active
-// one at zeroes.
-func (p *plan) planCursor(n uint64) bool {
-	im, err := load(p.dir, n)
-	if err != nil || im.archived {
-		return false
-	}
-	capacity := min(int64(im.h.Capacity()), int64(len(im.data)))
-	res := journal.ScanSegment(im.path, im.data, journal.SegmentHeaderSize, im.h.FirstSeq()-1, capacity, nil)
-	if res.Err != nil || res.Sealed != im.h.Sealed() {
-		return false
-	}
-	if tail := journal.ExamineTail(im.data, res.End, capacity, res.LastSeq); tail.NonZeroEnd > res.End {
-		return false
-	}
-	p.planHeader(im, res.End, res.LastSeq, res.Sealed, fmt.Sprintf("the frames end there (seq %d); the cursor is only a hint", res.LastSeq))
-	if !im.h.Sealed() {
-		p.writer = true
-		p.segSize = int64(im.h.Capacity())
-	}
-	return true
-}
-
-// planSave copies [from,to) of the segment to SEGMENT.broken (or .broken.K),
-// fsyncs it, then zeroes the range in the segment and fsyncs that.
-func (p *plan) planSave(im *image, from, to int64, what string) {
-	broken := brokenName(im.path)
-	p.add(Action{Op: "save_broken", File: filepath.Base(broken), From: from, To: to,
-		Detail: fmt.Sprintf("%s: copy %d bytes [%d,%d) of %s here before anything is cut", what, to-from, from, to, filepath.Base(im.path)),
-		do: func() error {
-			f, err := os.OpenFile(broken, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-			if err != nil {
-				return err
-			}
-			if _, err := f.Write(im.data[from:to]); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
-		}})
-	p.add(Action{Op: "zero", File: filepath.Base(im.path), From: from, To: to,
-		Detail: fmt.Sprintf("zero [%d,%d) in the segment (segments are zero past their data)", from, to),
-		do: func() error {
-			return writeAt(im.path, from, make([]byte, to-from))
-		}})
-}
-
-func brokenName(seg string) string {
-	name := seg + journal.BrokenExt
-	for i := 1; ; i++ {
-		if _, err := os.Stat(name); os.IsNotExist(err) {
-			return name
+	for _, seg := range p.rep.Segments {
+		if seg.Number != n {
+			continue
 		}
-		name = fmt.Sprintf("%s%s.%d", seg, journal.BrokenExt, i)
+		p.segSize = max(p.segSize, seg.Capacity)
+		base := filepath.Base(seg.Path)
+		v := seg.Verdict
+		if seg.State == verify.StatePrepared {
+			p.add(Action{Op: OpMoveAside, File: base, ByWriter: true, Detail: "not activated but holds bytes: moved into orphaned-<time>/, never overwritten"})
+			return
+		}
+		if v.Extend {
+			p.add(Action{Op: OpExtend, File: base, ByWriter: true, Detail: "the file is shorter than its capacity (past the durable checkpoint): extended with zeroes"})
+		}
+		if v.CutTo > v.CutFrom {
+			p.add(Action{Op: OpSaveBroken, File: base + journal.BrokenExt, From: v.CutFrom, To: v.CutTo, ByWriter: true,
+				Detail: fmt.Sprintf("torn tail: %d bytes saved before anything is cut", v.CutTo-v.CutFrom)})
+			p.add(Action{Op: OpZero, File: base, From: v.CutFrom, To: v.CutTo, ByWriter: true, Detail: "zeroed (segments are zero past their frames)"})
+		}
+		if v.NeedsSeal {
+			p.add(Action{Op: OpSeal, File: base, From: v.End, To: v.End + journal.EndMarkerSize, ByWriter: true,
+				Detail: fmt.Sprintf("a crash mid-roll left it unsealed: end marker after seq %d", v.LastSeq)})
+		}
+		if seg.Cursor != v.End || v.Kind == journal.TornTail {
+			p.add(Action{Op: OpSetCursor, File: base, From: seg.Cursor, To: v.End, ByWriter: true,
+				Detail: fmt.Sprintf("the end of the last valid frame (seq %d); checkpoint (%d, seq %d)", v.LastSeq, v.End, v.LastSeq)})
+		}
+		p.add(Action{Op: OpRebuildIndex, File: journal.IndexName(n), ByWriter: true, Detail: "index entries past the checkpoint rebuilt from the frames"})
 	}
-}
-
-func writeAt(path string, off int64, b []byte) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(b, off); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// planHeader sets the cursor to end and the checkpoint to (end, lastSeq).
-// sealed=false also clears SEALED and CLEAN (the segment becomes the active
-// one, to be scanned by the next writer open); last_seq is then 0.
-func (p *plan) planHeader(im *image, end int64, lastSeq uint64, sealed bool, why string) {
-	flags := uint32(journal.FlagActive)
-	state := "active, not clean (the next writer open scans it)"
-	if sealed {
-		flags |= journal.FlagSealed
-		state = "sealed"
-	}
-	p.add(Action{Op: "set_cursor", File: filepath.Base(im.path), From: int64(im.h.Cursor()), To: end,
-		Detail: fmt.Sprintf("write_cursor %d → %d: %s; checkpoint (%d, seq %d); flags %s", im.h.Cursor(), end, why, end, lastSeq, state),
-		do: func() error {
-			b := make([]byte, 192)
-			f, err := os.Open(im.path)
-			if err != nil {
-				return err
-			}
-			_, err = f.ReadAt(b, 0)
-			f.Close()
-			if err != nil {
-				return err
-			}
-			le.PutUint64(b[journal.SegOffCursor:], uint64(end))
-			le.PutUint32(b[128:], flags)
-			le.PutUint64(b[136:], uint64(end))
-			le.PutUint64(b[144:], lastSeq)
-			if sealed {
-				le.PutUint64(b[152:], lastSeq)
-			} else {
-				le.PutUint64(b[152:], 0)
-			}
-			return writeAt(im.path, 0, b)
-		}})
 }
 
 // planIndex plans the rebuild of segment n's index from its frames.
 func (p *plan) planIndex(n uint64) {
-	if p.rebuilt[n] {
+	if p.indexed[n] {
 		return
 	}
-	im, err := load(p.dir, n)
-	if err != nil {
-		return // the segment's own problem is reported separately
-	}
-	p.rebuilt[n] = true
-	p.planIndexFrom(n, im)
-}
-
-// planIndexFrom rebuilds the index from the valid frames of im as they will
-// be after the other planned steps (frames past a cut are not indexed: the
-// scan stops at the first bad frame or at zeroes).
-func (p *plan) planIndexFrom(n uint64, im *image) {
-	path := journal.IndexPath(p.dir, n)
-	p.add(Action{Op: "rebuild_index", File: filepath.Base(path),
-		Detail: "rebuild the sparse index from the segment's frames (derived data, format.md §5); written to .tmp and renamed",
+	p.indexed[n] = true
+	p.add(Action{Op: OpRebuildIndex, File: journal.IndexName(n),
+		Detail: "rebuild the sparse index from the segment's frames (derived data, format.md §5); written under .tmp and renamed",
 		do: func() error {
-			fresh, err := load(p.dir, n)
+			s, err := segfile.Open(p.dir, n, segfile.OpenOptions{LoadArchive: true})
 			if err != nil {
 				return err
 			}
-			return RebuildIndex(path, fresh.data, fresh.h)
+			defer s.Close()
+			h := s.Header()
+			v := journal.Assess(s.Path, s.Data, journal.AssessOptions{Full: true})
+			return segfile.RebuildIndex(p.dir, n, h.JournalID(), s.Data, v.End, p.opts.Perm)
 		}})
 }
 
-// RebuildIndex writes the sparse index of a segment image (format.md §5):
-// the first frame, then every frame at least IndexStride bytes after the
-// previous indexed one. It writes a temporary file, syncs it and renames it
-// into place, so a reader never sees a half-written index.
-func RebuildIndex(path string, img []byte, h journal.Header) error {
-	capacity := journal.IndexCapacity(h.Capacity())
-	size := journal.IndexFileSize(capacity)
-	b := make([]byte, size)
-	journal.InitIndex(b, h.JournalID(), h.Number(), capacity)
-	x := journal.IndexOf(b)
-	var count uint64
-	next := int64(journal.SegmentHeaderSize)
-	limit := min(int64(len(img)), int64(h.Capacity()))
-	journal.ScanSegment(path, img, journal.SegmentHeaderSize, h.FirstSeq()-1, limit, func(f *journal.Frame) {
-		if f.Offset < next || count >= capacity {
-			return
+// planCursor resets a bad cursor (a hint) to the end of the frames of a
+// sealed segment, whose frames are intact; the last segment's cursor is the
+// writer's recovery's job.
+func (p *plan) planCursor(n uint64) bool {
+	for _, seg := range p.rep.Segments {
+		if seg.Number != n || seg.Verdict.Kind == journal.Damage {
+			continue
 		}
-		x.PutEntry(count, journal.IndexEntry{Seq: f.Seq, TS: f.TS, Offset: f.Offset})
-		count++
-		next = f.Offset + journal.IndexStride
-	})
-	x.SetCount(count)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
+		if !seg.Verdict.Sealed {
+			p.planWriterSteps(n)
+			return true
+		}
+		e, err := segfile.Locate(p.dir, n)
+		if err != nil || e.Archived {
+			return false
+		}
+		end := seg.Verdict.End
+		p.add(Action{Op: OpSetCursor, File: filepath.Base(e.Path), From: seg.Cursor, To: end,
+			Detail: fmt.Sprintf("the frames end there (seq %d); the cursor is only a hint", seg.Verdict.LastSeq),
+			do: func() error {
+				s, err := segfile.OpenEntry(e, segfile.OpenOptions{Write: true})
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				s.SetCursor(end)
+				return s.Sync(0, journal.SegmentHeaderSize)
+			}})
+		return true
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	return false
+}
+
+// tooShortToBeASegment plans moving aside the last file of the journal when
+// it is shorter than a segment header: it can hold no frame, and every open
+// would fail on it.
+func (p *plan) tooShortToBeASegment(n uint64, pr verify.Problem) bool {
+	e, err := segfile.Locate(p.dir, n)
+	if err != nil || e.Archived {
+		return false
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	_, size, _ := fsx.Lstat(e.Path)
+	last := true
+	for _, s := range p.rep.Segments {
+		if s.Number > n && s.State != verify.StatePrepared {
+			last = false
+		}
 	}
-	f.Close()
-	return os.Rename(tmp, path)
+	if size >= journal.SegmentHeaderSize || !last {
+		return false
+	}
+	p.aside = append(p.aside, filepath.Base(e.Path), journal.IndexName(n))
+	p.add(Action{Op: OpMoveAside, File: filepath.Base(e.Path),
+		Detail: fmt.Sprintf("%d bytes, shorter than a segment header: moved into orphaned-<time>/ (kept); %s", size, pr.Err.Reason),
+		do: func() error {
+			_, err := segfile.MoveAside(p.dir, []string{filepath.Base(e.Path), journal.IndexName(n)}, p.opts.Now())
+			return err
+		}})
+	p.writer = true
+	return true
 }
 
 // planCut plans an operator-named truncation (see the package comment).
@@ -479,60 +371,80 @@ func (p *plan) planCut(c Cut, now time.Time) error {
 	if !ok {
 		return fmt.Errorf("--truncate-at %s: %q is not a segment file name (NNNNNNNNNNNNNNNNNNNN.seg)", c.File, filepath.Base(c.File))
 	}
-	path, archived := journal.SegmentFile(p.dir, n)
-	if archived {
-		return fmt.Errorf("--truncate-at %s: segment %d is compressed (%s); cutting inside an archive is not supported: restore the raw segment first", c.File, n, filepath.Base(path))
-	}
-	im, err := load(p.dir, n)
+	e, err := segfile.Locate(p.dir, n)
 	if err != nil {
 		return fmt.Errorf("--truncate-at %s: %w", c.File, err)
 	}
-	if err := im.h.Check(path, int64(len(im.data))); err != nil && !errors.Is(err, journal.ErrCursorRange) {
+	if e.Archived {
+		return fmt.Errorf("--truncate-at %s: segment %d is compressed (%s); cutting inside an archive is not supported: restore the raw segment first", c.File, n, filepath.Base(e.Path))
+	}
+	s, err := segfile.OpenEntry(e, segfile.OpenOptions{AllowShort: true})
+	if err != nil {
 		return fmt.Errorf("--truncate-at %s: the segment header itself is damaged (%v); a cut cannot fix a header: restore the segment from a backup", c.File, err)
 	}
-	capacity := int64(im.h.Capacity())
+	defer s.Close()
+	h := s.Header()
+	capacity := s.Capacity
 	if c.Offset < journal.SegmentHeaderSize || c.Offset >= capacity || c.Offset%journal.FrameAlign != 0 {
-		return fmt.Errorf("--truncate-at %s:%d: the offset must be 8-aligned and inside the frame area [%d,%d)", filepath.Base(path), c.Offset, journal.SegmentHeaderSize, capacity)
+		return fmt.Errorf("--truncate-at %s:%d: the offset must be 8-aligned and inside the frame area [%d,%d)", filepath.Base(e.Path), c.Offset, journal.SegmentHeaderSize, capacity)
 	}
 	// The cut must be a frame boundary within the valid prefix: keep only
 	// frames that verify, never half a frame.
-	var lastSeq = im.h.FirstSeq() - 1
+	lastSeq, lastTS := h.FirstSeq()-1, int64(0)
 	boundary := c.Offset == journal.SegmentHeaderSize
-	res := journal.ScanSegment(path, im.data, journal.SegmentHeaderSize, im.h.FirstSeq()-1, capacity, func(f *journal.Frame) {
+	res := journal.ScanSegment(e.Path, s.Data, journal.SegmentHeaderSize, h.FirstSeq()-1, int64(len(s.Data)), func(f *journal.Frame) {
 		if f.Offset < c.Offset {
-			lastSeq = f.Seq
+			lastSeq, lastTS = f.Seq, f.TS
 		}
 		if f.Offset == c.Offset {
 			boundary = true
 		}
 	})
-	if res.End == c.Offset && !res.Sealed {
-		boundary = true
-	}
-	if res.Sealed && res.End-journal.EndMarkerSize == c.Offset {
-		boundary = true // cutting the end marker itself: unseal
+	if res.End == c.Offset || res.Sealed && res.End-journal.EndMarkerSize == c.Offset {
+		boundary = true // the end of the valid frames, or the end marker itself (unseal)
 	}
 	if !boundary || c.Offset > res.End {
 		return fmt.Errorf("--truncate-at %s:%d: not the start of a valid frame; the valid frames of this segment end at offset %d (journalctl inspect --frames %s lists them)",
-			filepath.Base(path), c.Offset, res.End, path)
+			filepath.Base(e.Path), c.Offset, res.End, e.Path)
 	}
-	end := max(min(int64(im.h.Cursor()), capacity), journal.ExamineTail(im.data, c.Offset, capacity, lastSeq).NonZeroEnd)
-	if end > c.Offset {
-		p.planSave(im, c.Offset, end, "operator cut")
-	}
-	p.planHeader(im, c.Offset, lastSeq, false, fmt.Sprintf("the operator's cut; frames up to seq %d stay", lastSeq))
-	p.planIndexFrom(n, im)
+	_ = lastTS
+	end := journal.ExamineTail(s.Data, c.Offset, int64(len(s.Data)), lastSeq).NonZeroEnd
+	base := filepath.Base(e.Path)
+	p.add(Action{Op: OpSaveBroken, File: base + journal.BrokenExt, From: c.Offset, To: end,
+		Detail: fmt.Sprintf("operator cut: %d bytes [%d,%d) saved before anything is cut", end-c.Offset, c.Offset, end)})
+	p.add(Action{Op: OpZero, File: base, From: c.Offset, To: end, Detail: "zeroed (segments are zero past their frames)"})
+	p.add(Action{Op: OpSetState, File: base, From: int64(h.Cursor()), To: c.Offset,
+		Detail: fmt.Sprintf("cursor and durable checkpoint (%d, seq %d): frames up to seq %d stay; not sealed, not clean (the next writer open scans it and starts a new epoch)", c.Offset, lastSeq, lastSeq),
+		do: func() error {
+			w, err := segfile.OpenEntry(e, segfile.OpenOptions{Write: true, AllowShort: true})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if err := w.Extend(); err != nil {
+				return err
+			}
+			if end > c.Offset {
+				if _, err := segfile.SaveBroken(w, c.Offset, end, p.opts.Perm); err != nil {
+					return err
+				}
+			}
+			w.SetCursor(c.Offset)
+			w.WriteState(journal.State{DurableOffset: c.Offset, DurableSeq: lastSeq})
+			if err := w.Sync(0, journal.SegmentHeaderSize); err != nil {
+				return err
+			}
+			return segfile.RebuildIndex(p.dir, n, h.JournalID(), w.Data, c.Offset, p.opts.Perm)
+		}})
+	p.add(Action{Op: OpRebuildIndex, File: journal.IndexName(n), Detail: "rebuilt from the frames that stay"})
 	// Everything after segment n moves aside, never deleted.
-	aside := filepath.Join(p.dir, "orphaned-"+now.UTC().Format("20060102T150405Z"))
 	ents, _ := os.ReadDir(p.dir)
 	var later []string
-	for _, e := range ents {
-		name := e.Name()
+	for _, d := range ents {
+		name := d.Name()
 		m, ok := segNumber(name)
 		if !ok {
-			if base, isIdx := strings.CutSuffix(name, journal.IndexExt); isIdx {
-				m, ok = journal.ParseSegmentName(base + journal.SegmentExt)
-			}
+			m, ok = journal.ParseIndexName(name)
 		}
 		if !ok {
 			if i := strings.Index(name, journal.SegmentExt+journal.BrokenExt); i > 0 {
@@ -544,23 +456,21 @@ func (p *plan) planCut(c Cut, now time.Time) error {
 		}
 	}
 	sort.Strings(later)
-	for _, name := range later {
-		name := name
-		p.add(Action{Op: "move_aside", File: name, Detail: fmt.Sprintf("move to %s/ (kept, not deleted)", filepath.Base(aside)),
-			do: func() error {
-				if err := os.MkdirAll(aside, 0o755); err != nil {
-					return err
-				}
-				return os.Rename(filepath.Join(p.dir, name), filepath.Join(aside, name))
-			}})
+	if len(later) > 0 {
+		for _, name := range later {
+			p.add(Action{Op: OpMoveAside, File: name, Detail: "moved into orphaned-<time>/ (kept, not deleted)"})
+		}
+		p.actions[len(p.actions)-1].do = func() error {
+			_, err := segfile.MoveAside(p.dir, later, now)
+			return err
+		}
 	}
 	// Other index problems of earlier segments are rebuilt too.
 	for _, pr := range p.rep.Problems {
-		if m, ok := idxNumber(pr.Err.File); ok && pr.Severity == verify.Index && m < n {
+		if m, ok := journal.ParseIndexName(filepath.Base(pr.Err.File)); ok && pr.Severity == verify.Index && m < n {
 			p.planIndex(m)
 		}
 	}
-	p.rebuilt[n] = true
 	p.writer = true
 	p.segSize = capacity
 	// Damage before the cut is not fixed by it.

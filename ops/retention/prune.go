@@ -1,13 +1,16 @@
 package retention
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/mdjournal/mdjournal/internal/archive"
+	"github.com/mdjournal/mdjournal/internal/fsx"
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/maint"
 	"github.com/mdjournal/mdjournal/reader"
 )
 
@@ -28,28 +31,38 @@ type Options struct {
 	Force bool
 }
 
+// Action is Prune's decision for a segment.
+type Action string
+
+// Decisions.
+const (
+	Delete Action = "delete"
+	Keep   Action = "keep"
+)
+
 // Segment is one segment considered by Prune.
 type Segment struct {
-	File     string `json:"file"`
-	Number   uint64 `json:"number"`
-	FirstSeq uint64 `json:"first_seq"`
-	LastSeq  uint64 `json:"last_seq"`
-	LastTS   string `json:"last_ts"`
-	Bytes    int64  `json:"bytes"`  // segment + index on disk
-	Action   string `json:"action"` // "delete", "keep"
-	Why      string `json:"why"`
+	File     string
+	Number   uint64
+	FirstSeq uint64
+	LastSeq  uint64 // of the last data frame (for the active segment: now)
+	LastTS   string
+	Active   bool  // the active segment (not sealed)
+	Bytes    int64 // segment + index on disk
+	Action   Action
+	Why      string
 }
 
 // Result lists the decision for every segment, oldest first.
 type Result struct {
-	Dir      string    `json:"dir"`
-	DryRun   bool      `json:"dry_run"`
-	Segments []Segment `json:"segments"`
-	Deleted  int       `json:"deleted"`
-	Freed    int64     `json:"freed_bytes"`
+	Dir      string
+	DryRun   bool
+	Segments []Segment
+	Deleted  int
+	Freed    int64
 }
 
-// Prune deletes sealed segments (raw or compressed) and their indexes from
+// Prune holds the maintenance lock (journal.maint) while it runs. It deletes sealed segments (raw or compressed) and their indexes from
 // the oldest on, stopping at the first one that must stay, so the journal
 // always remains one contiguous run of segments. It never deletes the
 // active segment, nor — unless Force — a segment a named reader still needs
@@ -60,39 +73,46 @@ func Prune(dir string, opts Options) (*Result, error) {
 	if (opts.Keep > 0) == (opts.KeepSegments > 0) {
 		return nil, fmt.Errorf("prune: give exactly one of a keep duration or a segment count")
 	}
-	nums, err := journal.ListSegments(dir)
+	ml, err := maint.Lock(dir, "prune")
 	if err != nil {
 		return nil, err
 	}
-	if len(nums) == 0 {
+	defer ml.Release()
+	ents, err := segfile.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(ents) == 0 {
 		return nil, fmt.Errorf("%w: %s has no segment files", journal.ErrNotFound, dir)
 	}
 	type seg struct {
-		n        uint64
-		path     string
-		archived bool
-		h        journal.Header
-		lastTS   int64
-		ok       bool
+		e      segfile.Entry
+		h      journal.Header
+		st     journal.State
+		ends   segfile.Ends
+		ok     bool
+		sealed bool
 	}
 	var segs []seg
 	var newest int64
-	for _, n := range nums {
-		path, archived := journal.SegmentFile(dir, n)
-		s := seg{n: n, path: path, archived: archived}
-		b := make([]byte, journal.SegmentHeaderSize)
-		if f, err := os.Open(path); err == nil {
-			k, _ := f.ReadAt(b, 0)
-			f.Close()
-			s.ok = k == len(b) && string(b[:8]) == journal.SegmentMagic
-		}
-		s.h = journal.HeaderOf(b)
-		if s.ok && !s.h.Active() {
+	for _, e := range ents {
+		s := seg{e: e}
+		h, _, _, err := segfile.ReadHeader(dir, e.Num)
+		s.ok = err == nil && h.Magic() == journal.SegmentMagic
+		s.h = h
+		if s.ok && h.Prepared() {
 			continue // prepared: not part of the data
 		}
 		if s.ok {
-			s.lastTS = lastTS(s.path, s.archived, s.h)
-			newest = max(newest, s.lastTS)
+			st, _, ok := h.State()
+			s.st, s.ok = st, ok
+		}
+		if s.ok {
+			if s.ends, err = segfile.ScanEnds(dir, e); err != nil {
+				s.ok = false
+			}
+			s.sealed = s.st.Sealed() && s.ends.Sealed && s.ends.LastSeq == s.st.LastSeq
+			newest = max(newest, s.ends.LastTS)
 		}
 		segs = append(segs, s)
 	}
@@ -103,29 +123,30 @@ func Prune(dir string, opts Options) (*Result, error) {
 	res := &Result{Dir: dir, DryRun: opts.DryRun}
 	stop := ""
 	for i, s := range segs {
-		ps := Segment{File: filepath.Base(s.path), Number: s.n, Action: "keep"}
+		ps := Segment{File: filepath.Base(s.e.Path), Number: s.e.Num, Action: Keep}
 		if s.ok {
-			ps.FirstSeq, ps.LastSeq, ps.LastTS = s.h.FirstSeq(), s.h.LastSeq(), tsString(s.lastTS)
+			ps.FirstSeq, ps.LastSeq, ps.LastTS = s.h.FirstSeq(), s.ends.LastSeq, tsString(s.ends.LastTS)
+			ps.Active = !s.sealed
 		}
-		ps.Bytes = fileSize(s.path) + fileSize(journal.IndexPath(dir, s.n))
+		ps.Bytes = fileSize(s.e.Path) + fileSize(journal.IndexPath(dir, s.e.Num))
 		why := ""
 		switch {
 		case stop != "":
 			why = "after a segment that stays (" + stop + ")"
 		case !s.ok:
-			why = "header unreadable: run journalctl verify"
-		case !s.h.Sealed():
+			why = "header or state unreadable: run journalctl verify"
+		case !s.sealed:
 			why = "active segment"
-		case i > 0 && s.n != segs[i-1].n+1:
+		case i > 0 && s.e.Num != segs[i-1].e.Num+1:
 			why = "not contiguous with the previous segment"
 		case opts.KeepSegments > 0 && len(segs)-i <= opts.KeepSegments:
 			why = fmt.Sprintf("among the newest %d segments", opts.KeepSegments)
-		case opts.Keep > 0 && s.lastTS > newest-int64(opts.Keep):
+		case opts.Keep > 0 && s.ends.LastTS > newest-int64(opts.Keep):
 			why = fmt.Sprintf("its last frame is within %s of the newest frame (%s)", opts.Keep, tsString(newest))
 		}
 		if why == "" {
 			for _, r := range named {
-				if r.Seq < s.h.LastSeq() { // its next frame (Seq+1) is in or before this segment
+				if r.Seq < s.st.LastSeq { // its next frame (Seq+1) is in or before this segment
 					if opts.Force {
 						ps.Why = fmt.Sprintf("--force: named reader %q at seq %d still needs it (it will get reader.ErrOutOfRange)", r.Name, r.Seq)
 					} else {
@@ -138,18 +159,18 @@ func Prune(dir string, opts Options) (*Result, error) {
 		if why != "" {
 			ps.Why = why
 			if stop == "" {
-				stop = fmt.Sprintf("segment %d: %s", s.n, why)
+				stop = fmt.Sprintf("segment %d: %s", s.e.Num, why)
 			}
 			res.Segments = append(res.Segments, ps)
 			continue
 		}
-		ps.Action = "delete"
+		ps.Action = Delete
 		if ps.Why == "" {
 			ps.Why = "older than the retention"
 		}
 		if !opts.DryRun {
-			if err := deleteSegment(dir, s.n); err != nil {
-				return res, fmt.Errorf("prune: deleting segment %d: %w (segments before it are gone; the journal now starts at this one)", s.n, err)
+			if err := deleteSegment(dir, s.e.Num); err != nil {
+				return res, fmt.Errorf("prune: deleting segment %d: %w (segments before it are gone; the journal now starts at this one)", s.e.Num, err)
 			}
 		}
 		res.Deleted++
@@ -160,19 +181,15 @@ func Prune(dir string, opts Options) (*Result, error) {
 }
 
 // deleteSegment removes a segment (both forms if both exist: during
-// compression the raw one is authoritative, so it goes last) and its index.
+// compression the raw one is authoritative, so it goes last) and its
+// index, then fsyncs the directory.
 func deleteSegment(dir string, n uint64) error {
-	for _, p := range []string{archive.Path(dir, n), journal.SegmentPath(dir, n), journal.IndexPath(dir, n)} {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+	for _, p := range []string{journal.ArchivePath(dir, n), journal.SegmentPath(dir, n), journal.IndexPath(dir, n)} {
+		if err := fsx.RemoveRegular(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsx.SyncDir(dir)
 }
 
 func fileSize(p string) int64 {
@@ -187,29 +204,4 @@ func tsString(ns int64) string {
 		return ""
 	}
 	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
-}
-
-// lastTS finds a segment's last frame timestamp by scanning it (headers do
-// not record times; a sealed 64 MiB segment scans in tens of milliseconds).
-func lastTS(path string, archived bool, h journal.Header) int64 {
-	var img []byte
-	if archived {
-		a, err := archive.Open(path)
-		if err != nil {
-			return 0
-		}
-		img, err = a.ReadAll()
-		a.Close()
-		if err != nil {
-			return 0
-		}
-	} else {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return 0
-		}
-		img = b
-	}
-	res := journal.ScanSegment(path, img, journal.SegmentHeaderSize, h.FirstSeq()-1, int64(len(img)), nil)
-	return res.LastTS
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/mdjournal/mdjournal/writer"
 )
 
-// The fault table (issue 2 §9). A journal of 10000 Quote frames in 256 KiB
+// The fault table. A journal of 10000 Quote frames in 256 KiB
 // segments has a fixed, independently computable layout: every frame takes
 // 64 bytes (32-byte header + 32-byte payload), a segment holds frames at
 // offsets 4096 + 64k while 4096 + 64(k+1) + 32 ≤ 262144, i.e. 4031 frames,
@@ -71,11 +71,7 @@ func cursorOf(t *testing.T, path string) int64 {
 // makeDirty makes the active segment look like its writer was killed: not
 // clean, nothing durable (policy none never syncs).
 func makeDirty(t *testing.T, dir string) {
-	p := seg(dir, 3)
-	flags := binary.LittleEndian.Uint32(read(t, p, 128, 4)) &^ journal.FlagClean
-	patch(t, p, 128, binary.LittleEndian.AppendUint32(nil, flags))
-	patch(t, p, 136, u64(4096))
-	patch(t, p, 144, u64(2*perSeg)) // first seq of segment 3 minus 1
+	testutil.WriteSegmentState(t, seg(dir, 3), journal.State{DurableOffset: 4096, DurableSeq: 2 * perSeg}) // first seq of segment 3 minus 1
 }
 
 func TestFaultTable(t *testing.T) {
@@ -83,37 +79,66 @@ func TestFaultTable(t *testing.T) {
 		name   string
 		damage func(t *testing.T, dir string)
 		// what verify reports first
-		sev     verify.Severity
-		kind    error
-		file    uint64 // segment number
-		offset  int64
-		reader  error // reading from start: nil = all frames, in order
-		readAt  int64 // offset of the reader's error
-		writer  error // writer.Open: nil = opens (recovers)
-		keepSeq uint64
+		sev    verify.Severity
+		kind   error
+		file   uint64 // segment number
+		offset int64
+		reader error // reading from start: nil = all frames, in order
+		readAt int64 // offset of the reader's error
+		// readStop: with reader nil, the reader stops without an error after
+		// this many frames (0: all of them)
+		readStop int
+		writer   error // writer.Open: nil = opens (recovers)
+		keepSeq  uint64
 	}
 	// sealed-segment frame positions
 	mid1, mid2 := 100, 2000
 	pageFrame := (8192 - 4096) / 64 // frame starting at 8192: the zeroed page begins on a frame boundary
 	faults := []fault{
+		// A crash leaves a frame's body without its commit word: readers see
+		// nothing there; recovery saves and cuts it.
 		{name: "torn tail past the cursor", damage: func(t *testing.T, dir string) {
 			makeDirty(t, dir)
-			patch(t, seg(dir, 3), activeEnd, []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
+			patch(t, seg(dir, 3), activeEnd+8, []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
 		}, sev: verify.Torn, kind: journal.ErrTornTail, file: 3, offset: activeEnd, writer: nil, keepSeq: total},
+		// A power cut can leave any bytes, a commit word among them: a
+		// reader reports the bad frame; recovery cuts it (past the
+		// checkpoint).
+		{name: "garbage commit word past the checkpoint", damage: func(t *testing.T, dir string) {
+			makeDirty(t, dir)
+			patch(t, seg(dir, 3), activeEnd, []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
+		}, sev: verify.Torn, kind: journal.ErrTornTail, file: 3, offset: activeEnd,
+			reader: journal.ErrChecksum, readAt: activeEnd, writer: nil, keepSeq: total},
 		{name: "file truncated mid-frame", damage: func(t *testing.T, dir string) {
 			makeDirty(t, dir)
 			os.Truncate(seg(dir, 3), activeEnd-40)
 		}, sev: verify.Torn, kind: journal.ErrTruncated, file: 3, offset: activeEnd - 40,
 			reader: journal.ErrTruncated, readAt: activeEnd - 40, writer: nil, keepSeq: total - 1},
+		{name: "file truncated below the durable checkpoint", damage: func(t *testing.T, dir string) {
+			testutil.WriteSegmentState(t, seg(dir, 3), journal.State{DurableOffset: activeEnd, DurableSeq: total}) // durable to the end
+			os.Truncate(seg(dir, 3), activeEnd-40)
+		}, sev: verify.Damage, kind: journal.ErrTruncated, file: 3, offset: activeEnd - 40,
+			reader: journal.ErrTruncated, readAt: activeEnd - 40, writer: journal.ErrTruncated},
+		// A zeroed page reads as "nothing published here" followed by valid
+		// frames: mid-log damage for verify and the writer; a reader simply
+		// has nothing more to read in a sealed segment's zero word, so it
+		// reports the missing end marker... it stops where the frames stop.
 		{name: "zeroed page in a sealed segment", damage: func(t *testing.T, dir string) {
 			patch(t, seg(dir, 1), 8192, make([]byte, 4096))
-		}, sev: verify.Damage, kind: journal.ErrBadLength, file: 1, offset: frameOff(pageFrame),
-			reader: journal.ErrBadLength, readAt: frameOff(pageFrame), writer: nil, keepSeq: total},
+		}, sev: verify.Damage, kind: journal.ErrMidLog, file: 1, offset: frameOff(pageFrame),
+			reader: nil, readStop: pageFrame, writer: nil, keepSeq: total},
 		{name: "zeroed page mid active segment", damage: func(t *testing.T, dir string) {
 			makeDirty(t, dir)
 			patch(t, seg(dir, 3), 8192, make([]byte, 4096))
-		}, sev: verify.Damage, kind: journal.ErrBadLength, file: 3, offset: frameOff(pageFrame),
-			reader: journal.ErrBadLength, readAt: frameOff(pageFrame), writer: journal.ErrMidLog},
+		}, sev: verify.Damage, kind: journal.ErrMidLog, file: 3, offset: frameOff(pageFrame),
+			reader: nil, readStop: 2*perSeg + pageFrame, writer: journal.ErrMidLog},
+		{name: "flipped bit in the last frame below the durable checkpoint", damage: func(t *testing.T, dir string) {
+			// The journal was closed cleanly: every frame is durable.
+			last := frameOff(activeCount - 1)
+			b := read(t, seg(dir, 3), last+40, 1)
+			patch(t, seg(dir, 3), last+40, []byte{b[0] ^ 0x01})
+		}, sev: verify.Damage, kind: journal.ErrChecksum, file: 3, offset: frameOff(activeCount - 1),
+			reader: journal.ErrChecksum, readAt: frameOff(activeCount - 1), writer: journal.ErrChecksum},
 		{name: "flipped payload bit", damage: func(t *testing.T, dir string) {
 			b := read(t, seg(dir, 2), frameOff(mid2)+40, 1)
 			patch(t, seg(dir, 2), frameOff(mid2)+40, []byte{b[0] ^ 0x04})
@@ -131,10 +156,11 @@ func TestFaultTable(t *testing.T) {
 			patch(t, seg(dir, 1), 8, []byte{9, 0, 0, 0})
 		}, sev: verify.Damage, kind: journal.ErrVersion, file: 1, offset: 8,
 			reader: journal.ErrVersion, readAt: 8, writer: nil, keepSeq: total},
+		// The cursor is a hint: readers never need it, recovery resets it.
 		{name: "cursor past capacity", damage: func(t *testing.T, dir string) {
 			patch(t, seg(dir, 3), journal.SegOffCursor, u64(segSize+64))
-		}, sev: verify.Damage, kind: journal.ErrCursorRange, file: 3, offset: journal.SegOffCursor,
-			reader: journal.ErrCursorRange, readAt: journal.SegOffCursor, writer: journal.ErrCursorRange},
+		}, sev: verify.Torn, kind: journal.ErrCursorRange, file: 3, offset: journal.SegOffCursor,
+			reader: nil, writer: nil, keepSeq: total},
 		{name: "missing segment", damage: func(t *testing.T, dir string) {
 			os.Remove(seg(dir, 2))
 		}, sev: verify.Damage, kind: journal.ErrMissing, file: 2, offset: 0,
@@ -162,8 +188,12 @@ func TestFaultTable(t *testing.T) {
 			// reader: every frame before the damage, in order, then the typed error.
 			n, rerr := readAll(dir)
 			if fc.reader == nil {
-				if rerr != nil || n != total {
-					t.Fatalf("reader: %d frames, err %v; want all %d", n, rerr, total)
+				want := total
+				if fc.readStop != 0 {
+					want = fc.readStop
+				}
+				if rerr != nil || n != want {
+					t.Fatalf("reader: %d frames, err %v; want %d", n, rerr, want)
 				}
 			} else {
 				var ce *journal.CorruptionError
@@ -191,7 +221,7 @@ func TestFaultTable(t *testing.T) {
 			}
 			w.Close()
 			if fc.sev == verify.Torn {
-				if _, err := os.Stat(seg(dir, 3) + journal.BrokenExt); err != nil {
+				if _, err := os.Stat(seg(dir, 3) + journal.BrokenExt); err != nil && fc.kind != journal.ErrCursorRange {
 					t.Fatalf("torn bytes not saved: %v", err)
 				}
 				rep, _ := verify.Journal(dir, verify.Options{})
@@ -246,8 +276,13 @@ func TestTornTailSavedBytes(t *testing.T) {
 	if err != nil || string(saved) != string(junk) {
 		t.Fatalf("saved %x, want %x (%v)", saved, junk, err)
 	}
-	if z := read(t, seg(dir, 3), activeEnd, len(junk)); string(z) != string(make([]byte, len(junk))) {
-		t.Fatalf("torn bytes not cleared: %x", z)
+	// The torn bytes are gone: the recovered segment was sealed there (an
+	// unclean recovery starts a new epoch in a new segment), so its end
+	// marker follows the last frame and zeroes follow the marker.
+	marker := read(t, seg(dir, 3), activeEnd, journal.EndMarkerSize+64)
+	f, n, st := journal.DecodeFrame(marker)
+	if st != journal.FrameOK || f.Type != journal.TypeSegmentEnd || f.Seq != total+1 || !journal.AllZero(marker[n:]) {
+		t.Fatalf("after recovery, %x at the old end", marker)
 	}
 }
 
@@ -258,7 +293,7 @@ func TestUnpublishedCompleteFramesKept(t *testing.T) {
 	makeDirty(t, dir)
 	b := make([]byte, 64)
 	q := journal.Quote{BidPrice: total + 1, BidQty: 1, AskPrice: total + 2, AskQty: 1}
-	journal.PutFrame(b, total+1, total+1, journal.TypeQuote, 1, q.Encode(make([]byte, 32)))
+	journal.PutFrame(b, total+1, total+1, journal.TypeQuote, 0, 1, q.Encode(make([]byte, 32)))
 	patch(t, seg(dir, 3), activeEnd, b)
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
 	if err != nil {
@@ -273,41 +308,48 @@ func TestUnpublishedCompleteFramesKept(t *testing.T) {
 	}
 }
 
-// A durability checkpoint whose (offset, seq) pair disagrees with the data
-// (a torn header write, or a bug) must not brick the journal: recovery
-// falls back to scanning the whole segment.
-func TestBadCheckpointFallsBackToFullScan(t *testing.T) {
+// A durability checkpoint (in a state record whose checksum holds) that the
+// frames contradict is a claim about durable bytes that the data does not
+// back: damage, refused with the offset; the writer never falls back to
+// ignoring it (which is how a cut below a durable point would happen).
+func TestContradictedCheckpointRefused(t *testing.T) {
 	dir := buildJournal(t)
-	makeDirty(t, dir)
-	p := seg(dir, 3)
-	patch(t, p, 136, u64(uint64(frameOff(100)))) // a real frame boundary ...
-	patch(t, p, 144, u64(2*perSeg+7))            // ... with the wrong seq before it
-	var notes []string
-	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize, Logf: func(f string, a ...any) { notes = append(notes, f) }})
-	if err != nil {
-		t.Fatalf("bad checkpoint bricked the journal: %v", err)
+	testutil.WriteSegmentState(t, seg(dir, 3), journal.State{DurableOffset: frameOff(100), DurableSeq: 2*perSeg + 7}) // a frame boundary, the wrong seq
+	before := testutil.Files(t, dir)
+	_, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
+	var ce *journal.CorruptionError
+	if !errors.As(err, &ce) || ce.File != seg(dir, 3) {
+		t.Fatalf("contradicted checkpoint: %v", err)
 	}
-	if w.LastSeq() != total {
-		t.Fatalf("resumed at %d, want %d", w.LastSeq(), total)
-	}
-	w.Close()
-	if len(notes) == 0 {
-		t.Fatal("the fallback was not reported")
-	}
-	if n, err := readAll(dir); err != nil || n != total {
-		t.Fatalf("read %d (%v)", n, err)
+	delete(before, filepath.Join(dir, journal.LockFile))
+	after := testutil.Files(t, dir)
+	delete(after, filepath.Join(dir, journal.LockFile))
+	testutil.SameFiles(t, before, after, "a refused writer open")
+	rep, _ := verify.Journal(dir, verify.Options{})
+	if rep.OK() || rep.Problems[0].Severity != verify.Damage {
+		t.Fatalf("verify: %+v", rep.Problems)
 	}
 }
 
-// A crash between the two stores of the checkpoint could leave a new
-// offset with an old seq, with nothing after the offset. Recovery must not
-// resume at the stale seq (it would reuse sequence numbers).
-func TestTornCheckpointDoesNotReuseSeqs(t *testing.T) {
+// A crash while a state record is written tears that record (its checksum
+// fails): recovery uses the other, older one, so it can only scan more, and
+// never resumes at a stale seq (it would reuse sequence numbers).
+func TestTornStateRecordDoesNotReuseSeqs(t *testing.T) {
 	dir := buildJournal(t)
 	makeDirty(t, dir)
 	p := seg(dir, 3)
-	patch(t, p, 136, u64(activeEnd))  // offset: the end of the data
-	patch(t, p, 144, u64(2*perSeg+5)) // seq: stale
+	// The newest record: torn mid-write (its second half from another write).
+	st, _ := testutil.SegmentState(t, p)
+	testutil.WriteSegmentState(t, p, journal.State{DurableOffset: activeEnd, DurableSeq: total})
+	cur := testutil.ReadFileAt(t, p, journal.SegOffStateA, 2*journal.StateSize)
+	slot := journal.SegOffStateA
+	if binary.LittleEndian.Uint64(cur[journal.StateSize:]) > binary.LittleEndian.Uint64(cur) {
+		slot = journal.SegOffStateB
+	}
+	patch(t, p, int64(slot)+16, u64(2*perSeg+5)) // durable_seq stale, crc now wrong
+	if got, _ := testutil.SegmentState(t, p); got.Gen != st.Gen {
+		t.Fatalf("the torn record is still current: %+v", got)
+	}
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
 	if err != nil {
 		t.Fatal(err)
@@ -335,17 +377,17 @@ func TestTornActivationOfPreparedSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Let the background goroutine prepare segment 4, then close.
-	for i := 0; i < 200; i++ {
+	// Let the background goroutine prepare segment 4 (it starts at once),
+	// then close.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
 		if _, err := os.Stat(seg(dir, 4)); err == nil {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal("the writer prepared no next segment within 20 s")
+		}
 	}
 	w.Close()
-	if _, err := os.Stat(seg(dir, 4)); err != nil {
-		t.Skip("no prepared segment appeared")
-	}
 	patch(t, seg(dir, 4), 32, u64(total+1)) // first_seq written, CRC not
 	w, err = writer.Open(dir, writer.Options{SegmentSize: segSize})
 	if err != nil {

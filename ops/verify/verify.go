@@ -1,23 +1,23 @@
 // Package verify checks a whole journal directory offline: every segment
-// header, every frame's length, checksum, payload size and sequence number,
-// sequence continuity across segments, the sparse indexes against the data,
-// and what lies past each write cursor. It backs `journalctl verify` and
-// `journalctl inspect`, and it never panics on any input: every finding is a
+// header and state record, every frame's length, checksum, content and
+// sequence number, sequence continuity and epochs across segments, the
+// order of rolls, the sparse indexes against the data, and what lies past
+// each segment's frames. Each segment's verdict comes from journal.Assess,
+// the same function the writer's recovery and recover use, so verify never
+// disagrees with them. It backs `journalctl verify` and `journalctl
+// inspect`, and it never panics on any input: every finding is a
 // *journal.CorruptionError naming file, offset and reason.
 package verify
 
 import (
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 	"runtime/debug"
 
-	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/flock"
-	"github.com/mdjournal/mdjournal/internal/mmap"
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
-
-	"path/filepath"
 )
 
 // Severity of a finding.
@@ -25,16 +25,30 @@ type Severity string
 
 const (
 	// Damage is data loss or corruption that no automatic repair may cut:
-	// bad frames below a cursor, damage in a sealed segment, gaps, missing
-	// segments, bad headers.
+	// bad frames at or below a durable checkpoint, damage in a sealed
+	// segment or followed by valid data, gaps, missing segments, bad
+	// headers, mixed journals.
 	Damage Severity = "damage"
-	// Torn is an unfinished write at the end of the active segment of a
-	// journal with no live writer: the next writer Open (or journalctl
-	// recover) saves it to SEGMENT.broken and cuts it.
+	// Torn is what a crash leaves and the next writer open (or journalctl
+	// recover) repairs without losing a durable frame: a torn tail past the
+	// checkpoint of the last segment, a roll cut in the middle, an
+	// unactivated segment holding bytes (moved aside, never overwritten).
 	Torn Severity = "torn"
 	// Index is a sparse index that disagrees with its segment (derived data:
-	// rebuilt by recover).
+	// rebuilt by the next writer open or by recover).
 	Index Severity = "index"
+)
+
+// State of a segment in a report.
+type State string
+
+// Segment states.
+const (
+	StateActive     State = "active"
+	StateSealed     State = "sealed"
+	StateCompressed State = "compressed"
+	StatePrepared   State = "prepared"
+	StateDamaged    State = "damaged"
 )
 
 // Problem is one finding.
@@ -47,21 +61,25 @@ type Problem struct {
 type Segment struct {
 	Path      string
 	Number    uint64
-	State     string // active, sealed, prepared, damaged
+	State     State
 	FirstSeq  uint64
 	LastSeq   uint64
 	Frames    int64
 	FirstTS   int64
 	LastTS    int64
-	Used      int64 // bytes below the write cursor
+	Used      int64 // bytes of frames (past the end marker when sealed)
 	Capacity  int64
 	WriterPID uint32
 	Durable   uint64 // durable seq checkpoint
-	// headerLast is the header's last_seq of a sealed segment: where the
-	// next segment must continue even when damage stopped the scan early
+	Epoch     uint32
+	Clean     bool // the state record says closed cleanly
+	Cursor    int64
+	// Verdict is the segment's verdict (journal.Assess).
+	Verdict journal.Verdict
+	// stateLast is the state record's last_seq of a sealed segment: where
+	// the next segment must continue even when damage stopped the scan early
 	// (so one damaged frame is not reported twice, once as a gap).
-	headerLast uint64
-	// Visit data is gathered only when a visitor is set on Options.
+	stateLast uint64
 }
 
 // Report is the result of verifying a journal.
@@ -72,7 +90,8 @@ type Report struct {
 	Frames     int64
 	FirstSeq   uint64
 	LastSeq    uint64
-	WriterPID  int  // PID in the lock file (0 if none)
+	Epoch      uint32
+	WriterPID  int  // the lock holder (0 if none)
 	WriterLive bool // the lock is held now
 	Problems   []Problem
 }
@@ -84,6 +103,9 @@ func (r *Report) add(sev Severity, err error) {
 	var ce *journal.CorruptionError
 	if !errors.As(err, &ce) {
 		ce = &journal.CorruptionError{File: r.Dir, Reason: err.Error(), Err: journal.ErrBadHeader}
+		if errors.Is(err, journal.ErrNotRegular) {
+			ce.Err = journal.ErrNotRegular
+		}
 	}
 	r.Problems = append(r.Problems, Problem{Severity: sev, Err: ce})
 }
@@ -100,18 +122,6 @@ type Options struct {
 	OwnLock bool
 }
 
-// visit wraps Visit so that each frame carries its segment number: the
-// scanner only knows offsets.
-func (o Options) visit(n uint64) func(*journal.Frame) {
-	if o.Visit == nil {
-		return nil
-	}
-	return func(f *journal.Frame) {
-		f.Segment = n
-		o.Visit(f)
-	}
-}
-
 // Kind names a corruption sentinel with a stable identifier, used in every
 // JSON output (verify, inspect, recover) so scripts can match on it.
 func Kind(err error) string {
@@ -123,7 +133,7 @@ func Kind(err error) string {
 		{journal.ErrChecksum, "checksum"}, {journal.ErrBadLength, "bad_length"}, {journal.ErrCursorRange, "cursor_range"},
 		{journal.ErrSequence, "sequence"}, {journal.ErrMissing, "missing"}, {journal.ErrTruncated, "truncated"},
 		{journal.ErrMidLog, "mid_log"}, {journal.ErrTornTail, "torn_tail"}, {journal.ErrIndexMismatch, "index_mismatch"},
-		{ErrSnapshot, "snapshot_mismatch"},
+		{ErrSnapshot, "snapshot_mismatch"}, {journal.ErrNotRegular, "not_regular"}, {ErrRollOrder, "roll_order"},
 	} {
 		if errors.Is(err, k.err) {
 			return k.name
@@ -132,279 +142,241 @@ func Kind(err error) string {
 	return "other"
 }
 
+// ErrRollOrder: the journal ends with a sealed segment whose successor is
+// not activated (an activation lost to a power cut under a policy that does
+// not order rolls on disk, or damage).
+var ErrRollOrder = errors.New("verify: a sealed segment without an activated successor")
+
 // Journal verifies the journal in dir.
 func Journal(dir string, opts Options) (*Report, error) {
-	nums, err := journal.ListSegments(dir)
+	ents, err := segfile.List(dir)
+	rep := &Report{Dir: dir}
 	if err != nil {
+		var nr interface{ Unwrap() error }
+		if errors.As(err, &nr) && errors.Is(err, journal.ErrNotRegular) {
+			rep.add(Damage, err)
+			return rep, nil
+		}
 		return nil, err
 	}
-	if len(nums) == 0 {
+	if len(ents) == 0 {
 		return nil, fmt.Errorf("%w: %s has no segment files", journal.ErrNotFound, dir)
 	}
-	rep := &Report{Dir: dir}
 	if pid, held, err := flock.Holder(filepath.Join(dir, journal.LockFile)); err == nil {
 		rep.WriterPID, rep.WriterLive = pid, held && !opts.OwnLock
 	}
+	// The last activated segment: the only one that may be unsealed or have
+	// a torn tail; trailing segments after it must be prepared.
+	lastActive := -1
+	for i, e := range ents {
+		if h, _, _, err := segfile.ReadHeader(dir, e.Num); err == nil && h.Magic() == journal.SegmentMagic && !h.Prepared() {
+			lastActive = i
+		}
+	}
 	var prevLast uint64
 	var prevNum uint64
-	for i, n := range nums {
-		if i > 0 && n != prevNum+1 {
+	var prevEpoch uint32
+	var prevSealed bool
+	for i, e := range ents {
+		if i > 0 && e.Num != prevNum+1 {
 			rep.add(Damage, journal.Corrupt(journal.SegmentPath(dir, prevNum+1), 0, journal.ErrMissing,
-				"segment %d is missing (have %d and %d)", prevNum+1, prevNum, n))
+				"segment %d is missing (have %d and %d)", prevNum+1, prevNum, e.Num))
 			prevLast = 0
 		}
-		prevNum = n
-		seg := rep.segment(dir, n, prevLast, i == len(nums)-1 || nextIsPrepared(dir, nums, i), opts)
+		prevNum = e.Num
+		seg := rep.segment(e, i == lastActive, i < lastActive, i > lastActive, opts)
 		rep.Segments = append(rep.Segments, seg)
-		if seg.State == "prepared" {
+		if seg.State == StatePrepared {
+			if i == lastActive+1 && prevSealed && !seg.Verdict.Sealed && seg.Frames > 0 {
+				rep.add(Torn, journal.Corrupt(seg.Path, journal.SegmentHeaderSize, ErrRollOrder,
+					"the previous segment is sealed but this one's activation never reached the disk; its bytes are moved aside by the next writer open"))
+			}
 			continue
 		}
-		if seg.Frames > 0 || seg.State == "sealed" {
+		if rep.JournalID == 0 {
+			rep.JournalID = segJournalID(dir, e.Num)
+		} else if id := segJournalID(dir, e.Num); id != 0 && id != rep.JournalID {
+			rep.add(Damage, journal.Corrupt(seg.Path, 16, journal.ErrBadHeader, "journal id %#x, but the journal's first segment has %#x: files of two journals are mixed", id, rep.JournalID))
+		}
+		if prevLast != 0 && seg.FirstSeq != 0 && seg.FirstSeq != prevLast+1 && seg.State != StateDamaged {
+			rep.add(Damage, journal.Corrupt(seg.Path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", seg.FirstSeq, prevLast))
+		}
+		if seg.Epoch != 0 && seg.Epoch < prevEpoch {
+			rep.add(Damage, journal.Corrupt(seg.Path, 56, journal.ErrBadHeader, "epoch %d goes back from the previous segment's %d", seg.Epoch, prevEpoch))
+		}
+		prevEpoch = max(prevEpoch, seg.Epoch)
+		if seg.Frames > 0 || seg.State == StateSealed || seg.State == StateCompressed {
 			if rep.FirstSeq == 0 {
 				rep.FirstSeq = seg.FirstSeq
 			}
-			rep.LastSeq = seg.LastSeq
-		}
-		if rep.JournalID == 0 {
-			rep.JournalID = segJournalID(dir, n)
+			if seg.LastSeq >= seg.FirstSeq {
+				rep.LastSeq = seg.LastSeq
+			}
 		}
 		rep.Frames += seg.Frames
 		prevLast = seg.LastSeq
-		if seg.State == "damaged" {
-			prevLast = seg.headerLast // 0 (no check) unless the header says where it ended
+		if seg.State == StateDamaged {
+			prevLast = seg.stateLast // 0 (no check) unless the state says where it ended
 		}
+		prevSealed = seg.Verdict.Sealed
 	}
+	rep.Epoch = prevEpoch
 	return rep, nil
 }
 
-func nextIsPrepared(dir string, nums []uint64, i int) bool {
-	for _, n := range nums[i+1:] {
-		h, err := journal.ReadHeader(dir, n)
-		if err != nil || h.Active() {
-			return false
-		}
-	}
-	return true
-}
-
 func segJournalID(dir string, n uint64) uint64 {
-	h, err := journal.ReadHeader(dir, n)
-	if err != nil {
+	h, _, _, err := segfile.ReadHeader(dir, n)
+	if err != nil || h.Magic() != journal.SegmentMagic {
 		return 0
 	}
 	return h.JournalID()
 }
 
-// segment verifies one segment file. last says whether it is the last active
-// segment (the only one allowed to be unsealed).
-func (rep *Report) segment(dir string, n uint64, prevLast uint64, last bool, opts Options) (seg Segment) {
-	path, archived := journal.SegmentFile(dir, n)
-	seg = Segment{Path: path, Number: n, State: "damaged"}
-	if archived {
-		return rep.archivedSegment(dir, n, path, prevLast, opts)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		rep.add(Damage, journal.Corrupt(path, 0, journal.ErrMissing, "cannot open: %v", err))
-		return seg
-	}
-	defer f.Close()
-	st, err := f.Stat()
+// segment verifies one segment file.
+func (rep *Report) segment(e segfile.Entry, last, successor, trailing bool, opts Options) (seg Segment) {
+	seg = Segment{Path: e.Path, Number: e.Num, State: StateDamaged}
+	s, err := segfile.OpenEntry(e, segfile.OpenOptions{AllowShort: true, LoadArchive: true})
 	if err != nil {
 		rep.add(Damage, err)
 		return seg
 	}
-	size := st.Size()
-	if size < journal.SegmentHeaderSize {
-		rep.add(Damage, journal.Corrupt(path, size, journal.ErrTruncated, "file is %d bytes, shorter than the %d-byte header", size, journal.SegmentHeaderSize))
-		return seg
-	}
-	m, err := mmap.Map(f, int(size), false)
-	if err != nil {
-		rep.add(Damage, err)
-		return seg
-	}
-	defer mmap.Unmap(m)
+	defer s.Close()
 	defer func(old bool) {
 		debug.SetPanicOnFault(old)
-		if e := recover(); e != nil {
-			rep.add(Damage, journal.Corrupt(path, 0, journal.ErrTruncated, "file changed under verify: %v", e))
+		if r := recover(); r != nil {
+			rep.add(Damage, journal.Corrupt(e.Path, 0, journal.ErrTruncated, "file changed under verify: %v", r))
+			seg.State = StateDamaged
 		}
 	}(debug.SetPanicOnFault(true))
 
-	h := journal.HeaderOf(m)
-	seg.Capacity = int64(h.Capacity())
-	seg.WriterPID = h.WriterPID()
-	seg.Durable = h.DurableSeq()
-	if err := h.Check(path, size); err != nil {
-		var ce *journal.CorruptionError
-		if !errors.As(err, &ce) || !errors.Is(err, journal.ErrTruncated) {
-			rep.add(Damage, err)
+	h := s.Header()
+	seg.Capacity, seg.FirstSeq, seg.Epoch, seg.Cursor = s.Capacity, h.FirstSeq(), h.Epoch(), int64(h.Cursor())
+	if st, _, ok := h.State(); ok {
+		seg.WriterPID, seg.Durable, seg.Clean = st.WriterPID, st.DurableSeq, st.Clean()
+		if st.Sealed() {
+			seg.stateLast = st.LastSeq
+		}
+	}
+	if h.Prepared() {
+		if !trailing {
+			rep.add(Damage, journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrBadHeader, "segment %d is not activated (no valid state record) but a later segment is", e.Num))
 			return seg
 		}
-		// Truncated: verify what is there, then report the cut.
-		rep.add(severityForCut(h, last, rep.WriterLive), err)
-		seg.Capacity = size
-	}
-	if !h.Active() {
-		seg.State = "prepared"
+		seg.State = StatePrepared
+		if !segfile.ProvablyEmpty(s) {
+			seg.Frames = 1 // holds bytes
+			if int64(h.Cursor()) != journal.SegmentHeaderSize || !journal.AllZero(s.Data[journal.SegmentHeaderSize:]) {
+				rep.add(Torn, journal.Corrupt(e.Path, journal.SegmentHeaderSize, ErrRollOrder,
+					"segment %d is not activated but holds bytes (an activation lost to a power cut, or a crafted header): the next writer open moves it aside", e.Num))
+			}
+		}
 		return seg
 	}
-	seg.FirstSeq = h.FirstSeq()
-	if h.Sealed() {
-		seg.headerLast = h.LastSeq()
+	var x *segfile.Index
+	if !e.Archived {
+		x, _ = segfile.OpenIndex(filepath.Dir(e.Path), e.Num, h.JournalID(), s.Capacity, false)
+		defer x.Close()
+	} else if xi, err := segfile.OpenIndex(filepath.Dir(e.Path), e.Num, h.JournalID(), s.Capacity, false); err == nil {
+		x = xi
+		defer x.Close()
 	}
-	if prevLast != 0 && seg.FirstSeq != prevLast+1 {
-		rep.add(Damage, journal.Corrupt(path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", seg.FirstSeq, prevLast))
+	// The index count is loaded before the cursor (format.md §5): every
+	// entry below it then lies below the cursor Assess reads.
+	var count uint64
+	if x != nil {
+		count = x.View().Count()
 	}
-	cursor := min(int64(h.Cursor()), seg.Capacity)
-	res := journal.ScanSegment(path, m, journal.SegmentHeaderSize, seg.FirstSeq-1, cursor, opts.visit(n))
-	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = res.Frames, res.LastSeq, res.FirstTS, res.LastTS, cursor
-	sealed := h.Sealed()
-	if res.Err == nil && !res.Sealed && res.End < cursor {
-		// A zero length word below the cursor: published bytes were zeroed.
-		res.Err = journal.Corrupt(path, res.End, journal.ErrBadLength, "zeroed bytes below the write cursor %d (frame length 0)", cursor)
+	v := journal.Assess(e.Path, s.Data, journal.AssessOptions{Last: last, Successor: successor, Live: rep.WriterLive && last && !e.Archived,
+		Full: true, Visit: visit(opts, e.Num)})
+	seg.Verdict = v
+	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = v.Frames, v.LastSeq, v.FirstTS, v.LastTS, v.End
+	switch v.Kind {
+	case journal.Damage:
+		rep.add(Damage, v.Err)
+	case journal.TornTail:
+		rep.add(Torn, v.Err)
 	}
-	switch {
-	case res.Err != nil:
-		// Damage below the cursor: published bytes are bad. Torn only if this
-		// is the active tail, nothing valid follows, and no writer is live.
-		// Torn only past the durability checkpoint: bytes the writer had
-		// made durable cannot be an unfinished write.
-		tail := journal.ExamineTail(m, res.End, seg.Capacity, res.LastSeq)
-		if !sealed && last && tail.Torn() && !rep.WriterLive && res.End >= int64(h.DurableOffset()) {
-			rep.add(Torn, journal.Corrupt(path, res.End, journal.ErrTornTail,
-				"torn tail: %s; %d bytes from here are unfinished (journalctl recover saves and cuts them)", res.Err.Reason, tail.NonZeroEnd-res.End))
-		} else {
-			rep.add(Damage, res.Err)
-		}
-	case sealed && !res.Sealed:
-		rep.add(Damage, journal.Corrupt(path, res.End, journal.ErrBadHeader, "segment is flagged sealed but has no end marker before its cursor %d", cursor))
-	case res.Sealed && res.End != cursor:
-		rep.add(Damage, journal.Corrupt(path, res.End, journal.ErrMidLog, "%d bytes after the end marker below the cursor", cursor-res.End))
-	case !sealed && !last:
-		rep.add(Damage, journal.Corrupt(path, journal.SegOffCursor, journal.ErrBadHeader, "segment %d is not sealed but a later segment is active", n))
+	if v.CursorBad && v.Kind != journal.Damage {
+		rep.add(Torn, journal.Corrupt(e.Path, journal.SegOffCursor, journal.ErrCursorRange,
+			"write cursor %d is outside [%d,%d] or unaligned: a hint only (the frames end at %d); recover resets it", seg.Cursor, journal.SegmentHeaderSize, s.Capacity, v.End))
 	}
-	if res.Err == nil && !rep.WriterLive && !sealed {
-		// Past the cursor of an idle journal: valid unpublished frames are
-		// fine (recovery keeps them); other bytes are a torn tail.
-		after := journal.ScanSegment(path, m, cursor, res.LastSeq, seg.Capacity, nil)
-		tail := journal.ExamineTail(m, after.End, seg.Capacity, after.LastSeq)
-		if tail.NonZeroEnd > after.End {
-			sev, sent, what := Torn, journal.ErrTornTail, "torn tail"
-			if !tail.Torn() {
-				sev, sent, what = Damage, journal.ErrMidLog, fmt.Sprintf("damage followed by a valid frame at offset %d", tail.ValidAt)
-			}
-			rep.add(sev, journal.Corrupt(path, after.End, sent, "%s past the write cursor %d: %d bytes", what, cursor, tail.NonZeroEnd-after.End))
+	if v.NeedsSeal {
+		rep.add(Torn, journal.Corrupt(e.Path, v.End, journal.ErrTornTail, "segment %d is not sealed but the next segment is active (a crash in the middle of a roll): the next writer open seals it", e.Num))
+	}
+	if v.StateStale {
+		rep.add(Torn, journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrTornTail, "the end marker is written but the state record does not say sealed yet (a crash in the middle of a roll): the next writer open records it"))
+	}
+	if v.Kind != journal.Damage {
+		switch {
+		case e.Archived:
+			seg.State = StateCompressed
+		case v.Sealed:
+			seg.State = StateSealed
+		default:
+			seg.State = StateActive
 		}
 	}
-	if sealed && res.Err == nil {
-		if zEnd := journal.ExamineTail(m, cursor, seg.Capacity, res.LastSeq).NonZeroEnd; zEnd > cursor {
-			rep.add(Damage, journal.Corrupt(path, cursor, journal.ErrMidLog, "%d non-zero bytes after the end of a sealed segment", zEnd-cursor))
-		}
+	if e.Archived && !v.Sealed && v.Kind != journal.Damage {
+		rep.add(Damage, journal.Corrupt(e.Path, v.End, journal.ErrBadHeader, "archived segment does not end with its end marker"))
+		seg.State = StateDamaged
 	}
-	switch {
-	case sealed:
-		seg.State = "sealed"
-	default:
-		seg.State = "active"
+	// Entries are checked against the frames where they point, up to the
+	// end of the frames or the cursor (frames after damage still count).
+	limit := v.End
+	if h.CursorOK() && !rep.WriterLive {
+		limit = max(limit, int64(h.Cursor()))
 	}
-	for _, p := range rep.Problems {
-		if p.Err.File == path && p.Severity == Damage {
-			seg.State = "damaged"
-		}
-	}
-	rep.checkIndex(dir, n, h, m[:cursor])
+	rep.checkIndex(e, h, s.Data[:min(limit, int64(len(s.Data)))], x, count)
 	return seg
 }
 
-func severityForCut(h journal.Header, last, live bool) Severity {
-	if last && !h.Sealed() && !live {
-		return Torn
+func visit(o Options, n uint64) func(*journal.Frame) {
+	if o.Visit == nil {
+		return nil
 	}
-	return Damage
+	return func(f *journal.Frame) {
+		f.Segment = n
+		o.Visit(f)
+	}
 }
 
 // checkIndex compares the sparse index with the data (like kafka-dump-log's
 // index sanity check): each entry must point at a valid frame with the same
-// seq and timestamp, entries must ascend, and the count must fit.
-func (rep *Report) checkIndex(dir string, n uint64, h journal.Header, data []byte) {
-	path := journal.IndexPath(dir, n)
-	f, err := os.Open(path)
-	if err != nil {
-		rep.add(Index, journal.Corrupt(path, 0, journal.ErrIndexMismatch, "index missing (%v); recover rebuilds it", err))
-		return
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	if st.Size() < journal.IndexHeaderSize {
-		rep.add(Index, journal.Corrupt(path, 0, journal.ErrTruncated, "index is %d bytes", st.Size()))
-		return
-	}
-	m, err := mmap.Map(f, int(st.Size()), false)
-	if err != nil {
+// seq and timestamp, entries must ascend, and the count must fit. Entries
+// at or past the end of the frames are damage (the count is published after
+// the frames it indexes).
+func (rep *Report) checkIndex(e segfile.Entry, h journal.Header, data []byte, x *segfile.Index, count uint64) {
+	path := journal.IndexPath(filepath.Dir(e.Path), e.Num)
+	if x == nil {
+		_, err := segfile.OpenIndex(filepath.Dir(e.Path), e.Num, h.JournalID(), int64(h.Capacity()), false)
+		if err == nil {
+			return
+		}
+		var ce *journal.CorruptionError
+		if !errors.As(err, &ce) {
+			err = journal.Corrupt(path, 0, journal.ErrIndexMismatch, "index unusable (%v); the next writer open or recover rebuilds it", err)
+		}
 		rep.add(Index, err)
 		return
 	}
-	defer mmap.Unmap(m)
-	x := journal.IndexOf(m)
-	if err := x.Check(path, h.JournalID(), n); err != nil {
-		rep.add(Index, err)
-		return
-	}
+	v := x.View()
 	var prev journal.IndexEntry
-	for i := uint64(0); i < x.Count(); i++ {
-		e := x.Entry(i)
-		off := int64(journal.IndexHeaderSize) + int64(i)*journal.IndexEntrySize
-		if i > 0 && (e.Seq <= prev.Seq || e.Offset <= prev.Offset) {
-			rep.add(Index, journal.Corrupt(path, off, journal.ErrIndexMismatch, "entry %d (seq %d, offset %d) does not ascend after seq %d, offset %d", i, e.Seq, e.Offset, prev.Seq, prev.Offset))
+	for i := uint64(0); i < count; i++ {
+		en := v.Entry(i)
+		off := journal.IndexEntryOffset(i)
+		if i > 0 && (en.Seq <= prev.Seq || en.Offset <= prev.Offset) {
+			rep.add(Index, journal.Corrupt(path, off, journal.ErrIndexMismatch, "entry %d (seq %d, offset %d) does not ascend after seq %d, offset %d", i, en.Seq, en.Offset, prev.Seq, prev.Offset))
 			return
 		}
-		if e.Offset < journal.SegmentHeaderSize || e.Offset >= int64(len(data)) {
-			rep.add(Index, journal.Corrupt(path, off, journal.ErrIndexMismatch, "entry %d points at offset %d, outside the segment's data [%d,%d)", i, e.Offset, journal.SegmentHeaderSize, len(data)))
+		if en.Offset < journal.SegmentHeaderSize || en.Offset >= int64(len(data)) {
+			rep.add(Index, journal.Corrupt(path, off, journal.ErrIndexMismatch, "entry %d points at offset %d, outside the segment's frames [%d,%d)", i, en.Offset, journal.SegmentHeaderSize, len(data)))
 			return
 		}
-		fr, _, st := journal.DecodeFrame(data[e.Offset:])
-		if st != journal.FrameOK || fr.Seq != e.Seq || fr.TS != e.TS {
-			rep.add(Index, journal.Corrupt(path, off, journal.ErrIndexMismatch, "entry %d says seq %d ts %d at offset %d; the segment has seq %d ts %d there", i, e.Seq, e.TS, e.Offset, fr.Seq, fr.TS))
+		fr, _, st := journal.DecodeFrame(data[en.Offset:])
+		if st != journal.FrameOK || fr.Seq != en.Seq || fr.TS != en.TS || fr.Type == journal.TypeSegmentEnd {
+			rep.add(Index, journal.Corrupt(path, off, journal.ErrIndexMismatch, "entry %d says seq %d ts %d at offset %d; the segment has seq %d ts %d there", i, en.Seq, en.TS, en.Offset, fr.Seq, fr.TS))
 			return
 		}
-		prev = e
+		prev = en
 	}
-}
-
-// archivedSegment verifies a compressed segment: archive header and chunk
-// table, every chunk's checksum, then every frame of the raw image exactly
-// as for a sealed raw segment, and its index.
-func (rep *Report) archivedSegment(dir string, n uint64, path string, prevLast uint64, opts Options) Segment {
-	seg := Segment{Path: path, Number: n, State: "damaged"}
-	a, err := archive.Open(path)
-	if err != nil {
-		rep.add(Damage, err)
-		return seg
-	}
-	defer a.Close()
-	img, err := a.ReadAll()
-	if err != nil {
-		rep.add(Damage, err)
-		return seg
-	}
-	h := journal.HeaderOf(img)
-	seg.Capacity, seg.WriterPID, seg.Durable = int64(h.Capacity()), h.WriterPID(), h.DurableSeq()
-	seg.FirstSeq = h.FirstSeq()
-	if prevLast != 0 && seg.FirstSeq != prevLast+1 {
-		rep.add(Damage, journal.Corrupt(path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", seg.FirstSeq, prevLast))
-	}
-	res := journal.ScanSegment(path, img, journal.SegmentHeaderSize, seg.FirstSeq-1, int64(len(img)), opts.visit(n))
-	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = res.Frames, res.LastSeq, res.FirstTS, res.LastTS, int64(len(img))
-	switch {
-	case res.Err != nil:
-		rep.add(Damage, res.Err)
-	case !res.Sealed || res.End != int64(len(img)):
-		rep.add(Damage, journal.Corrupt(path, res.End, journal.ErrBadHeader, "archived segment does not end with its end marker"))
-	default:
-		seg.State = "compressed"
-	}
-	rep.checkIndex(dir, n, h, img)
-	return seg
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mdjournal/mdjournal/internal/clock"
-	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/replay"
@@ -57,14 +55,8 @@ func benchReplay(env *Env, args []string) error {
 			return err
 		}
 	}
-	nums, err := journal.ListSegments(zstdDir)
-	if err != nil {
+	if _, err := compress.All(zstdDir, compress.Options{Level: zstd.SpeedDefault}); err != nil {
 		return err
-	}
-	for _, n := range nums {
-		if _, err := compress.Compress(zstdDir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, compress.ErrNotSealed) {
-			return err
-		}
 	}
 	shm := tmp
 	if st, err := os.Stat(ring.DefaultDir); err == nil && st.IsDir() {

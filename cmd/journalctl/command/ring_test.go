@@ -45,7 +45,7 @@ func TestRingMissingExit1(t *testing.T) {
 // frameRecord builds the ring record of one frame, as replay writes it.
 func frameRecord(seq uint64, typ journal.MsgType, instr uint32, payload []byte) []byte {
 	b := make([]byte, journal.FrameSpace(len(payload)))
-	journal.PutFrame(b, seq, 1_700_000_000_000_000_000+int64(seq), typ, instr, payload)
+	journal.PutFrame(b, seq, 1_700_000_000_000_000_000+int64(seq), typ, 0, instr, payload)
 	return b
 }
 
