@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +34,7 @@ import (
 //	fsyncdir PATH
 //	flock                    flock(LOCK_EX|LOCK_NB); prints "flock ok" or "flock busy"
 //	close
+//	tryclose                 close, ignoring its error (a failed write-back)
 //	ready                    print "ready", wait for a line on stdin
 //	say WORD                 print WORD
 //
@@ -140,6 +140,8 @@ func runChild(script []string) int {
 			}
 		case "close":
 			err = f.Close()
+		case "tryclose":
+			f.Close()
 		case "ready":
 			say("ready")
 			if _, err := in.ReadString('\n'); err != nil {
@@ -169,7 +171,9 @@ type child struct {
 // startChild runs script in a child process whose working directory is dir.
 func startChild(t *testing.T, dir string, script ...string) *child {
 	t.Helper()
-	cmd := testutil.Command(t, "TestMain", childRole, scriptEnv+"="+strings.Join(script, ";"))
+	cmd := testutil.Command(t, "TestMain", childRole, scriptEnv+"="+strings.Join(script, ";"),
+		// A -race binary otherwise sleeps a second at exit.
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.Dir = dir
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -263,6 +267,3 @@ func (c *child) success() {
 		c.t.Fatalf("child: %v", err)
 	}
 }
-
-// rel is a helper for scripts: the path of name under dir.
-func rel(dir, name string) string { return filepath.Join(dir, name) }

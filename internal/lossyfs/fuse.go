@@ -509,6 +509,7 @@ func (fs *FS) Writev(_ <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32
 		off += int64(len(d))
 	}
 	n.pendingBytes += int64(total)
+	fs.st.written += int64(total)
 	return uint32(total), fuse.OK
 }
 

@@ -74,6 +74,9 @@ type state struct {
 	nextIno uint64
 	cut     bool
 
+	// written counts every byte WRITE requests carried (tests use it).
+	written int64
+
 	// Counters of requests refused after the cut.
 	rejected      int64
 	rejectedBytes int64
