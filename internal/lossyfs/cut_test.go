@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// TestWritesAfterCutDiscarded: a mapping still open at the cut is written
-// back when its owner unmaps and closes it; that WRITE arrives after the cut
+// TestWritesAfterCutDiscarded: a mapping still alive at the cut is written
+// back when its owner unmaps it; that WRITE arrives after the cut
 // and must change neither the durable nor the live state. write(2) and
 // fsync after the cut fail with EIO.
 func TestWritesAfterCutDiscarded(t *testing.T) {
@@ -26,7 +26,7 @@ func TestWritesAfterCutDiscarded(t *testing.T) {
 		t.Fatalf("stats at the cut: %+v, want no dirty page received yet", st)
 	}
 	ch.resume()
-	// close may report the failed write-back (EIO) or not: what matters is
+	// The failed write-back may surface in close or not: what matters is
 	// what lossyfs received and kept.
 	ch.success()
 	st := fsys.Stats()

@@ -289,7 +289,7 @@ func (fs *FS) Create(_ <-chan struct{}, in *fuse.CreateIn, name string, out *fus
 		}
 		fs.entry(n, &out.EntryOut)
 	}
-	out.OpenOut.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	out.OpenOut.OpenFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
 	return fuse.OK
 }
 
@@ -454,9 +454,10 @@ func (fs *FS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.S
 	if isDir(n.mode) {
 		return fuse.Status(syscall.EISDIR)
 	}
-	// Keep the page cache across opens: dropping it would write dirty
-	// mmap pages back to us early (see Mount).
-	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	// Keep the page cache across opens and do not write the inode back on
+	// close: either would send another process's dirty mmap pages to us
+	// early (see Mount).
+	out.OpenFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
 	return fuse.OK
 }
 

@@ -152,10 +152,11 @@ func Mount(mountpoint string, opts Options) (*FS, error) {
 		Options:           []string{"default_permissions"},
 		AllowOther:        opts.AllowOther,
 		DisableXAttrs:     true,
-		// The kernel must not drop cached pages on its own (open without
-		// FOPEN_KEEP_CACHE, an mtime change): dropping a dirty mmap page
-		// writes it back first, which would send us data the application
-		// never synced and let an unrelated fsync make it durable.
+		// The kernel must not drop cached pages on its own (on an mtime
+		// change; opens use FOPEN_KEEP_CACHE, closes FOPEN_NOFLUSH):
+		// dropping a dirty mmap page writes it back first, which would send
+		// us data the application never synced and let its next msync of
+		// another range make it durable.
 		ExplicitDataCacheControl: true,
 		Debug:                    opts.Debug,
 		Logger:                   opts.Logger,

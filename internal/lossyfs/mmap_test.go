@@ -89,3 +89,51 @@ func pageSummary(b []byte) string {
 	}
 	return fmt.Sprintf("%q (%d bytes)", s, len(b))
 }
+
+// TestNoEarlyWriteback: the kernel must not write a dirty mmap page back on
+// its own when another process opens the file or changes its mtime; if it
+// did, the writer's next msync of another range would make that page
+// durable. A child stores into page 2 and waits; another process opens the
+// file (and writes page 3 with write(2)); the test stats the file; the first
+// child then msyncs page 0 only and is killed.
+func TestNoEarlyWriteback(t *testing.T) {
+	const size = 4 * pageSize
+	cases := []struct {
+		name  string
+		other []string
+		want  []byte
+	}{
+		// Without FOPEN_KEEP_CACHE the open would drop the page cache,
+		// writing page 2 back first.
+		{"another process opens the file", []string{"open m", "close"}, pageBytes('a', 0, 0, 0)},
+		// Without explicit cache control the new mtime seen by stat would
+		// drop the page cache. Page 3 reached lossyfs, so page 0's FSYNC
+		// makes it durable (FSYNC has no range).
+		{"another process writes another page", []string{"open m", "write 12288 4096 98", "close"}, pageBytes('a', 0, 0, 'b')},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fsys := mountT(t)
+			path := filepath.Join(fsys.Mountpoint(), "m")
+			writeFile(t, path, size-1, []byte{0}, false)
+			must(t, fsys.Sync())
+
+			w := startChild(t, fsys.Mountpoint(), "open m", fmt.Sprintf("mmap %d", size),
+				"fill 0 4096 97", "fill 8192 4096 99", "ready", "msync 0 4096 sync", "ready")
+			w.expect("ready")
+			startChild(t, fsys.Mountpoint(), c.other...).success()
+			if _, err := os.Stat(path); err != nil {
+				t.Fatal(err)
+			}
+			w.resume()
+			w.expect("ready")
+			w.kill()
+			cutT(t, fsys)
+			got, err := os.ReadFile(path)
+			must(t, err)
+			if !bytes.Equal(got, c.want) {
+				t.Errorf("after the cut:\n got  %s\n want %s", pageSummary(got), pageSummary(c.want))
+			}
+		})
+	}
+}
