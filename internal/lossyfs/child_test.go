@@ -37,6 +37,9 @@ import (
 //	tryclose                 close, ignoring its error (a failed write-back)
 //	ready                    print "ready", wait for a line on stdin
 //	say WORD                 print WORD
+//	records N                store record i (64 bytes of rec(i) at 64*i) and
+//	                         msync(MS_SYNC) its page, printing "ack i", for
+//	                         i < N; print "eio" and stop at the first failure
 //
 // Every failure prints "error: ..." and exits 1.
 
@@ -57,6 +60,11 @@ func TestMain(m *testing.M) {
 // pat is the byte stored at offset i by "pattern": it differs between
 // neighbouring bytes and between pages, so a misplaced page shows.
 func pat(i int) byte { return byte(i*7 + i/pageSize*13 + 1) }
+
+const recordSize = 64
+
+// rec is the byte of record i (never zero).
+func rec(i int) byte { return byte(i%250 + 1) }
 
 func runChild(script []string) int {
 	var f *os.File
@@ -149,6 +157,18 @@ func runChild(script []string) int {
 			}
 		case "say":
 			say(w[1])
+		case "records":
+			for i := range num(1) {
+				off := i * recordSize
+				for j := off; j < off+recordSize; j++ {
+					m[j] = rec(i)
+				}
+				if err := unix.Msync(m[off&^(pageSize-1):off+recordSize], unix.MS_SYNC); err != nil {
+					say("eio")
+					break
+				}
+				say(fmt.Sprintf("ack %d", i))
+			}
 		default:
 			return fail("unknown command %q", line)
 		}

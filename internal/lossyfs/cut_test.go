@@ -107,3 +107,23 @@ func TestRemountChain(t *testing.T) {
 		t.Errorf("after cut, clean unmount and remount:\n%s", d)
 	}
 }
+
+// TestSyncIncludesMappedPages: Sync has the kernel write back dirty pages of
+// mappings that are still alive (syncfs) before making everything durable,
+// so a test's setup may use them.
+func TestSyncIncludesMappedPages(t *testing.T) {
+	fsys := mountT(t)
+	path := filepath.Join(fsys.Mountpoint(), "m")
+	writeFile(t, path, 0, pageBytes(0, 0), false)
+	fsyncPath(t, fsys.Mountpoint())
+	ch := startChild(t, fsys.Mountpoint(), "open m", "mmap 8192", "fill 4096 4096 115", "ready")
+	ch.expect("ready")
+	must(t, fsys.Sync())
+	ch.kill()
+	cutT(t, fsys)
+	got, err := os.ReadFile(path)
+	must(t, err)
+	if want := pageBytes(0, 's'); !bytes.Equal(got, want) {
+		t.Errorf("after Sync and a cut: %s, want %s", pageSummary(got), pageSummary(want))
+	}
+}
