@@ -17,8 +17,9 @@
 //     request with EIO, so pages the kernel writes back at unmount are lost;
 //   - Unmount without PowerCut is a clean shutdown: everything becomes durable.
 //
-// Mounting needs root and /dev/fuse (no fusermount: lossyfs calls mount(2)
-// itself). Without them Mount returns an error wrapping ErrUnavailable.
+// Mounting needs root, /dev/fuse and FUSE 7.35 (no fusermount: lossyfs
+// calls mount(2) itself). Without them Mount returns an error wrapping
+// ErrUnavailable.
 //
 // Deadlock rule: the process serving a mount must not touch memory mapped
 // from that mount. A page fault is not a system call: the faulting thread
@@ -42,7 +43,7 @@ import (
 )
 
 // ErrUnavailable is wrapped by Mount's error when this machine cannot host a
-// FUSE mount (not root, no /dev/fuse, mount(2) refused).
+// lossyfs mount (not root, no /dev/fuse, mount(2) refused, kernel too old).
 var ErrUnavailable = errors.New("lossyfs: cannot mount FUSE here")
 
 // ErrCut is returned by Sync after PowerCut.
@@ -50,6 +51,9 @@ var ErrCut = errors.New("lossyfs: power was cut")
 
 // ErrMounted is returned by Remount while the file system is still mounted.
 var ErrMounted = errors.New("lossyfs: still mounted")
+
+// minFUSEMinor is the FUSE protocol minor version that added FOPEN_NOFLUSH.
+const minFUSEMinor = 35
 
 // Options configure Mount.
 type Options struct {
@@ -169,6 +173,10 @@ func Mount(mountpoint string, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("lossyfs: mount %s: %w", mountpoint, err)
 	}
 	go srv.Serve()
+	if minor := srv.KernelSettings().Minor; minor < minFUSEMinor {
+		srv.Unmount()
+		return nil, fmt.Errorf("%w: the kernel speaks FUSE 7.%d; lossyfs needs 7.%d (FOPEN_NOFLUSH), or a reader's close would write the writer's dirty mmap pages back", ErrUnavailable, minor, minFUSEMinor)
+	}
 	if err := srv.WaitMount(); err != nil {
 		srv.Unmount()
 		return nil, fmt.Errorf("lossyfs: mount %s: %w", mountpoint, err)
