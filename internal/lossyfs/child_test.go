@@ -2,6 +2,7 @@ package lossyfs
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,8 @@ import (
 //	tryclose                 close, ignoring its error (a failed write-back)
 //	ready                    print "ready", wait for a line on stdin
 //	say WORD                 print WORD
+//	mount DIR                Mount on DIR; print "unavailable" if the error
+//	                         wraps ErrUnavailable, then the error or "mounted"
 //	records N                store record i (64 bytes of rec(i) at 64*i) and
 //	                         msync(MS_SYNC) its page, printing "ack i", for
 //	                         i < N; print "eio" and stop at the first failure
@@ -157,6 +160,17 @@ func runChild(script []string) int {
 			}
 		case "say":
 			say(w[1])
+		case "mount":
+			fsys, err := Mount(w[1], Options{})
+			if errors.Is(err, ErrUnavailable) {
+				say("unavailable")
+			}
+			if err != nil {
+				say(err.Error())
+				return 0
+			}
+			fsys.Unmount()
+			say("mounted")
 		case "records":
 			for i := range num(1) {
 				off := i * recordSize
@@ -191,10 +205,23 @@ type child struct {
 // startChild runs script in a child process whose working directory is dir.
 func startChild(t *testing.T, dir string, script ...string) *child {
 	t.Helper()
+	return startChildAs(t, "", nil, dir, script...)
+}
+
+// startChildAs is startChild with another copy of the test binary (""
+// means this one) run with other credentials (nil means ours).
+func startChildAs(t *testing.T, binary string, cred *syscall.Credential, dir string, script ...string) *child {
+	t.Helper()
 	cmd := testutil.Command(t, "TestMain", childRole, scriptEnv+"="+strings.Join(script, ";"),
 		// A -race binary otherwise sleeps a second at exit.
 		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.Dir = dir
+	if binary != "" {
+		cmd.Path, cmd.Args[0] = binary, binary
+	}
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

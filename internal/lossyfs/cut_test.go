@@ -29,18 +29,6 @@ func TestWritesAfterCutDiscarded(t *testing.T) {
 	// The failed write-back may surface in close or not: what matters is
 	// what lossyfs received and kept.
 	ch.success()
-	st := fsys.Stats()
-	if st.RejectedWriteBytes < pageSize {
-		t.Fatalf("after the child's close: %+v, want the page's write-back refused", st)
-	}
-
-	fsys.mu.Lock()
-	live := make([]byte, 2*pageSize)
-	fsys.st.live[fsys.st.live[rootIno].entries["m"]].readAt(0, live)
-	fsys.mu.Unlock()
-	if want := pageBytes('o', 'o'); !bytes.Equal(live, want) {
-		t.Errorf("live content after the refused write-back: %s, want %s", pageSummary(live), pageSummary(want))
-	}
 
 	// The serving process itself: the dead disk refuses everything.
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -61,7 +49,22 @@ func TestWritesAfterCutDiscarded(t *testing.T) {
 		t.Errorf("a second PowerCut returned %+v, want the first cut's counts", again)
 	}
 
-	cutT(t, fsys) // same mountpoint: path names the remounted file
+	// Once unmounted, every request has been answered.
+	must(t, fsys.Unmount())
+	if st := fsys.Stats(); st.RejectedWriteBytes < pageSize {
+		t.Errorf("after the child's munmap and the unmount: %+v, want the page's write-back refused", st)
+	}
+	fsys.mu.Lock()
+	live := make([]byte, 2*pageSize)
+	fsys.st.live[fsys.st.live[rootIno].entries["m"]].readAt(0, live)
+	fsys.mu.Unlock()
+	if want := pageBytes('o', 'o'); !bytes.Equal(live, want) {
+		t.Errorf("live content after the refused write-back: %s, want %s", pageSummary(live), pageSummary(want))
+	}
+
+	next, err := fsys.Remount(fsys.Mountpoint())
+	must(t, err)
+	cleanupT(t, next)
 	got, err := os.ReadFile(path)
 	must(t, err)
 	if want := pageBytes('o', 'o'); !bytes.Equal(got, want) {
@@ -109,7 +112,8 @@ func TestRemountChain(t *testing.T) {
 }
 
 // TestSyncIncludesMappedPages: Sync has the kernel write back dirty pages of
-// mappings that are still alive (syncfs) before making everything durable,
+// mappings that are still alive (it fsyncs every file through the mount)
+// before making everything durable,
 // so a test's setup may use them.
 func TestSyncIncludesMappedPages(t *testing.T) {
 	fsys := mountT(t)
@@ -126,4 +130,28 @@ func TestSyncIncludesMappedPages(t *testing.T) {
 	if want := pageBytes(0, 's'); !bytes.Equal(got, want) {
 		t.Errorf("after Sync and a cut: %s, want %s", pageSummary(got), pageSummary(want))
 	}
+}
+
+// TestUnavailableWithoutRoot: a process that cannot mount gets an error
+// wrapping ErrUnavailable that says why (the tests turn it into a loud
+// skip). The child runs as user nobody.
+func TestUnavailableWithoutRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED, NOT PASSED: needs root to start a child as another user")
+	}
+	// The test binary lives in a directory only root may enter: copy it
+	// where nobody can run it.
+	dir := t.TempDir()
+	must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	must(t, os.Chmod(dir, 0o777))
+	self, err := os.ReadFile(os.Args[0])
+	must(t, err)
+	binary := filepath.Join(dir, "lossyfs.test")
+	must(t, os.WriteFile(binary, self, 0o755))
+	mp := filepath.Join(dir, "mnt")
+	must(t, os.Mkdir(mp, 0o777))
+	ch := startChildAs(t, binary, &syscall.Credential{Uid: 65534, Gid: 65534}, dir, "mount "+mp)
+	ch.expect("unavailable")
+	ch.expect("lossyfs: cannot mount FUSE here: mounting without fusermount needs root (euid is 65534)")
+	ch.success()
 }

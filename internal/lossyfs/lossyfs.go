@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -235,26 +236,37 @@ func (fs *FS) Stats() Stats {
 }
 
 // Sync makes the whole live state durable, as if every file and directory
-// had been fsynced: for setting up a test's starting point. It first has the
-// kernel write back the mount's dirty pages (syncfs), so data stored through
-// mappings is included.
+// had been fsynced: for setting up a test's starting point. It first fsyncs
+// every named regular file through the mount, which has the kernel write
+// back (and wait for) the dirty pages of mappings that are still alive.
+// (syncfs is not enough: on FUSE it can return while the write-back is
+// still queued.)
 func (fs *FS) Sync() error {
 	fs.mu.Lock()
 	cut, mounted := fs.st.cut, fs.mounted
+	var files []string
+	if mounted {
+		files = fs.st.regularFiles()
+	}
 	fs.mu.Unlock()
 	if cut {
 		return ErrCut
 	}
-	if mounted {
-		// Outside the lock: the write-back is served by our own handlers.
-		fd, err := unix.Open(fs.mountpoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("lossyfs: sync %s: %w", fs.mountpoint, err)
+	// Outside the lock: the write-back and the FSYNCs are served by our
+	// own handlers.
+	for _, name := range files {
+		path := filepath.Join(fs.mountpoint, name)
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			continue // removed meanwhile
 		}
-		err = unix.Syncfs(fd)
+		if err != nil {
+			return fmt.Errorf("lossyfs: sync %s: %w", path, err)
+		}
+		err = unix.Fsync(fd)
 		unix.Close(fd)
 		if err != nil {
-			return fmt.Errorf("lossyfs: syncfs %s: %w", fs.mountpoint, err)
+			return fmt.Errorf("lossyfs: sync %s: %w", path, err)
 		}
 	}
 	fs.mu.Lock()

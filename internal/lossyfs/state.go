@@ -446,6 +446,36 @@ func (s *state) syncAll() {
 	}
 }
 
+// regularFiles returns one live path (relative to the root) of every named
+// regular file.
+func (s *state) regularFiles() []string {
+	var out []string
+	type item struct {
+		ino  uint64
+		path string
+	}
+	seen := map[uint64]bool{}
+	queue := []item{{rootIno, ""}}
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		for name, c := range s.live[it.ino].entries {
+			n := s.live[c]
+			p := it.path + "/" + name
+			switch {
+			case seen[c]:
+			case isDir(n.mode):
+				queue = append(queue, item{c, p})
+			case isReg(n.mode):
+				out = append(out, p)
+			}
+			seen[c] = true
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // stats measures what a power cut now would drop.
 func (s *state) stats() Stats {
 	var st Stats
