@@ -31,7 +31,9 @@
 package lossyfs
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"fmt"
 	"log"
 	"os"
@@ -166,6 +168,9 @@ func Mount(mountpoint string, opts Options) (*FS, error) {
 		Debug:                    opts.Debug,
 		Logger:                   opts.Logger,
 	}
+	if mo.Logger == nil {
+		mo.Logger = log.New(quietAbort{log.Writer()}, "", log.LstdFlags)
+	}
 	srv, err := fuse.NewServer(fs, mountpoint, mo)
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENODEV) {
@@ -186,6 +191,18 @@ func Mount(mountpoint string, opts Options) (*FS, error) {
 	fs.mountpoint = mountpoint
 	fs.mounted = true
 	return fs, nil
+}
+
+// quietAbort drops go-fuse's report of a benign unmount race: a reader
+// copying a request (a FORGET, say) while umount tears the connection down
+// gets ECONNABORTED instead of ENODEV. Everything else goes through.
+type quietAbort struct{ w io.Writer }
+
+func (q quietAbort) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("Failed to read from fuse conn: 103=")) {
+		return len(p), nil
+	}
+	return q.w.Write(p)
 }
 
 // Available reports whether this process can mount lossyfs: nil, or an
