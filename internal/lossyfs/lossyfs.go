@@ -33,8 +33,8 @@ package lossyfs
 import (
 	"bytes"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
