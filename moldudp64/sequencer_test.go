@@ -332,8 +332,8 @@ func TestSequencerMalformedAndForeign(t *testing.T) {
 	push(t, s, pkt(testSession, 1, 1))
 	push(t, s, []byte("short"))
 	p := pkt(testSession, 2, 3)
-	push(t, s, p[:len(p)-1])                         // truncated block
-	push(t, s, append(pkt(testSession, 2, 2), 0))     // trailing byte
+	push(t, s, p[:len(p)-1])                      // truncated block
+	push(t, s, append(pkt(testSession, 2, 2), 0)) // trailing byte
 	push(t, s, append(AppendHeartbeat(nil, testSession, 2), 0, 0))
 	push(t, s, pkt(other, 2, 2))
 	push(t, s, pkt(other, 3, 3))
