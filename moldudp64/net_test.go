@@ -33,6 +33,21 @@ type exchange struct {
 	addr   netip.AddrPort // re-request server
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// stopServer cancels the server and waits for Run to return: after it,
+// the server's counters are final.
+func (x *exchange) stopServer() error {
+	x.once.Do(func() {
+		x.cancel()
+		x.err = <-x.done
+	})
+	if errors.Is(x.err, context.Canceled) {
+		return nil
+	}
+	return x.err
 }
 
 func newExchange(t *testing.T, feed netip.AddrPort, so SenderOptions, srv ServerOptions) *exchange {
@@ -54,8 +69,7 @@ func newExchange(t *testing.T, feed netip.AddrPort, so SenderOptions, srv Server
 	x := &exchange{sender: snd, server: server, store: store, addr: rc.LocalAddr(), cancel: cancel, done: make(chan error, 1)}
 	go func() { x.done <- server.Run(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-x.done; err != nil && !errors.Is(err, context.Canceled) {
+		if err := x.stopServer(); err != nil {
 			t.Errorf("server: %v", err)
 		}
 	})
@@ -197,6 +211,9 @@ func TestNetDropReorderRecovered(t *testing.T) {
 		c, sc := rcv.seq.Counters(), x.sender.Counters()
 		if c.Gaps != 0 || c.Messages != n || c.Recovered == 0 || c.Requests == 0 || sc.Dropped == 0 || sc.Reordered == 0 {
 			t.Fatalf("seed %d: sequencer %+v sender %+v", tc.seed, c, sc)
+		}
+		if err := x.stopServer(); err != nil {
+			t.Fatal(err)
 		}
 		if srv := x.server.Counters(); srv.Requests == 0 || srv.Messages < c.Recovered {
 			t.Fatalf("server %+v", srv)
@@ -393,8 +410,9 @@ func TestServerAnswers(t *testing.T) {
 	if len(got) != 20 || got[0] != 10 || got[19] != 29 {
 		t.Fatalf("answers %v", got)
 	}
-	// Every request is read before its answer is sent: by the time the
-	// answers are here the three ignored ones were counted.
+	if err := x.stopServer(); err != nil {
+		t.Fatal(err)
+	}
 	if c := x.server.Counters(); c.Malformed != 1 || c.ForeignSession != 1 || c.Unavailable != 1 || c.Requests != 1 || c.Messages != 20 || c.Packets < 4 {
 		t.Fatalf("%+v", c)
 	}

@@ -127,7 +127,7 @@ type Counters struct {
 	Heartbeats     uint64 // heartbeat packets
 	ForeignSession uint64 // packets of another session, ignored
 	Messages       uint64 // messages delivered to the handler
-	Duplicates     uint64 // messages seen again (already delivered or held), or after their gap was reported
+	Duplicates     uint64 // messages seen again (already delivered or held), after their gap was reported, or past the end of session
 	OutOfOrder     uint64 // messages held because an earlier one was missing
 	Overflow       uint64 // messages not held because the buffer was full (re-requested later, or reported)
 	Gaps           uint64 // gap events
@@ -336,7 +336,7 @@ func (s *Sequencer) push(pkt []byte, recv int64, retrans bool) error {
 	case p.IsHeartbeat():
 		s.c.Heartbeats++
 	case p.IsEndOfSession():
-		if !s.eosSeen || p.Seq < s.eos {
+		if !s.eosSeen { // the first one fixes the end; repeats carry the same
 			s.eos, s.eosSeen = p.Seq, true
 		}
 	default:
@@ -357,8 +357,9 @@ func (s *Sequencer) push(pkt []byte, recv int64, retrans bool) error {
 func (s *Sequencer) accept(seq uint64, msg []byte, recv, now int64, retrans bool) error {
 	overflowed := false
 	for {
-		if s.eosSeen && seq >= s.eos {
-			return nil // past the announced end: not part of the session
+		if s.eosSeen && seq >= s.eos { // past the announced end: not of the session
+			s.c.Duplicates++
+			return nil
 		}
 		if seq < s.next {
 			s.c.Duplicates++
