@@ -37,6 +37,7 @@ type Error struct {
 	Err    error
 }
 
+// Error formats the offset and the reason.
 func (e *Error) Error() string {
 	switch e.Err {
 	case ErrUnknownType:

@@ -42,6 +42,7 @@ type Error struct {
 	Err    error
 }
 
+// Error formats the offset and the reason.
 func (e *Error) Error() string {
 	return fmt.Sprintf("moldudp64: offset %d: %s", e.Offset, e.Reason)
 }
