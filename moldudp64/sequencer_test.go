@@ -377,3 +377,19 @@ func TestSequencerRequestErrorsCounted(t *testing.T) {
 		t.Fatalf("%+v", cn)
 	}
 }
+
+// TestSequencerEndFixedByFirstPacket: a later end-of-session packet with a
+// lower sequence number does not move the end (or end the session early),
+// and messages past the end are counted, not delivered.
+func TestSequencerEndFixedByFirstPacket(t *testing.T) {
+	s, r, _ := newSeq(t, SequencerOptions{Next: 1})
+	push(t, s, pkt(testSession, 1, 2))
+	push(t, s, AppendEndOfSession(nil, testSession, 5))
+	push(t, s, AppendEndOfSession(nil, testSession, 3))
+	r.expect(t, "m 1..2")
+	push(t, s, pkt(testSession, 3, 6)) // 5 and 6 are past the end
+	r.expect(t, "m 1..4", "eos 5")
+	if c := s.Counters(); c.Duplicates != 2 || c.Messages != 4 {
+		t.Fatalf("%+v", c)
+	}
+}
