@@ -105,6 +105,12 @@ type Reader struct {
 	skipping bool
 
 	catalog     *journal.Catalog
+	preamble    map[preambleKey][]byte // stored bytes of definitions/statuses read but not returned
+	returned    bool                   // a frame was returned: the preamble is complete
+	firstSeq    uint64                 // first seq of the first retained segment (at Open)
+	// restatedStart: the segment positioned in starts with a re-stated
+	// frame (a segment that re-states the catalogue, format.md §3.4).
+	restatedStart bool
 	idler       wait.Idler
 	interrupted atomic.Bool
 	pos         *position // named readers only
@@ -303,6 +309,11 @@ func (r *Reader) position(p Position) error {
 		return err
 	}
 	r.seg = s
+	r.firstSeq = firsts[0]
+	if s.ensure(journal.SegmentHeaderSize) == nil && s.limit() >= journal.SegmentHeaderSize+journal.FrameHeaderSize {
+		fl := s.data()[journal.SegmentHeaderSize+26]
+		r.restatedStart = uint16(fl)&journal.FrameRestated != 0
+	}
 	r.off, r.lastSeq = s.start()
 	r.epoch = s.hdr().Epoch()
 	target, prev := int64(-1), uint64(0)
@@ -368,10 +379,56 @@ func (r *Reader) learnCatalog(target int64) (bool, error) {
 				return false, journal.Corrupt(s.path(), off, journal.ErrChecksum, "instrument definition frame checksum mismatch")
 			}
 			r.catalog.Apply(&f)
+			r.keepPreamble(&f, data[off:off+int64(journal.StoredLen(&f))])
 		}
 		off += int64(journal.Align8(int(sz)))
 	}
 	return off == target, nil
+}
+
+type preambleKey struct {
+	id  uint32
+	typ journal.MsgType
+}
+
+// keepPreamble remembers the latest definition or status frame of an
+// instrument read while positioning (not returned to the caller).
+func (r *Reader) keepPreamble(f *journal.Frame, stored []byte) {
+	if r.returned {
+		return
+	}
+	if r.preamble == nil {
+		r.preamble = map[preambleKey][]byte{}
+	}
+	r.preamble[preambleKey{f.Instrument, f.Type}] = append([]byte(nil), stored...)
+}
+
+// Preamble returns, as decoded frames (copies, stored exactly as in the
+// journal, with their own seqs), the latest instrument definition and
+// trading status of every instrument that the reader read while it moved
+// to its starting position but did not return: what a consumer starting
+// there needs to know the instruments (replay sends them first). Definitions
+// come before statuses, each by instrument id. Empty when reading from the
+// start.
+func (r *Reader) Preamble() []journal.Frame {
+	keys := make([]preambleKey, 0, len(r.preamble))
+	for k := range r.preamble {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].typ != keys[j].typ {
+			return keys[i].typ == journal.TypeInstrumentDef
+		}
+		return keys[i].id < keys[j].id
+	})
+	out := make([]journal.Frame, 0, len(keys))
+	for _, k := range keys {
+		f, _, st := journal.DecodeFrame(r.preamble[k])
+		if st == journal.FrameOK {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func firstTS(dir string, n uint64) (int64, bool, error) {
@@ -397,6 +454,9 @@ func (r *Reader) skipToEnd() error {
 		ok, err := r.tryNext(&f)
 		if err != nil || !ok {
 			return err
+		}
+		if f.Type == journal.TypeInstrumentDef || f.Type == journal.TypeTradingStatus {
+			r.keepPreamble(&f, r.seg.data()[f.Offset:f.Offset+int64(journal.StoredLen(&f))])
 		}
 	}
 }
@@ -524,11 +584,18 @@ func (r *Reader) tryNextFiltered(f *journal.Frame) (bool, error) {
 	for {
 		ok, err := r.tryNext(f)
 		if !ok || err != nil || !r.skipping {
+			if ok {
+				r.returned = true
+			}
 			return ok, err
 		}
 		if f.Seq >= r.skipSeq && f.TS >= r.skipTS {
 			r.skipping = false
+			r.returned = true
 			return true, nil
+		}
+		if f.Type == journal.TypeInstrumentDef || f.Type == journal.TypeTradingStatus {
+			r.keepPreamble(f, r.seg.data()[f.Offset:f.Offset+int64(journal.StoredLen(f))])
 		}
 	}
 }

@@ -66,7 +66,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 				if err != nil || !ok {
 					t.Fatalf("TryNext: %v %v", ok, err)
 				}
-				if r.ft.pass(&f) {
+				if r.ft.Pass(&f) {
 					if err := r.emit(&f); err != nil {
 						t.Fatal(err)
 					}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -35,8 +34,9 @@ type Stats struct {
 	Passes  int           // passes completed (a pass cut short is not counted)
 	Elapsed time.Duration // wall time of Run
 	Ended   string        // EndedRange, EndedInterrupted or EndedPeerClosed
-	// Unresolved lists --instrument symbols no instrument_def defined.
-	Unresolved []string
+	// Preamble is how many definition and status frames were sent ahead of
+	// the range (those in effect at its start, which a consumer needs).
+	Preamble uint64
 
 	// Paced replays only.
 	Speed float64 // requested factor (0: max)
@@ -70,7 +70,7 @@ type Replayer struct {
 	path    string
 	prod    *ring.Producer
 	created bool
-	ft      *filter
+	ft      *reader.Filter
 	clk     Clock
 	paced   bool
 	pc      pacer
@@ -104,7 +104,14 @@ func New(opts Options) (*Replayer, error) {
 	if _, err := os.Stat(filepath.Join(opts.Dir)); err != nil {
 		return nil, err
 	}
-	ft, err := newFilter(opts.Dir, opts.Instruments, opts.Types)
+	var cat *journal.Catalog
+	if len(opts.Instruments) > 0 {
+		var err error
+		if cat, err = reader.JournalCatalog(opts.Dir); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+	}
+	ft, err := reader.NewFilter(cat, opts.Instruments, opts.Types)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
@@ -210,8 +217,6 @@ func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 	}
 	err := r.run()
 	r.prod.Close()
-	r.stats.Unresolved = r.ft.unresolved()
-	sort.Strings(r.stats.Unresolved)
 	return r.stats, err
 }
 
@@ -296,14 +301,25 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		if err != nil {
 			return err
 		}
-		if !ok || r.opts.To.past(&f) {
+		if !ok || r.opts.To.Past(&f) {
 			return nil
 		}
 		if prog.FirstSeq == 0 {
 			prog.FirstSeq = f.Seq
+			// The definitions and statuses in effect at the start, before
+			// its first frame: a consumer learns every instrument it will
+			// see, whatever --from is (format.md §3.4).
+			for _, d := range rd.Preamble() {
+				if r.ft.Pass(&d) {
+					if err := r.emitNow(&d); err != nil {
+						return err
+					}
+					r.stats.Preamble++
+				}
+			}
 		}
 		prog.Seq = f.Seq
-		if !r.ft.pass(&f) {
+		if !r.ft.Pass(&f) {
 			r.stats.Skipped++
 			continue
 		}
@@ -315,6 +331,25 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		}
 		lastTS = f.TS
 	}
+}
+
+// emitNow writes f into the ring and publishes it at once, unpaced (the
+// preamble: its frames are older than the range).
+func (r *Replayer) emitNow(f *journal.Frame) error {
+	n := RecordLen(f)
+	b, err := r.prod.TryClaim(n)
+	if err == ring.ErrFull {
+		b, err = r.claimWait(n)
+	}
+	if err != nil {
+		return err
+	}
+	PutRecord(b, f)
+	r.prod.CommitNoFlush()
+	r.prod.Flush()
+	r.stats.Frames++
+	r.stats.Bytes += uint64(n)
+	return nil
 }
 
 // emit writes f into the ring and publishes it: in batches when unpaced,

@@ -72,7 +72,7 @@ func runRing(env *Env, args []string) error {
 	defer c.Close()
 	// Symbols and price scales are learnt from instrument_def frames as
 	// they pass: a ring has no journal to preload them from.
-	p := newPrinter(env.Stdout, o.format, instruments{})
+	p := newPrinter(env.Stdout, o.format, nil)
 	defer p.flush()
 	var n int64
 	for o.count == 0 || n < o.count {

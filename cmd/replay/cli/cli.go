@@ -228,8 +228,8 @@ func Summary(s *replay.Stats, late *hdr.Histogram) string {
 		}
 	}
 	fmt.Fprintf(&b, " ended=%s", s.Ended)
-	if len(s.Unresolved) > 0 {
-		fmt.Fprintf(&b, " unresolved=%s", strings.Join(s.Unresolved, ","))
+	if s.Preamble > 0 {
+		fmt.Fprintf(&b, " preamble=%d", s.Preamble)
 	}
 	return b.String()
 }
