@@ -104,17 +104,17 @@ type Reader struct {
 	skipTS   int64  // return nothing before the first frame with ts ≥ skipTS
 	skipping bool
 
-	catalog     *journal.Catalog
-	preamble    map[preambleKey][]byte // stored bytes of definitions/statuses read but not returned
-	returned    bool                   // a frame was returned: the preamble is complete
-	firstSeq    uint64                 // first seq of the first retained segment (at Open)
+	catalog  *journal.Catalog
+	preamble map[preambleKey][]byte // stored bytes of definitions/statuses read but not returned
+	returned bool                   // a frame was returned: the preamble is complete
+	firstSeq uint64                 // first seq of the first retained segment (at Open)
 	// restatedStart: the segment positioned in starts with a re-stated
 	// frame (a segment that re-states the catalogue, format.md §3.4).
 	restatedStart bool
-	idler       wait.Idler
-	interrupted atomic.Bool
-	pos         *position // named readers only
-	last        journal.Frame
+	idler         wait.Idler
+	interrupted   atomic.Bool
+	pos           *position // named readers only
+	last          journal.Frame
 }
 
 // Open opens the journal in dir for reading at opts.From.
