@@ -234,10 +234,10 @@ func (w *Writer) recoverJournal() error {
 		if w.prepared == nil && s.Num == w.seg.Num+1 && s.Header().JournalID() == w.journalID {
 			x, err := segfile.OpenIndex(w.dir, s.Num, w.journalID, s.Capacity, true)
 			if err != nil {
-				x, err = segfile.CreateIndex(w.dir, w.journalID, s.Num, s.Capacity, w.opts.Perm)
-				if err != nil {
-					s.close()
-					continue // the roll makes a new one
+				if x, err = segfile.CreateIndex(w.dir, w.journalID, s.Num, s.Capacity, w.opts.Perm); err != nil {
+					closeAll(spares)
+					w.seg.close()
+					return fmt.Errorf("writer: the index of the prepared segment %d: %w", s.Num, err)
 				}
 			}
 			s.idx = x

@@ -416,6 +416,10 @@ func (w *Writer) Recovery() Recovery { return w.recovery }
 // LastSeq returns the sequence number of the last staged frame (0 if none).
 func (w *Writer) LastSeq() uint64 { return w.seq }
 
+// LastTime returns the timestamp of the last staged frame (0 if none): an
+// importer of history checks against it that it does not go back in time.
+func (w *Writer) LastTime() int64 { return w.lastTS }
+
 // PublishedSeq returns the sequence number of the last frame readers can see.
 func (w *Writer) PublishedSeq() uint64 { return w.pubSeq }
 

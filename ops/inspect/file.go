@@ -3,11 +3,12 @@ package inspect
 import (
 	"bytes"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"strings"
 
 	"github.com/mdjournal/mdjournal/internal/archive"
+	"github.com/mdjournal/mdjournal/internal/fsx"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/snapshot"
@@ -91,6 +92,10 @@ type SlotRow struct {
 	LastTrade string `json:"last_trade"`
 }
 
+// MaxFileSize bounds what File reads into memory: the largest segment plus
+// its header, or a snapshot of the largest capacity.
+const MaxFileSize = 2 << 30
+
 // Detect names the kind of a file from its first bytes, or from its name if
 // the magic is not one of ours.
 func Detect(name string, data []byte) (kind, by string) {
@@ -134,9 +139,28 @@ func Detect(name string, data []byte) (kind, by string) {
 // chunks decompressed and frames checked (Decode alone cannot: it has only
 // bytes).
 func File(path string, opts Options) (*FileReport, error) {
-	data, err := os.ReadFile(path)
+	// The operator named this file: a symlink is followed, but what it
+	// leads to must be a regular file (a FIFO would block the read forever,
+	// a device would never end).
+	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return nil, err
+	}
+	f, err := fsx.OpenRead(real)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s is %d bytes: inspect reads files of at most %d bytes (a segment is at most 1 GiB)", path, st.Size(), int64(MaxFileSize))
+	}
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r := Decode(path, data, opts)
 	if r.Kind == KindArchive && len(r.Problems) == 0 {

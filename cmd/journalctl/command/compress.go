@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -72,6 +73,15 @@ func runCompress(env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "compressed %d segments: %s of data (%s on disk) -> %s, ratio %.2fx (%.2fx of disk)\n",
 		len(results), humanBytes(raw), humanBytes(file), humanBytes(arch), float64(raw)/float64(arch), float64(file)/float64(arch))
 	return nil
+}
+
+// segmentSizeFlag reads --segment-size: a size from 256KiB to 1GiB.
+func segmentSizeFlag(s string) (int64, error) {
+	n, err := writer.ParseSize(s)
+	if err != nil || n < journal.MinSegmentSize || n > journal.MaxSegmentSize {
+		return 0, usagef("--segment-size %q: want a size from 256KiB to 1GiB (e.g. 64MiB)", s)
+	}
+	return n, nil
 }
 
 func parseSizeFlag(name, s string) (int64, error) {

@@ -62,7 +62,7 @@ func runInspect(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if len(r.Problems) > 0 {
+		if len(r.Problems) > 0 || r.Kind == inspect.KindUnknown {
 			return errDataProblem
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mdjournal/mdjournal/internal/testutil"
@@ -211,5 +212,36 @@ func TestVerifySnapshot(t *testing.T) {
 	code, out, _ = run(t, "verify", "--dir", filepath.Join(goldenRoot, "clean"), "--snapshot", snap)
 	if code != ExitData || !strings.Contains(out, "mirrors another journal") {
 		t.Fatalf("foreign snapshot: %d\n%s", code, out)
+	}
+}
+
+// inspect of something that is not ours exits 1; a FIFO is refused without
+// being read (a read would block forever); a symlink is followed.
+func TestInspectForeignAndSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(text, []byte("root:x:0:0:root:/root:/bin/bash\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.seg")
+	target, _ := filepath.Abs(filepath.Join(goldenRoot, "clean", journal.SegmentName(1)))
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{text, "unknown"},
+		{fifo, "not a regular file"},
+	} {
+		code, out, errs := run(t, "inspect", c.path)
+		if code != ExitData || !strings.Contains(out+errs, c.want) {
+			t.Errorf("inspect %s: exit %d, want 1 mentioning %q\nstdout %s\nstderr %s", c.path, code, c.want, out, errs)
+		}
+	}
+	if code, out, errs := run(t, "inspect", link); code != 0 || !strings.Contains(out, inspect.KindSegment) {
+		t.Errorf("inspect through a symlink: exit %d\n%s%s", code, out, errs)
 	}
 }
