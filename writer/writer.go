@@ -110,6 +110,14 @@ type Observer interface {
 	Observe(f *journal.Frame)
 }
 
+// Admitter is an Observer that can refuse a frame before it is staged: the
+// order-book snapshot maintainer refuses an instrument id it has no slot
+// for, so no frame is ever silently left out of the snapshot. Stage returns
+// Admit's error and the frame is not written.
+type Admitter interface {
+	Admit(typ journal.MsgType, instrument uint32) error
+}
+
 // Stats are counters of writer events since Open.
 type Stats struct {
 	Frames        uint64 // frames appended (re-stated frames included)
@@ -170,6 +178,8 @@ type Writer struct {
 	ctl        journal.Ctl
 	sig        wait.Signal
 	ctlGuarded bool
+
+	admit Admitter // opts.Observer, if it is one
 
 	seg       *wseg
 	cursor    int64  // end of staged frames in seg
@@ -259,6 +269,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	w := &Writer{dir: dir, opts: opts, lock: lock, pid: uint32(os.Getpid()),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), bgDone: make(chan struct{}),
 		retire: make(chan retired, 64), catalog: journal.NewCatalog()}
+	w.admit, _ = opts.Observer.(Admitter)
 	if lock.StalePID != 0 && lock.StalePID != os.Getpid() {
 		opts.Logf("writer: took over the lock of PID %d, which is gone", lock.StalePID)
 	}
@@ -509,6 +520,11 @@ func (w *Writer) stage(typ journal.MsgType, flags uint16, instr uint32, ts int64
 	}
 	if typ == journal.TypeInstrumentDef || typ == journal.TypeTradingStatus {
 		if err := w.checkDefinition(typ, instr, payload); err != nil {
+			return 0, err
+		}
+	}
+	if w.admit != nil {
+		if err := w.admit.Admit(typ, instr); err != nil {
 			return 0, err
 		}
 	}

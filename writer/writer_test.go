@@ -307,3 +307,31 @@ func TestSyncCoversSealedSegments(t *testing.T) {
 		t.Fatalf("durable %d", w.DurableSeq())
 	}
 }
+
+type refuseOdd struct{ seen int }
+
+func (r *refuseOdd) Observe(*journal.Frame) { r.seen++ }
+func (r *refuseOdd) Admit(_ journal.MsgType, instr uint32) error {
+	if instr%2 == 1 {
+		return errors.New("odd instrument refused")
+	}
+	return nil
+}
+
+// An Observer that is an Admitter refuses frames before they are staged:
+// nothing of a refused frame is written or observed.
+func TestAdmitterRefusesBeforeStaging(t *testing.T) {
+	obs := &refuseOdd{}
+	w, err := writer.Open(t.TempDir(), writer.Options{Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Append(journal.TypeHeartbeat, 1, 1, nil); err == nil || err.Error() != "odd instrument refused" {
+		t.Fatalf("odd instrument: %v", err)
+	}
+	seq, err := w.Append(journal.TypeHeartbeat, 2, 1, nil)
+	if err != nil || seq != 1 || obs.seen != 1 {
+		t.Fatalf("even instrument: seq %d, %v, observed %d", seq, err, obs.seen)
+	}
+}

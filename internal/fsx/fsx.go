@@ -20,12 +20,12 @@ import (
 )
 
 // Default permissions of created files (settable through each package's
-// Options): data files are readable by the owner's group, the control page
-// is writable by it (readers announce futex waits there), locks are the
-// owner's alone (nobody else can open them, so nobody else can hold them).
+// Options; format.md §1): data files and the control page are readable by
+// the owner's group (a reader that cannot write the control page polls
+// instead of futex-waiting), locks are the owner's alone (nobody else can
+// open them, so nobody else can hold them).
 const (
 	DataPerm = 0o640
-	CtlPerm  = 0o660
 	LockPerm = 0o600
 	DirPerm  = 0o750
 )
