@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/mdjournal/mdjournal/journal"
 )
 
 // The control page is the one shared file the writer maps that readers may
@@ -24,7 +26,7 @@ func guard(fn func()) (err error) {
 		debug.SetPanicOnFault(old)
 		if e := recover(); e != nil {
 			if re, ok := e.(runtime.Error); ok {
-				err = fmt.Errorf("the control page was truncated under the writer (%v)", re)
+				err = fmt.Errorf("%w: the control page was truncated under the writer (%v)", journal.ErrTruncated, re)
 				return
 			}
 			panic(e)

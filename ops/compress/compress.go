@@ -101,6 +101,9 @@ func compressOne(dir string, n uint64, o Options) (Result, error) {
 	if o.Chunk <= 0 {
 		o.Chunk = journal.DefaultChunk
 	}
+	if o.Level == 0 {
+		o.Level = zstd.SpeedDefault
+	}
 	if o.Perm == 0 {
 		o.Perm = fsx.DataPerm
 	}

@@ -184,7 +184,11 @@ func Journal(dir string, opts Options) (*Report, error) {
 			prevLast = 0
 		}
 		prevNum = e.Num
-		seg := rep.segment(e, i == lastActive, i < lastActive, i > lastActive, opts)
+		// Under a live writer the tail moves while verify reads: the last
+		// activated segment, and any activated since the listing, are
+		// judged only up to their write cursor.
+		live := rep.WriterLive && i >= lastActive && !e.Archived
+		seg := rep.segment(e, i == lastActive || live, i < lastActive, i > lastActive, live, opts)
 		rep.Segments = append(rep.Segments, seg)
 		if seg.State == StatePrepared {
 			if i == lastActive+1 && prevSealed && !seg.Verdict.Sealed && seg.Frames > 0 {
@@ -197,6 +201,15 @@ func Journal(dir string, opts Options) (*Report, error) {
 			rep.JournalID = segJournalID(dir, e.Num)
 		} else if id := segJournalID(dir, e.Num); id != 0 && id != rep.JournalID {
 			rep.add(Damage, journal.Corrupt(seg.Path, 16, journal.ErrBadHeader, "journal id %#x, but the journal's first segment has %#x: files of two journals are mixed", id, rep.JournalID))
+		}
+		if prevLast != 0 && seg.FirstSeq > prevLast+1 && live && !prevSealed {
+			// The predecessor was read live, before the writer appended its
+			// last frames and rolled: its sealed state now says where it ended.
+			if h, _, _, err := segfile.ReadHeader(dir, e.Num-1); err == nil {
+				if st, _, ok := h.State(); ok && st.Sealed() && st.LastSeq >= prevLast {
+					prevLast = st.LastSeq
+				}
+			}
 		}
 		if prevLast != 0 && seg.FirstSeq != 0 && seg.FirstSeq != prevLast+1 && seg.State != StateDamaged {
 			rep.add(Damage, journal.Corrupt(seg.Path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", seg.FirstSeq, prevLast))
@@ -233,7 +246,7 @@ func segJournalID(dir string, n uint64) uint64 {
 }
 
 // segment verifies one segment file.
-func (rep *Report) segment(e segfile.Entry, last, successor, trailing bool, opts Options) (seg Segment) {
+func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool, opts Options) (seg Segment) {
 	seg = Segment{Path: e.Path, Number: e.Num, State: StateDamaged}
 	s, err := segfile.OpenEntry(e, segfile.OpenOptions{AllowShort: true, LoadArchive: true})
 	if err != nil {
@@ -257,13 +270,22 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing bool, opts
 			seg.stateLast = st.LastSeq
 		}
 	}
-	if h.Prepared() {
+	prepared := h.Prepared()
+	empty := prepared && segfile.ProvablyEmpty(s)
+	if prepared && !empty {
+		// Bytes seen in a segment that looked prepared: a writer activates
+		// a segment (its header) before it writes the first frame, so a
+		// header read after the bytes tells a roll in progress from a
+		// segment that was never activated.
+		prepared = h.Prepared()
+	}
+	if prepared {
 		if !trailing {
 			rep.add(Damage, journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrBadHeader, "segment %d is not activated (no valid state record) but a later segment is", e.Num))
 			return seg
 		}
 		seg.State = StatePrepared
-		if !segfile.ProvablyEmpty(s) {
+		if !empty {
 			seg.Frames = 1 // holds bytes
 			if int64(h.Cursor()) != journal.SegmentHeaderSize || !journal.AllZero(s.Data[journal.SegmentHeaderSize:]) {
 				rep.add(Torn, journal.Corrupt(e.Path, journal.SegmentHeaderSize, ErrRollOrder,
@@ -286,7 +308,7 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing bool, opts
 	if x != nil {
 		count = x.View().Count()
 	}
-	v := journal.Assess(e.Path, s.Data, journal.AssessOptions{Last: last, Successor: successor, Live: rep.WriterLive && last && !e.Archived,
+	v := journal.Assess(e.Path, s.Data, journal.AssessOptions{Last: last, Successor: successor, Live: live,
 		Full: true, Visit: visit(opts, e.Num)})
 	seg.Verdict = v
 	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = v.Frames, v.LastSeq, v.FirstTS, v.LastTS, v.End
@@ -303,7 +325,10 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing bool, opts
 	if v.NeedsSeal {
 		rep.add(Torn, journal.Corrupt(e.Path, v.End, journal.ErrTornTail, "segment %d is not sealed but the next segment is active (a crash in the middle of a roll): the next writer open seals it", e.Num))
 	}
-	if v.StateStale {
+	// A live writer writes the end marker, activates the successor, then
+	// records the seal: a stale state under a live writer is a roll in
+	// progress (and any older one was recorded when that writer opened).
+	if v.StateStale && !rep.WriterLive {
 		rep.add(Torn, journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrTornTail, "the end marker is written but the state record does not say sealed yet (a crash in the middle of a roll): the next writer open records it"))
 	}
 	if v.Kind != journal.Damage {
