@@ -88,9 +88,6 @@ func (x Index) Capacity() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffC
 // HeaderCRC is the stored checksum of the static fields.
 func (x Index) HeaderCRC() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffHeaderCRC:]) }
 
-// CountPtr is the atomic count word (the writer publishes entries with it).
-func (x Index) CountPtr() *uint64 { return x.countPtr() }
-
 // Count is the number of published entries (never more than Capacity).
 func (x Index) Count() uint64 {
 	n := atomic.LoadUint64(x.countPtr())

@@ -36,6 +36,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/futex"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/internal/segfile"
+	"github.com/mdjournal/mdjournal/internal/words"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/wait"
 )
@@ -216,7 +217,7 @@ func (r *Reader) openCtl() {
 	}
 	r.ctlM, r.ctl = m, journal.CtlOf(m)
 	if writable && r.ctl.Magic() == journal.CtlMagic {
-		r.sig, r.hasSig = wait.SignalAt(r.ctl.NotifyWord(), r.ctl.WaitersWord()), true
+		r.sig, r.hasSig = wait.SignalAt(words.U32(m, journal.CtlOffNotify), words.U32(m, journal.CtlOffWaiters)), true
 		return
 	}
 	r.degrade()
@@ -535,6 +536,10 @@ func (r *Reader) next(ctx context.Context) (f journal.Frame, err error) {
 	}
 }
 
+// futexTimeout bounds one futex sleep (a variable so that a test can make
+// the wake-up the only way out).
+var futexTimeout = wait.FutexTimeout
+
 // block sleeps on the control page's futex word until the writer publishes,
 // an interrupt, ctx is done, or the futex timeout (a writer killed between
 // its publish and its wake).
@@ -545,7 +550,7 @@ func (r *Reader) block(ctx context.Context) {
 	}
 	tok := r.sig.Announce()
 	if !r.seg.published(r.off) && !r.interrupted.Load() && ctx.Err() == nil {
-		r.sig.Block(tok, wait.FutexTimeout)
+		r.sig.Block(tok, futexTimeout)
 	}
 	r.sig.Done()
 	if stop != nil {
@@ -553,7 +558,7 @@ func (r *Reader) block(ctx context.Context) {
 	}
 }
 
-func (r *Reader) wakeSelf() { futex.Wake(r.ctl.NotifyWord(), 1<<30) } // spurious wake-ups are harmless
+func (r *Reader) wakeSelf() { futex.Wake(words.U32(r.ctlM, journal.CtlOffNotify), 1<<30) } // spurious wake-ups are harmless
 
 // Interrupt makes a blocked (or the next) Next return ErrInterrupted.
 func (r *Reader) Interrupt() {

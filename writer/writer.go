@@ -26,6 +26,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/fsx"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/internal/segfile"
+	"github.com/mdjournal/mdjournal/internal/words"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/wait"
 )
@@ -365,13 +366,13 @@ func (w *Writer) openCtl() error {
 		clear(m)
 		journal.PutCtlHeader(m, w.journalID, time.Now().UnixNano())
 	}
-	atomic.StoreUint64(c.ActiveSegmentPtr(), w.seg.Num)
-	atomic.StoreUint32(c.WriterPIDPtr(), w.pid)
+	atomic.StoreUint64(words.U64(m, journal.CtlOffActive), w.seg.Num)
+	atomic.StoreUint32(words.U32(m, journal.CtlOffWriterPID), w.pid)
 	// Another user (or group) that can write the page can also truncate it:
 	// then every access is guarded, so a truncation fails the writer with an
 	// error instead of killing it with SIGBUS.
 	w.ctlGuarded = st.Mode().Perm()&0o022 != 0 || int(statUID(st)) != os.Geteuid()
-	w.ctlF, w.ctlM, w.ctl, w.sig = f, m, c, wait.SignalAt(c.NotifyWord(), c.WaitersWord())
+	w.ctlF, w.ctlM, w.ctl, w.sig = f, m, c, wait.SignalAt(words.U32(m, journal.CtlOffNotify), words.U32(m, journal.CtlOffWaiters))
 	return nil
 }
 
@@ -823,7 +824,7 @@ func (w *Writer) Close() error {
 		}
 	}
 	if w.ctlM != nil && w.ctlGuardOK() {
-		atomic.StoreUint32(w.ctl.WriterPIDPtr(), 0)
+		atomic.StoreUint32(words.U32(w.ctlM, journal.CtlOffWriterPID), 0)
 		w.wake()
 	}
 	err = errors.Join(err, w.closeFiles())
