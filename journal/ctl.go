@@ -14,12 +14,12 @@ import (
 const (
 	CtlMagic        = "MDJCTL\x00\x00"
 	CtlSize         = 4096
-	ctlOffMagic     = 0  // [8]byte
-	ctlOffVersion   = 8  // uint32
-	ctlOffJournalID = 16 // uint64
-	ctlOffCreated   = 24 // int64 Unix ns when the journal was created
-	CtlOffNotify    = 64 // uint32 futex word, bumped by the writer on wake
-	CtlOffWaiters   = 68 // uint32 count of announced sleepers
+	ctlOffMagic     = 0   // [8]byte
+	ctlOffVersion   = 8   // uint32
+	ctlOffJournalID = 16  // uint64
+	ctlOffCreated   = 24  // int64 Unix ns when the journal was created
+	CtlOffNotify    = 64  // uint32 futex word, bumped by the writer on wake
+	CtlOffWaiters   = 68  // uint32 count of announced sleepers
 	CtlOffActive    = 128 // uint64 the active segment number (the writer stores it)
 	CtlOffWriterPID = 136 // uint32 the live writer's PID, 0 when none
 )
