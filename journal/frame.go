@@ -142,8 +142,9 @@ func (f *Frame) Restated() bool { return f.Flags&FrameRestated != 0 }
 // FrameStatus classifies what DecodeFrame found.
 type FrameStatus uint8
 
+// What DecodeFrame can find at an offset.
 const (
-	FrameOK        FrameStatus = iota
+	FrameOK        FrameStatus = iota // a whole frame whose checksum holds
 	FrameEmpty                 // the commit word is zero: nothing published here
 	FrameBadLength             // the size is impossible (or a checksum without a size)
 	FrameBadCRC                // the checksum does not match

@@ -50,6 +50,7 @@ type ReissuedError struct {
 	NewEpoch uint32 // by this epoch
 }
 
+// Error names the reader, its position and the re-issued range.
 func (e *ReissuedError) Error() string {
 	return fmt.Sprintf("reader %s: consumed up to seq %d in epoch %d, but seqs from %d were issued again in epoch %d after a power cut: frames %d..%d may differ from what it saw",
 		e.Name, e.Seq, e.Epoch, e.From, e.NewEpoch, e.From, e.Seq)
