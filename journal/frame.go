@@ -145,9 +145,9 @@ type FrameStatus uint8
 // What DecodeFrame can find at an offset.
 const (
 	FrameOK        FrameStatus = iota // a whole frame whose checksum holds
-	FrameEmpty                 // the commit word is zero: nothing published here
-	FrameBadLength             // the size is impossible (or a checksum without a size)
-	FrameBadCRC                // the checksum does not match
+	FrameEmpty                        // the commit word is zero: nothing published here
+	FrameBadLength                    // the size is impossible (or a checksum without a size)
+	FrameBadCRC                       // the checksum does not match
 )
 
 // DecodeFrame decodes and verifies the frame at b[0:], where b extends to the

@@ -15,16 +15,16 @@ type MsgType uint16
 
 // The message types (format.md §3.2 gives each payload's layout).
 const (
-	TypeInvalid       MsgType = 0 // never written: a zero type is damage
-	TypeSegmentEnd    MsgType = 1 // control: end-of-segment marker, no payload
-	TypeHeartbeat     MsgType = 2 // liveness, no payload
-	TypeInstrumentDef MsgType = 3 // symbol, price scale and tick of an instrument id
-	TypeTrade         MsgType = 4 // a print: price, qty, trade id, aggressor
-	TypeQuote         MsgType = 5 // top of book: bid and ask price and qty
-	TypeBookLevel     MsgType = 6 // aggregate qty at one price level (0 removes it)
-	TypeOrderAdd      MsgType = 7 // L3: an order rests on the book
-	TypeOrderCancel   MsgType = 8 // L3: part of an order is cancelled
-	TypeOrderDelete   MsgType = 9 // L3: an order leaves the book
+	TypeInvalid       MsgType = 0  // never written: a zero type is damage
+	TypeSegmentEnd    MsgType = 1  // control: end-of-segment marker, no payload
+	TypeHeartbeat     MsgType = 2  // liveness, no payload
+	TypeInstrumentDef MsgType = 3  // symbol, price scale and tick of an instrument id
+	TypeTrade         MsgType = 4  // a print: price, qty, trade id, aggressor
+	TypeQuote         MsgType = 5  // top of book: bid and ask price and qty
+	TypeBookLevel     MsgType = 6  // aggregate qty at one price level (0 removes it)
+	TypeOrderAdd      MsgType = 7  // L3: an order rests on the book
+	TypeOrderCancel   MsgType = 8  // L3: part of an order is cancelled
+	TypeOrderDelete   MsgType = 9  // L3: an order leaves the book
 	TypeOrderExecute  MsgType = 10 // L3: an order is (partly) executed
 	TypeRaw           MsgType = 11 // opaque bytes, up to MaxPayload
 	TypeTradingStatus MsgType = 12 // trading halted, paused, quotation only, trading
