@@ -285,25 +285,31 @@ func (r *Reader) position(p Position) error {
 			}
 		}
 	case posTime:
-		// The last segment whose first frame is before the target: a
-		// binary search over the segments' first timestamps (taken to be
-		// non-decreasing, like the frames').
-		var probeErr error
-		pick = sort.Search(len(ns), func(i int) bool {
-			if probeErr != nil {
-				return true
-			}
-			ts, ok, err := firstTS(r.dir, ns[i])
+		// The first segment, in seq order, that may hold a frame at or
+		// after the target: one with an index entry that reaches it, or
+		// whose successor starts at or after it (the frames after its last
+		// entry may), else the last. On a time-ordered journal that is the
+		// segment a binary search would find; on one whose time goes back
+		// (two days or symbols imported one after the other) it is the
+		// first occurrence in seq order, never a later one (format.md §5).
+		pick = len(ns) - 1
+		for i := range ns {
+			reach, err := reaches(r.dir, ns[i], p.ts)
 			if err != nil {
-				probeErr = err
-				return true
+				return err
 			}
-			return !ok || ts >= p.ts
-		}) - 1
-		if probeErr != nil {
-			return probeErr
+			if !reach && i+1 < len(ns) {
+				ts, ok, err := firstTS(r.dir, ns[i+1])
+				if err != nil {
+					return err
+				}
+				reach = ok && ts >= p.ts
+			}
+			if reach {
+				pick = i
+				break
+			}
 		}
-		pick = max(pick, 0)
 	}
 	s, err := openSeg(r.dir, ns[pick], true)
 	if err != nil {
@@ -430,6 +436,17 @@ func (r *Reader) Preamble() []journal.Frame {
 		}
 	}
 	return out
+}
+
+// reaches reports whether an index entry of segment n has a timestamp at
+// or after ts (false without an index).
+func reaches(dir string, n uint64, ts int64) (bool, error) {
+	s, err := openSeg(dir, n, false)
+	if err != nil {
+		return false, err
+	}
+	defer s.close()
+	return s.idx != nil && s.idx.View().Reaches(ts), nil
 }
 
 func firstTS(dir string, n uint64) (int64, bool, error) {

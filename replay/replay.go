@@ -115,6 +115,9 @@ func New(opts Options) (*Replayer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
+	if ts, ok := opts.From.TimeValue(); ok {
+		ft.Since(ts) // a time range is exact per instrument (format.md §5)
+	}
 	r := &Replayer{opts: opts, ft: ft, clk: opts.Clock, paced: opts.Speed > 0, batch: opts.FlushEvery}
 	if r.clk == nil {
 		r.clk = monoClock{}
@@ -301,7 +304,7 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		if err != nil {
 			return err
 		}
-		if !ok || r.opts.To.Past(&f) {
+		if !ok || (r.opts.To.Seq != 0 && r.opts.To.Past(&f)) {
 			return nil
 		}
 		if prog.FirstSeq == 0 {
@@ -322,6 +325,9 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		if !r.ft.Pass(&f) {
 			r.stats.Skipped++
 			continue
+		}
+		if r.opts.To.Past(&f) { // a time bound stops at the first selected frame past it (format.md §5)
+			return nil
 		}
 		if err := r.emit(&f); err != nil {
 			return err

@@ -96,7 +96,11 @@ func (o *rangeOptions) setup(withTo bool) (rangeSetup, error) {
 			return rs, err
 		}
 	}
-	if rs.filter, err = reader.NewFilter(cat, o.instruments, types); err != nil {
+	rs.filter, err = reader.NewFilter(cat, o.instruments, types)
+	if ts, ok := rs.from.TimeValue(); ok && err == nil {
+		rs.filter.Since(ts)
+	}
+	if err != nil {
 		if errors.Is(err, reader.ErrUnknownInstrument) {
 			return rs, err
 		}
@@ -147,11 +151,14 @@ func runDump(env *Env, args []string) error {
 			p.flush()
 			return err
 		}
-		if !ok || rs.to.Past(&f) {
+		if !ok {
 			break
 		}
 		if !rs.filter.Pass(&f) {
 			continue
+		}
+		if rs.to.Past(&f) { // a time bound stops at the first selected frame past it (format.md §5)
+			break
 		}
 		if err := p.print(&f); err != nil {
 			return err
