@@ -95,6 +95,9 @@ func New(opts Options) (*Replayer, error) {
 	if c := opts.RingSize; c < MinRingSize || c > ring.MaxCapacity || c&(c-1) != 0 {
 		return nil, fmt.Errorf("replay: ring size %d is not a power of two in [%d, %d]", c, MinRingSize, uint64(ring.MaxCapacity))
 	}
+	if opts.Follow && opts.Loop {
+		return nil, errors.New("replay: Follow and Loop exclude each other")
+	}
 	if opts.Speed < 0 {
 		return nil, fmt.Errorf("replay: speed %g: want > 0, or 0 for max", opts.Speed)
 	}
@@ -274,6 +277,12 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 	if r.opts.Progress != nil && prog.EndSeq == 0 {
 		prog.EndSeq = lastSeq(r.opts.Dir)
 	}
+	if r.opts.Progress != nil && !r.opts.Follow {
+		if prog.Total, err = r.count(from); err != nil {
+			return err
+		}
+	}
+	passStart := r.stats.Frames
 	r.pc.reset()
 	var firstTS, lastTS int64
 	first := true
@@ -295,7 +304,7 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 			if r.opts.Progress != nil {
 				if now := r.clk.Now(); now >= nextProgress {
 					nextProgress = now + int64(100*time.Millisecond)
-					prog.Frames = r.stats.Frames
+					prog.Frames, prog.Sent = r.stats.Frames, r.stats.Frames-passStart
 					r.opts.Progress(prog)
 				}
 			}
@@ -303,6 +312,15 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		f, ok, err := rd.TryNext()
 		if err != nil {
 			return err
+		}
+		if !ok && r.opts.Follow {
+			// Caught up: what is staged reaches the consumer, then the
+			// writer's next frame is waited for.
+			p.Flush()
+			if f, err = rd.NextContext(r.ctx); err != nil {
+				return err
+			}
+			ok = true
 		}
 		if !ok || (r.opts.To.Seq != 0 && r.opts.To.Past(&f)) {
 			return nil
@@ -419,6 +437,48 @@ func (r *Replayer) claimWait(n int) ([]byte, error) {
 
 // lastSeq is the journal's last published seq now (0 if unknown), for
 // progress display only.
+// count reads the range once and returns how many frames a pass from
+// from will send: the preamble's selected definitions and the selected
+// frames up to To.
+func (r *Replayer) count(from reader.Position) (uint64, error) {
+	rd, err := reader.Open(r.opts.Dir, reader.Options{From: from})
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	var n uint64
+	started := false
+	for i := 0; ; i++ {
+		if i&4095 == 0 {
+			if err := r.ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		f, ok, err := rd.TryNext()
+		if err != nil {
+			return 0, err
+		}
+		if !ok || (r.opts.To.Seq != 0 && r.opts.To.Past(&f)) {
+			return n, nil
+		}
+		if !started {
+			started = true
+			for _, d := range rd.Preamble() {
+				if r.ft.Pass(&d) {
+					n++
+				}
+			}
+		}
+		if !r.ft.Pass(&f) {
+			continue
+		}
+		if r.opts.To.Past(&f) {
+			return n, nil
+		}
+		n++
+	}
+}
+
 func lastSeq(dir string) uint64 {
 	rd, err := reader.Open(dir, reader.Options{From: reader.End()})
 	if err != nil {
