@@ -49,6 +49,7 @@ type verb struct {
 // the whole command line can be read in one place.
 func commands() []verb {
 	return []verb{
+		{name: "create", summary: "make an empty journal (readers may open it before any writer appends)", run: runCreate},
 		{name: "gen", summary: "append a deterministic synthetic stream to a journal", run: runGen},
 		{name: "import", summary: "import a market-data file (LOBSTER) into a journal", run: runImport},
 		{name: "tail", summary: "follow a journal live", run: runTail},
