@@ -88,7 +88,7 @@ func TestSnapshotErrors(t *testing.T) {
 		{"snapshot", "--file", snap, "--instrument", "MSFT"},
 		{"snapshot", "--file", snap, "--instrument", "99999999"},
 		{"snapshot", "--file", snap, "--instrument", "3"}, // a slot never written
-		{"snapshot", "--file", filepath.Dir(snap)},         // a directory
+		{"snapshot", "--file", filepath.Dir(snap)},        // a directory
 	} {
 		if code, _, stderr := run(t, args...); code != ExitData || stderr == "" {
 			t.Errorf("%q: exit %d stderr %q, want 1 with a message", args[1:], code, stderr)
