@@ -94,13 +94,14 @@ type Stats struct {
 // snapshot.ErrInstrument.
 type CapacityError struct {
 	Path       string // the snapshot file
-	Instrument uint32
-	Capacity   int
+	Instrument uint32 // the id without a slot
+	Capacity   int    // the snapshot's number of slots
 	// Seq is the journal frame of that instrument that Start found (0 for a
 	// frame Admit refused: it was never written).
 	Seq uint64
 }
 
+// Error names the instrument, the frame and the capacity.
 func (e *CapacityError) Error() string {
 	where := "refused"
 	if e.Seq != 0 {

@@ -15,6 +15,7 @@ import (
 
 // Loaded is a book seeded from one snapshot slot.
 type Loaded struct {
+	// Book is seeded from the slot: its levels, definition and last trade.
 	Book *book.Book
 	// Seq is the slot's seq S: the book reflects every frame of its
 	// instrument with seq ≤ S. Tail the journal from S+1. 0 means the slot
@@ -74,7 +75,7 @@ func LoadFrom(r *snapshot.Reader, instr uint32) (*Loaded, error) {
 // tailing the journal from the frame after the slot's seq.
 type Joiner struct {
 	Loaded
-	Instrument uint32
+	Instrument uint32 // the instrument whose book the joiner keeps
 	r          *reader.Reader
 }
 

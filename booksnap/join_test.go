@@ -81,7 +81,7 @@ func TestJoinCompressed(t *testing.T) {
 		}
 		w, _ := want.Get(id)
 		if err := sameWholeBook(j.Book, w); err != nil || j.Seq != w.Seq() {
-			t.Errorf("instrument %d: joined at %d, book at %d (want %d): %v", id, j.Loaded.Seq, j.Seq, w.Seq(), err)
+			t.Errorf("instrument %d: book at seq %d (want %d): %v", id, j.Seq, w.Seq(), err)
 		}
 		j.Close()
 	}

@@ -37,6 +37,7 @@ const (
 
 // Rebuild says how Start (CatchUp) rebuilt the books.
 type Rebuild struct {
+	// Source says where the books came from.
 	Source Source
 	// FirstSeq is the journal's first retained frame (1 if nothing was
 	// pruned; 0 if the journal is empty).
@@ -56,9 +57,9 @@ type Rebuild struct {
 
 // Incomplete names a book that may lack levels.
 type Incomplete struct {
-	Instrument uint32
-	Symbol     string
-	Reason     string
+	Instrument uint32 // instrument id
+	Symbol     string // its symbol, if a definition is known
+	Reason     string // why its book may lack levels
 }
 
 // Rebuild returns how the last Start or CatchUp rebuilt the books.
@@ -71,8 +72,8 @@ var ErrPruned = errors.New("booksnap: the journal's first segments were pruned: 
 // first segments were pruned. It says what the snapshot file lacks and what
 // would let the maintainer start.
 type PrunedError struct {
-	Dir      string
-	Snapshot string
+	Dir      string // the journal
+	Snapshot string // the snapshot file
 	// FirstSeq is the journal's first retained frame.
 	FirstSeq uint64
 	// Why the snapshot file cannot bridge the gap, or which of its books it
@@ -82,6 +83,7 @@ type PrunedError struct {
 	Incomplete []Incomplete
 }
 
+// Error says what is missing and what would let the maintainer start.
 func (e *PrunedError) Error() string {
 	s := fmt.Sprintf("booksnap: the journal in %s retains frames from seq %d (earlier segments were pruned) and %s", e.Dir, e.FirstSeq, e.Why)
 	if len(e.Incomplete) > 0 {

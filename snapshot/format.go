@@ -90,15 +90,15 @@ func FileSize(depth, capacity int) int64 {
 // Level is one aggregated price level: a fixed-point price (journal.Price)
 // and the total quantity resting at it.
 type Level struct {
-	Price journal.Price
-	Qty   int64
+	Price journal.Price // fixed point: real price = Price / 10^PriceScale
+	Qty   int64         // total quantity resting at the price
 }
 
 // Trade is the last trade of an instrument as kept in its slot.
 type Trade struct {
-	Price journal.Price
-	Qty   int64
-	TS    int64 // exchange timestamp, Unix ns
+	Price journal.Price // fixed point, as Level.Price
+	Qty   int64         // traded quantity
+	TS    int64         // exchange timestamp, Unix ns
 }
 
 // layout is what a valid header says.

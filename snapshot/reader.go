@@ -26,14 +26,14 @@ const DefaultStallTimeout = time.Second
 // Book is a caller-owned copy of one slot. Reuse one Book across Read calls:
 // once its Bids and Asks have capacity Depth, Read allocates nothing.
 type Book struct {
-	Instrument uint32
-	PriceScale int32
-	Symbol     [journal.SymbolLen]byte
-	Seq        uint64 // journal seq of the last message reflected; 0 = slot never written
-	TS         int64  // exchange timestamp of that message, Unix ns
-	Bids       []Level
-	Asks       []Level
-	LastTrade  Trade
+	Instrument uint32                  // the slot's instrument id
+	PriceScale int32                   // decimal digits of the prices (from the instrument's definition)
+	Symbol     [journal.SymbolLen]byte // NUL-padded symbol (from the instrument's definition)
+	Seq        uint64                  // journal seq of the last message reflected; 0 = slot never written
+	TS         int64                   // exchange timestamp of that message, Unix ns
+	Bids       []Level                 // best (highest) first, at most Depth
+	Asks       []Level                 // best (lowest) first, at most Depth
+	LastTrade  Trade                   // zero if none
 }
 
 // SymbolString returns the symbol without its NUL padding.

@@ -53,6 +53,7 @@ type LockedError struct {
 	Shared bool   // the holder took a shared lock: not a writer, but it blocks writers
 }
 
+// Error names the lock file, the holder and its kind of lock.
 func (e *LockedError) Error() string {
 	switch {
 	case e.PID == 0:
