@@ -252,16 +252,11 @@ func (m *Maintainer) Start(w *writer.Writer) error {
 			return fmt.Errorf("booksnap: publishing the frames staged before Start: %w", err)
 		}
 	}
-	if !m.started || m.journalID != w.JournalID() {
-		if m.snap != nil {
-			m.snap.Close()
-			m.snap = nil
-		}
-		m.journalID, m.started = w.JournalID(), true
-		if err := m.openExisting(); err != nil {
-			return err
-		}
+	if m.snap != nil && m.journalID != w.JournalID() {
+		m.snap.Close() // opened by Open for another journal: judged afresh
+		m.snap = nil
 	}
+	m.journalID, m.started = w.JournalID(), true
 	return m.CatchUp(w.Dir(), w.LastSeq())
 }
 

@@ -117,6 +117,11 @@ func (m *Maintainer) CatchUp(dir string, upTo uint64) error {
 	if !m.started {
 		return errors.New("booksnap: CatchUp before Start or Open")
 	}
+	if m.snap == nil {
+		if err := m.openExisting(); err != nil {
+			return err
+		}
+	}
 	err := m.catchUp(dir, upTo)
 	if err != nil && m.snap != nil {
 		m.snap.Close()

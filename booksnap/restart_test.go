@@ -500,3 +500,27 @@ func bootTime(t *testing.T) time.Time {
 	t.Skip("SKIPPED: /proc/stat has no btime")
 	return time.Time{}
 }
+
+// TestStartAgainAfterRefusal: a Start refused on a pruned journal, retried
+// with the same maintainer, judges the snapshot file again (it had been
+// closed by the refusal) and refuses for the same reason.
+func TestStartAgainAfterRefusal(t *testing.T) {
+	tmp := t.TempDir()
+	dir, snap := filepath.Join(tmp, "j"), filepath.Join(tmp, "s.snap")
+	pruned(t, dir, snap, 10, 2) // slots full: refused
+	opts, m, err := booksnap.WriterOptions(writer.Options{SegmentSize: journal.MinSegmentSize}, booksnap.Config{Path: snap, Depth: 10, Capacity: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := writer.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := range 2 {
+		err := m.Start(w)
+		if !errors.Is(err, booksnap.ErrPruned) || !strings.Contains(err.Error(), "top 10 levels") || m.Snapshot() != nil {
+			t.Fatalf("Start %d: %v (snapshot %v)", i+1, err, m.Snapshot())
+		}
+	}
+}
