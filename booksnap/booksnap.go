@@ -206,11 +206,13 @@ type tee struct {
 	m  *Maintainer
 }
 
+// Observe passes f to the other observer, then to the maintainer.
 func (t tee) Observe(f *journal.Frame) {
 	t.a.Observe(f)
 	t.m.Observe(f)
 }
 
+// Admit asks the other observer if it is an Admitter, then the maintainer.
 func (t tee) Admit(typ journal.MsgType, instrument uint32) error {
 	if t.aa != nil {
 		if err := t.aa.Admit(typ, instrument); err != nil {
