@@ -362,7 +362,7 @@ func (m *Maintainer) Observe(f *journal.Frame) {
 // (heartbeats, raw, trading status) are admitted whatever their id: the
 // snapshot keeps nothing of them. It allocates nothing when it admits.
 func (m *Maintainer) Admit(typ journal.MsgType, instrument uint32) error {
-	if instrument < uint32(len(m.books)) || !CarriesBook(typ) {
+	if instrument < uint32(len(m.books)) || !book.Affects(typ) {
 		return nil
 	}
 	return &CapacityError{Path: m.cfg.Path, Instrument: instrument, Capacity: m.cfg.Capacity}
@@ -372,7 +372,7 @@ func (m *Maintainer) Admit(typ journal.MsgType, instrument uint32) error {
 // changed it (nil for frames without book information, refused or
 // unmirrored ones).
 func (m *Maintainer) apply(f *journal.Frame) *book.Book {
-	if !CarriesBook(f.Type) {
+	if !book.Affects(f.Type) {
 		return nil
 	}
 	if f.Instrument >= uint32(len(m.books)) {
@@ -397,16 +397,6 @@ func (m *Maintainer) book(id uint32) *book.Book {
 		m.books[id] = b
 	}
 	return b
-}
-
-// CarriesBook reports whether frames of type t change (or define) an
-// instrument's book: those are the frames that move a snapshot slot's seq.
-func CarriesBook(t journal.MsgType) bool {
-	switch t {
-	case journal.TypeInstrumentDef, journal.TypeTrade, journal.TypeQuote, journal.TypeBookLevel:
-		return true
-	}
-	return t.IsOrder()
 }
 
 func (m *Maintainer) setDef(id uint32, b *book.Book) {

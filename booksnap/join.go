@@ -179,7 +179,7 @@ func (j *Joiner) TryNext() (journal.Frame, bool, error) {
 // apply uses the maintainer's rule, so Seq moves exactly as the slot's would.
 // A frame the book refuses is skipped: the maintainer skipped it too.
 func (j *Joiner) apply(f *journal.Frame) {
-	if f.Instrument != j.Instrument || !CarriesBook(f.Type) {
+	if f.Instrument != j.Instrument || !book.Affects(f.Type) {
 		return
 	}
 	if j.Book.ApplyFrame(f) == nil {

@@ -123,7 +123,7 @@ func replayBooks(t *testing.T, dir string) (*book.Books, uint64) {
 		if !ok {
 			return bs, r.LastSeq()
 		}
-		if booksnap.CarriesBook(f.Type) {
+		if book.Affects(f.Type) {
 			bs.ApplyFrame(&f)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/mdjournal/mdjournal/book"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/snapshot"
@@ -242,10 +243,10 @@ func (m *Maintainer) replay(dir string, upTo uint64, old *snapshot.Writer, seeds
 			}
 		}
 		m.stats.Replayed++
-		if CarriesBook(f.Type) && f.Instrument >= uint32(len(m.books)) {
+		if book.Affects(f.Type) && f.Instrument >= uint32(len(m.books)) {
 			return &CapacityError{Path: m.cfg.Path, Instrument: f.Instrument, Capacity: m.cfg.Capacity, Seq: f.Seq}
 		}
-		if skip != nil && CarriesBook(f.Type) && f.Seq <= skip[f.Instrument] {
+		if skip != nil && book.Affects(f.Type) && f.Seq <= skip[f.Instrument] {
 			// Already in the slot the book was seeded from. A definition
 			// still restores what the slot does not keep (the tick size),
 			// without moving the book's seq.

@@ -108,7 +108,7 @@ func TestAdmitRefusesIDsWithoutSlot(t *testing.T) {
 		if !ok {
 			break
 		}
-		if booksnap.CarriesBook(f.Type) && f.Instrument >= 4 {
+		if book.Affects(f.Type) && f.Instrument >= 4 {
 			t.Errorf("journal holds %s of id %d at seq %d", f.Type, f.Instrument, f.Seq)
 		}
 	}
@@ -240,7 +240,7 @@ func continueAndCheck(t *testing.T, dir, snap string, w *writer.Writer, m *books
 		if !ok {
 			break
 		}
-		if booksnap.CarriesBook(f.Type) {
+		if book.Affects(f.Type) {
 			ref.ApplyFrame(&f)
 		}
 	}

@@ -184,7 +184,7 @@ func acquire(path string) (*flock.Lock, error) {
 		if errors.As(err, &held) {
 			return nil, &LockedError{Path: lp, PID: held.PID, Shared: held.Shared}
 		}
-		return nil, fmt.Errorf("snapshot: writer lock: %w", isDir(lp, err))
+		return nil, fmt.Errorf("snapshot: writer lock: %w", err)
 	}
 	// The lock file existed before (planted, or re-moded): if another user
 	// owns it or may open it, they can hold it whenever they like.
@@ -372,7 +372,7 @@ func OpenWriter(path string) (*Writer, error) {
 func openWriterLocked(path string, lock *flock.Lock) (*Writer, error) {
 	f, err := fsx.Open(path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, isDir(path, err)
+		return nil, err
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -424,15 +424,6 @@ func openWriterLocked(path string, lock *flock.Lock) (*Writer, error) {
 		atomic.StoreUint64(lk, c+1)
 	}
 	return w, nil
-}
-
-// isDir turns the EISDIR of opening a directory for writing (open(2) fails
-// before fsx can fstat it) into the same error as any other non-regular file.
-func isDir(path string, err error) error {
-	if errors.Is(err, unix.EISDIR) {
-		return &fsx.NotRegularError{Path: path, What: "directory"}
-	}
-	return err
 }
 
 // Intact reports whether the file's content can be trusted as a whole: it

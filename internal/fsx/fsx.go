@@ -72,6 +72,9 @@ func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
 		if errors.Is(err, unix.ENXIO) { // a FIFO opened for writing with no reader
 			return nil, &NotRegularError{Path: path, What: "FIFO"}
 		}
+		if errors.Is(err, unix.EISDIR) { // a directory opened for writing
+			return nil, &NotRegularError{Path: path, What: "directory"}
+		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	var st unix.Stat_t
