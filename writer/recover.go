@@ -293,6 +293,10 @@ func (w *Writer) newJournal(spares []*wseg) error {
 	if len(spares) > 0 {
 		w.journalID = spares[0].Header().JournalID()
 	}
+	if w.opts.JournalID != 0 {
+		w.journalID = w.opts.JournalID
+	}
+	first := max(w.opts.FirstSeq, 1)
 	for _, s := range spares {
 		s.close()
 		removeSegment(w.dir, s.Num)
@@ -303,7 +307,8 @@ func (w *Writer) newJournal(spares []*wseg) error {
 	}
 	s := &wseg{Seg: seg, idx: x}
 	w.epoch = 1
-	s.st = seg.Activate(1, w.epoch, w.pid)
+	s.st = seg.Activate(first, w.epoch, w.pid)
+	w.seq, w.pubSeq = first-1, first-1
 	w.seg, w.cursor, w.pubCursor = s, journal.SegmentHeaderSize, journal.SegmentHeaderSize
 	w.recovery = Recovery{Epoch: 1, Clean: true}
 	return w.syncRange(s, 0, journal.SegmentHeaderSize)
