@@ -1,0 +1,390 @@
+package powerloss_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdjournal/mdjournal/internal/lossyfs"
+	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/verify"
+	"github.com/mdjournal/mdjournal/writer"
+)
+
+// TestIndexRebuiltAfterCut — issue defect 1: index files of sealed and
+// prepared segments. After a cut a sealed segment's index may be unusable
+// (the kernel wrote the segment back, not its index), which verify reports
+// as an index finding (derived data), never as damage; the next writer
+// open rebuilds it, so verify passes once that writer has closed.
+//
+// Construction: a writer under "none" rolls a few times; the kernel writes
+// the segment files back (fsync by path), not the indexes; cut.
+func TestIndexRebuiltAfterCut(t *testing.T) {
+	l := newLossy(t, "j")
+	dir := l.path("j")
+	w, _ := startWriter(t, dir, "none", 12000)
+	last, _ := until(t, w, func(report) bool { return false })
+	if last.rolls < 2 {
+		t.Fatalf("the writer rolled %d times (%+v): the test needs sealed segments", last.rolls, last)
+	}
+	for n := uint64(1); n <= last.rolls+1; n++ {
+		fsyncPath(t, journal.SegmentPath(dir, n))
+	}
+	l.cut(w)
+
+	segs, err := readSegments(dir)
+	if err != nil || len(segs) < 2 || !segs[0].StateOK || !segs[0].State.sealed() {
+		t.Fatalf("after the cut segment 1 should be durably sealed: %+v %v", segs, err)
+	}
+	before := runScript(t, "verify "+dir)
+	sealedIdx := false
+	for _, p := range linesWith(before, "problem ") {
+		f := strings.Fields(p)
+		if f[1] != "index" && f[1] != "torn" {
+			t.Errorf("after the cut verify reports %s", p)
+		}
+		if f[1] == "index" && f[3] == journal.IndexName(1) {
+			sealedIdx = true
+		}
+	}
+	if !sealedIdx {
+		t.Fatalf("the construction did not leave the sealed segment's index unusable; verify said %q", before)
+	}
+
+	// One writer opens and closes: the index must be whole again.
+	runScript(t, "openclose "+dir+" none")
+	after := runScript(t, "verify "+dir)
+	ps := linesWith(after, "problem ")
+	if len(ps) == 0 {
+		return
+	}
+	// A writer that stays open does rebuild it: the rebuild is only late.
+	waited := runScript(t, "openwait "+dir+" none")
+	if got := linesWith(waited, "indexes 0 "); len(got) != 1 {
+		t.Errorf("a writer that stays open 10 s does not rebuild the sealed segment's index either: %q", waited)
+	}
+	knownBug(t, "a writer that opens and closes right away leaves the sealed segment's unusable index as it was: verify after it still says %q "+
+		"(a writer that stays open rebuilds it: %q). writer/background.go repairIndexes runs in the background goroutine, and Close "+
+		"stops it before it rebuilds anything, so a journal whose writers open and close quickly reports the index forever", ps, waited)
+}
+
+// TestIntervalRollOrder — issue defect 2: under interval (and sync) a roll
+// is ordered on disk, so a durable seal always has an activated successor
+// (format.md §4.3, §9). A writer rolls segment after segment while group
+// commit runs; right after each roll it reports, the test takes the durable
+// image a power cut at that instant would leave (lossyfs Image: "taken
+// before a cut it is what a cut now would keep") ten times, 40 µs apart,
+// and reads each image's segment headers.
+func TestIntervalRollOrder(t *testing.T) {
+	writers := 4
+	if testing.Short() {
+		writers = 2
+	}
+	if s := os.Getenv("MDJ_POWERLOSS_ROLLWRITERS"); s != "" {
+		writers, _ = strconv.Atoi(s)
+	}
+	var broken, damaged []string
+	shots, rolls := 0, 0
+	for i := 0; i < writers && (len(broken) == 0 || len(damaged) == 0); i++ {
+		policy := []string{"interval:1ms", "interval:5ms,64KiB"}[i%2]
+		l := newLossy(t, "j")
+		w, _ := startWriter(t, l.path("j"), policy, 25000)
+		var imgs []*lossyfs.Image
+		var seen uint64
+		until(t, w, func(r report) bool {
+			if r.rolls > seen {
+				seen = r.rolls
+				for range 10 {
+					imgs = append(imgs, l.fsys.Image())
+					for end := time.Now().Add(40 * time.Microsecond); time.Now().Before(end); {
+					}
+				}
+			}
+			return false
+		})
+		w.kill(t)
+		rolls += int(seen)
+		for _, img := range imgs {
+			shots++
+			b, d := probeRollOrder(t, img, "j")
+			if b != "" {
+				broken = append(broken, policy+": "+b)
+			}
+			if len(d) > 0 {
+				damaged = append(damaged, policy+": "+d[0])
+			}
+		}
+	}
+	t.Logf("%d rolls, %d durable images right after them: %d with a durable seal and no activated successor, %d damage findings",
+		rolls, shots, len(broken), len(damaged))
+	if len(broken) > 0 || len(damaged) > 0 {
+		// Group the damage by kind: a seal whose end marker is not durable,
+		// or a segment followed by an activated one whose own frames are not
+		// all durable.
+		kinds := map[string][]string{}
+		for _, d := range damaged {
+			k := "other"
+			switch {
+			case strings.Contains(d, "says sealed but no end marker"):
+				k = "durable SEALED record without a durable end marker"
+			case strings.Contains(d, "not the last one"), strings.Contains(d, "the write cursor says"):
+				k = "a segment followed by an activated one has frames that are not durable"
+			}
+			kinds[k] = append(kinds[k], d)
+		}
+		var sum []string
+		for k, ds := range kinds {
+			sum = append(sum, fmt.Sprintf("%s: %d (e.g. %q)", k, len(ds), ds[0]))
+		}
+		knownBug(t, "under interval, of %d durable images taken right after a roll, %d hold a durable seal without an activated successor "+
+			"(e.g. %q), and verify finds DAMAGE in %d, which makes writer.Open refuse the journal: %s. Causes in writer/background.go: "+
+			"(1) the ticker's groupCommit(w.active.Load()) is not ordered after the retirements roll() queued — groupCommit(old) loads the "+
+			"old cursor, msyncs the data up to it, then writes the state record roll() meanwhile marked SEALED and msyncs the header page "+
+			"(a seal before the successor's activation, and without the end marker when it was stored after the data msync), and "+
+			"groupCommit(new) makes the new segment's frames durable while the old segment's last frames wait in the retire queue; "+
+			"(2) retireSegment syncs the successor's header before the old segment's last frames (as format.md §4.3 says), so a cut "+
+			"in between leaves a torn or lost tail in a segment that is no longer the last one, which §8.1 calls damage. "+
+			"format.md §9 promises that under interval a cut loses at most the last D",
+			shots, len(broken), append(broken, "")[0], len(damaged), strings.Join(sum, "; "))
+	}
+}
+
+// probeRollOrder mounts a durable image and reads its segment headers: ""
+// if every durably sealed segment has an activated successor, else what is
+// broken, with verify's damage findings on a local copy.
+func probeRollOrder(t *testing.T, img *lossyfs.Image, rel string) (string, []string) {
+	t.Helper()
+	pmp := t.TempDir()
+	p, err := lossyfs.Mount(pmp, lossyfs.Options{Image: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := readSegments(filepath.Join(pmp, rel))
+	var b string
+	for k, s := range segs {
+		if s.StateOK && s.State.sealed() && (k+1 >= len(segs) || !segs[k+1].StateOK || segs[k+1].FirstSeq != s.State.LastSeq+1) {
+			b = fmt.Sprintf("segment %d durably sealed (last seq %d), segment %d not activated", s.Num, s.State.LastSeq, s.Num+1)
+			break
+		}
+	}
+	var damage []string
+	{
+		cp := t.TempDir()
+		if err := copyTree(filepath.Join(pmp, rel), cp); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := verify.Journal(cp, verify.Options{}); err == nil {
+			for _, pr := range rep.Problems {
+				if pr.Severity == verify.Damage {
+					damage = append(damage, pr.Err.Error())
+				}
+			}
+		}
+	}
+	if uerr := p.Unmount(); uerr != nil {
+		t.Errorf("probe unmount: %v", uerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, damage
+}
+
+// TestVerifyFlagsBrokenRollOrder — issue defect 2, second half: under none
+// nothing orders a roll on disk; verify must flag a durable seal whose
+// successor was never activated but holds bytes as repairable roll_order
+// (torn), and the next writer open moves that segment aside.
+//
+// Construction: a writer under "none" rolls; the kernel writes back segment
+// 1 whole and segment 2's frames, not segment 2's header page; cut.
+func TestVerifyFlagsBrokenRollOrder(t *testing.T) {
+	l := newLossy(t, "j")
+	dir := l.path("j")
+	w, _ := startWriter(t, dir, "none", 3000)
+	if last, _ := until(t, w, func(report) bool { return false }); last.rolls < 1 {
+		t.Fatalf("the writer never rolled (%+v)", last)
+	}
+	fsyncPath(t, journal.SegmentPath(dir, 1))
+	runScript(t, "flush "+journal.SegmentPath(dir, 2)+" 4096 "+itoa(segSize-4096))
+	l.cut(w)
+
+	segs, _ := readSegments(dir)
+	if len(segs) < 2 || !segs[0].State.sealed() || segs[1].StateOK {
+		t.Fatalf("construction failed: want segment 1 sealed and segment 2 not activated: %+v", segs)
+	}
+	out := runScript(t, "verify "+dir)
+	flagged := false
+	for _, p := range linesWith(out, "problem ") {
+		f := strings.Fields(p)
+		switch {
+		case f[1] == "torn" && f[2] == "roll_order" && f[3] == journal.SegmentName(2):
+			flagged = true
+		case f[1] == "damage":
+			t.Errorf("a broken roll order under none is reported as damage: %s", p)
+		}
+	}
+	if !flagged {
+		t.Errorf("verify does not flag the unactivated successor holding frames as torn roll_order: %q", out)
+	}
+	rec := runScript(t, "openclose "+dir+" none")
+	var r writer.Recovery
+	if js := linesWith(rec, "recovery "); len(js) == 1 {
+		json.Unmarshal([]byte(strings.TrimPrefix(js[0], "recovery ")), &r)
+	}
+	if len(r.MovedAside) != 1 || !strings.HasSuffix(r.MovedAside[0], journal.SegmentName(2)) {
+		t.Errorf("the writer did not move the unactivated segment aside: %+v", r)
+	} else if _, err := readFileSize(r.MovedAside[0]); err != nil {
+		t.Errorf("the moved-aside segment is gone: %v", err)
+	}
+	if ps := linesWith(runScript(t, "verify "+dir), "problem "); len(ps) > 0 {
+		t.Errorf("after the writer's repair verify still reports %q", ps)
+	}
+}
+
+// TestInspectStatesStateRecord — issue defect 3: inspect states what the
+// last segment's state record says (Durability.Clean is its CLEAN flag,
+// format.md §2.2), not what the lock file suggests. The three cases where
+// the lock file and the state disagree: a writer killed without a cut (its
+// PID stays in the lock file, the state is not clean), a clean close
+// followed by a cut after the kernel had written the lock file back (the
+// close's truncation was never durable, so the lock file still names the
+// writer; the state is clean), and a killed writer followed by a cut (the
+// PID it wrote was never durable: the lock file is empty, as after a clean
+// close; the state is not clean).
+func TestInspectStatesStateRecord(t *testing.T) {
+	check := func(t *testing.T, dir string, wantClean bool) {
+		t.Helper()
+		segs, err := readSegments(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := -1
+		for i, s := range segs {
+			if s.StateOK {
+				last = i
+			}
+		}
+		if last < 0 {
+			t.Fatalf("no activated segment: %+v", segs)
+		}
+		st := segs[last].State
+		if st.clean() != wantClean {
+			t.Fatalf("the construction failed: segment %d's state record says clean=%t, want %t", segs[last].Num, st.clean(), wantClean)
+		}
+		lock, _ := os.ReadFile(filepath.Join(dir, "journal.lock"))
+		out := runScript(t, "inspect "+dir)
+		var d struct {
+			Segment uint64 `json:"segment"`
+			Offset  uint64 `json:"durable_offset"`
+			Seq     uint64 `json:"durable_seq"`
+			Clean   bool   `json:"clean"`
+			Valid   bool   `json:"state_valid"`
+		}
+		if js := linesWith(out, "durability "); len(js) != 1 || json.Unmarshal([]byte(strings.TrimPrefix(js[0], "durability ")), &d) != nil {
+			t.Fatalf("inspect said %q", out)
+		}
+		if d.Clean != st.clean() || !d.Valid || d.Segment != segs[last].Num || d.Seq != st.DurSeq || d.Offset != st.DurOff {
+			t.Errorf("inspect says %+v; segment %d's state record says clean=%t durable_offset=%d durable_seq=%d (lock file holds %q)",
+				d, segs[last].Num, st.clean(), st.DurOff, st.DurSeq, lock)
+		}
+		t.Logf("state clean=%t, lock file %q, inspect %+v, writer %q", st.clean(), lock, d, linesWith(out, "writer "))
+	}
+	t.Run("killed", func(t *testing.T) {
+		l := newLossy(t, "j")
+		dir := l.path("j")
+		w, _ := startWriter(t, dir, "sync", 300)
+		until(t, w, func(report) bool { return false })
+		w.kill(t)
+		check(t, dir, false)
+	})
+	t.Run("closed-then-cut", func(t *testing.T) {
+		l := newLossy(t, "j")
+		dir := l.path("j")
+		runScript(t, "write "+dir+" none 500 flushlock")
+		l.cut()
+		if b, _ := os.ReadFile(filepath.Join(dir, "journal.lock")); len(b) == 0 {
+			t.Fatalf("the construction failed: the lock file is empty after the cut")
+		}
+		check(t, dir, true)
+	})
+	t.Run("killed-then-cut", func(t *testing.T) {
+		l := newLossy(t, "j")
+		dir := l.path("j")
+		w, _ := startWriter(t, dir, "sync", 300)
+		until(t, w, func(report) bool { return false })
+		w.kill(t)
+		l.cut()
+		if b, _ := os.ReadFile(filepath.Join(dir, "journal.lock")); len(b) != 0 {
+			t.Fatalf("the construction failed: the lock file holds %q after the cut", b)
+		}
+		check(t, dir, false)
+	})
+}
+
+// TestSnapshotMaintainerRestartAfterCrash: the snapshot is derived data
+// whose fix is "restart the maintainer" (verify.SnapshotSev's hint), so
+// booksnap.OpenWriter must work after any crash. A writer with the
+// maintainer and three instrument definitions is killed (SIGKILL, no power
+// cut, plain disk); then booksnap.OpenWriter opens the journal again.
+func TestSnapshotMaintainerRestartAfterCrash(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "j")
+	snap := filepath.Join(t.TempDir(), "book.snap")
+	w, _ := startWriter(t, dir, "none", 200, "PL_SNAP="+snap)
+	until(t, w, func(report) bool { return false })
+	w.kill(t)
+	// Plain disk, not the mount: this process may map the journal.
+	ww, m, err := openCampaignWriter(dir, "none", segSize, snap)
+	if err != nil {
+		if strings.Contains(err.Error(), "not yet published") {
+			knownBug(t, "booksnap.OpenWriter fails after an unclean shutdown of a journal that defines instruments: %v. writer.Open starts a new "+
+				"epoch in a new segment and re-states the catalogue there as staged, unpublished frames (writer/recover.go openJournal -> roll -> "+
+				"restate), and Maintainer.Start refuses a writer whose LastSeq differs from PublishedSeq (booksnap/booksnap.go Start). "+
+				"The maintainer can then never restart, so the snapshot's rebuild path is closed after every crash", err)
+		}
+		t.Fatalf("booksnap.OpenWriter after a crash: %v", err)
+	}
+	if err := ww.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalDirCreatedDurable: writer.Open creates the journal directory
+// when it is missing (format.md §1: directories it creates, 0750). Under
+// sync everything Append returned survives a power cut (§9), so the
+// directory's own name must be durable before DurableSeq claims a frame.
+func TestJournalDirCreatedDurable(t *testing.T) {
+	l := newLossy(t)
+	dir := l.path("data/j") // neither directory exists
+	w, _ := startWriter(t, dir, "sync", 200)
+	last, _ := until(t, w, func(report) bool { return false })
+	if last.dur == 0 {
+		t.Fatalf("the writer reported nothing durable: %+v", last)
+	}
+	l.cut(w)
+	segs, err := readSegments(dir)
+	if os.IsNotExist(err) {
+		knownBug(t, "after the writer reported DurableSeq %d under sync, a power cut took the whole journal: writer.Open creates %s with "+
+			"fsx.MkdirAll (writer/writer.go Open) and never fsyncs the parent directories, so the journal directory's name is not durable "+
+			"(only its entries are: segment creation fsyncs the journal directory itself)", last.dur, dir)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var durable uint64
+	for _, s := range segs {
+		if s.StateOK {
+			durable = max(durable, s.State.DurSeq)
+		}
+	}
+	if durable < last.dur {
+		t.Errorf("the writer reported DurableSeq %d; after the cut the state records claim only %d", last.dur, durable)
+	}
+}
