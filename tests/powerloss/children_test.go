@@ -2,6 +2,7 @@ package powerloss_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -205,20 +207,51 @@ func readerChild() int {
 	}
 }
 
-// child is a running helper process with its stdout as lines.
+// child is a running helper process with its stdout as lines. Lines are
+// queued without bound, so a child is never blocked by a test that reads
+// its output late.
 type child struct {
-	cmd   *exec.Cmd
-	lines chan string
-	stdin io.WriteCloser
-	done  chan struct{}
-	err   error // Wait's result, after done
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	done   chan struct{} // closed once stdout hit EOF and the process was reaped
+	err    error         // Wait's result, after done
+	stderr *syncBuffer
+
+	mu     sync.Mutex
+	queue  []string
+	notify chan struct{} // a line was queued (or EOF)
+	eof    bool
+}
+
+// syncBuffer collects a child's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() < 1<<20 {
+		s.b.Write(p)
+	}
+	return len(p), nil
+}
+
+// head returns the first n lines written.
+func (s *syncBuffer) head(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lines := strings.SplitN(s.b.String(), "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], " | ")
 }
 
 func startChild(t testing.TB, role string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.timeout=30m")
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
-	cmd.Stderr = os.Stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -230,28 +263,83 @@ func startChild(t testing.TB, role string, env ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, lines: make(chan string, 1<<16), stdin: in, done: make(chan struct{})}
+	c := &child{cmd: cmd, stdin: in, done: make(chan struct{}), stderr: stderr, notify: make(chan struct{}, 1)}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-c.done
+	})
 	go func() {
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 1<<20), 1<<26)
 		for sc.Scan() {
-			c.lines <- sc.Text()
+			c.mu.Lock()
+			c.queue = append(c.queue, sc.Text())
+			c.mu.Unlock()
+			c.signal()
 		}
-		close(c.lines)
 		c.err = cmd.Wait()
+		c.mu.Lock()
+		c.eof = true
+		c.mu.Unlock()
+		c.signal()
 		close(c.done)
 	}()
 	return c
 }
 
-// next returns the next line, or ok=false at EOF or after d.
-func (c *child) next(d time.Duration) (string, bool) {
+func (c *child) signal() {
 	select {
-	case l, ok := <-c.lines:
-		return l, ok
-	case <-time.After(d):
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next line; ok is false at EOF (the child is gone) or
+// after d without a line.
+func (c *child) next(d time.Duration) (string, bool) {
+	deadline := time.After(d)
+	for {
+		c.mu.Lock()
+		if len(c.queue) > 0 {
+			l := c.queue[0]
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			return l, true
+		}
+		eof := c.eof
+		c.mu.Unlock()
+		if eof {
+			return "", false
+		}
+		select {
+		case <-c.notify:
+		case <-deadline:
+			return "", false
+		}
+	}
+}
+
+// poll returns a queued line without waiting.
+func (c *child) poll() (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
 		return "", false
 	}
+	l := c.queue[0]
+	c.queue = c.queue[1:]
+	return l, true
+}
+
+// rest waits (bounded) for the child to exit and returns its unread lines.
+func (c *child) rest(t testing.TB) []string {
+	t.Helper()
+	c.waitDone(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
 }
 
 // kill sends SIGKILL and waits (bounded) for the process to be reaped.
@@ -277,11 +365,16 @@ func (c *child) killedBySignal() bool {
 }
 
 // parseResult finds the checker's "result {json}" line.
-func parseResult(lines []string, v any) error {
+func parseResult(lines []string, v any) error { return parseLine(lines, "result ", v) }
+
+// parsePre finds the checker's "pre {json}" line (findings before repair).
+func parsePre(lines []string, v any) error { return parseLine(lines, "pre ", v) }
+
+func parseLine(lines []string, prefix string, v any) error {
 	for _, l := range lines {
-		if js, ok := strings.CutPrefix(l, "result "); ok {
+		if js, ok := strings.CutPrefix(l, prefix); ok {
 			return json.Unmarshal([]byte(js), v)
 		}
 	}
-	return errors.New("no result line")
+	return errors.New("no " + prefix + "line")
 }

@@ -1,8 +1,10 @@
 package powerloss_test
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -386,5 +388,255 @@ func TestJournalDirCreatedDurable(t *testing.T) {
 	}
 	if durable < last.dur {
 		t.Errorf("the writer reported DurableSeq %d; after the cut the state records claim only %d", last.dur, durable)
+	}
+}
+
+// TestNamedReaderResumedBeforeRecovery: after a power cut a named reader may
+// start before the writer. Its durable position (the kernel wrote it back)
+// says it consumed seq S in epoch E, past what survived; the journal has no
+// later epoch yet, so Open resumes (format.md §8.4 checks at resume). The
+// writer then recovers and reissues the lost seqs in epoch E+1. The reader
+// must not go on silently from S+1 in the new epoch as if nothing had
+// happened: the seqs up to S it consumed now mean other frames.
+func TestNamedReaderResumedBeforeRecovery(t *testing.T) {
+	l := newLossy(t, "j")
+	dir := l.path("j")
+	runScript(t, "write "+dir+" none 300") // durable: a clean close
+	logDir := t.TempDir()
+	log1 := filepath.Join(logDir, "1.log")
+	w, _ := startWriter(t, dir, "none", 1500)
+	rd := startChild(t, "reader", "PL_DIR="+dir, "PL_NAME=early", "PL_LOG="+log1)
+	until(t, w, func(report) bool { return false })
+	// Wait (bounded) until the reader has consumed past the durable frames,
+	// then let the kernel write its position back.
+	var seenTo uint64
+	for deadline := time.Now().Add(30 * time.Second); seenTo < 1000; time.Sleep(time.Millisecond) {
+		_, seenTo = loadSeen([]string{log1})
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader consumed only up to seq %d in 30 s", seenTo)
+		}
+	}
+	if n := flushPositions(dir); n != 1 {
+		t.Fatalf("flushed %d position files, want 1", n)
+	}
+	l.cut(w, rd)
+	pos := readPos(filepath.Join(dir, "readers", "early.pos"))
+	segs, _ := readSegments(dir)
+	var durable uint64
+	for _, s := range segs {
+		if s.StateOK {
+			durable = max(durable, s.State.DurSeq)
+		}
+	}
+	if !pos.Valid || pos.Seq <= durable+3 {
+		t.Fatalf("the construction failed: position %+v, durable seq %d (want the position past it)", pos, durable)
+	}
+
+	// The reader starts first and waits at S+1; then a writer recovers and
+	// appends 1500 frames in a new epoch.
+	log2 := filepath.Join(logDir, "2.log")
+	rd2 := startChild(t, "reader", "PL_DIR="+dir, "PL_NAME=early", "PL_LOG="+log2)
+	if l, ok := rd2.next(time.Minute); !ok || !strings.HasPrefix(l, "open ") {
+		t.Fatalf("the reader did not resume: %q", l)
+	}
+	runScript(t, "write "+dir+" none 1500")
+	// Wait (bounded) for the reader to react: a frame, or an error.
+	var got map[[2]uint64]uint32
+	var reaction string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if got, _ = loadSeen([]string{log2}); len(got) > 0 {
+			break
+		}
+		if l, ok := rd2.poll(); ok {
+			reaction = l
+		}
+		if reaction != "" {
+			break
+		}
+	}
+	rd2.kill(t)
+	segs, _ = readSegments(dir)
+	var from uint64
+	for _, s := range segs {
+		if s.StateOK && s.Epoch > pos.Epoch {
+			from = s.FirstSeq
+			break
+		}
+	}
+	if from == 0 || from > pos.Seq {
+		t.Fatalf("the construction failed: no segment of an epoch after %d starts at or below seq %d: %+v", pos.Epoch, pos.Seq, segs)
+	}
+	if strings.Contains(reaction, "reissued") {
+		return
+	}
+	var first [2]uint64
+	for k := range got {
+		if first[0] == 0 || k[0] < first[0] {
+			first = k
+		}
+	}
+	if len(got) > 0 {
+		knownBug(t, "a named reader that resumed before the writer recovered (position seq %d, epoch %d; the power cut kept seqs up to %d) "+
+			"is silently given seq %d of epoch %d, although seqs %d..%d were reissued in that epoch: the reissue check runs only in Open "+
+			"(reader/named.go checkReissue), and following the roll into the new epoch's segment only checks that the epoch does not go back",
+			pos.Seq, pos.Epoch, durable, first[0], first[1], from, pos.Seq)
+	}
+	t.Fatalf("the reader neither read on nor reported a reissue within 10 s (said %q)", reaction)
+}
+
+// TestPositionFileEmptyAfterCut: a named reader's position file whose name
+// reached the disk but whose content did not (a directory commit without
+// the file's data, the classic zero-length file after a crash). The reader
+// itself starts afresh; the tools that list positions must not report it
+// as damage without a way out.
+func TestPositionFileEmptyAfterCut(t *testing.T) {
+	l := newLossy(t, "j")
+	dir := l.path("j")
+	runScript(t, "write "+dir+" none 100")
+	rd := startChild(t, "reader", "PL_DIR="+dir, "PL_NAME=empty", "PL_LOG="+filepath.Join(t.TempDir(), "log"))
+	if l, ok := rd.next(time.Minute); !ok || !strings.HasPrefix(l, "open ") {
+		t.Fatalf("the reader did not open: %q", l)
+	}
+	fsyncPath(t, filepath.Join(dir, "readers")) // the name, not the content
+	fsyncPath(t, dir)                           // and the readers directory's
+	l.cut(rd)
+	if p := readPos(filepath.Join(dir, "readers", "empty.pos")); !p.Exists || p.Valid {
+		t.Fatalf("the construction failed: position file %+v", p)
+	}
+	out := runScript(t, "readers "+dir)
+	var bad []string
+	for _, l := range linesWith(out, "reader ") {
+		if strings.Contains(l, "error") && !strings.HasSuffix(l, `error ""`) {
+			bad = append(bad, l)
+		}
+	}
+	if len(bad) > 0 {
+		knownBug(t, "after a power cut left readers/empty.pos empty, reader.ListNamed fails for the whole journal, so the tools report the "+
+			"position file as damage without a way out: %q. The reader itself re-initialises such a file on open (reader/named.go "+
+			"openPosition), so ListNamed could read an empty or zero position file as \"no position yet\"", bad)
+	}
+}
+
+// closedJournal writes a journal on plain disk with at least rolls+1
+// segments and closes it cleanly.
+func closedJournal(t *testing.T, rolls uint64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "j")
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	for w.Stats().Rolls < rolls || w.LastSeq()%100 != 0 {
+		if err := stageOne(w, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// unseal rewrites segment n of dir as a cut left it when its last frames,
+// end marker and seal never reached the disk: the frames after keep (all
+// data frames if keep < 0) are zeroed with the end marker, the cursor hint
+// is set to the new end plus extra, and a new current state record says
+// not sealed, checkpoint at the header (format.md §2.1, §2.2, §3).
+func unseal(t *testing.T, dir string, n uint64, keep int, extra int) {
+	t.Helper()
+	path := journal.SegmentPath(dir, n)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 4096
+	for k := 0; keep < 0 || k < keep; k++ {
+		size := int(u32(b, off+4))
+		if size == 0 || binary.LittleEndian.Uint16(b[off+24:]) == uint16(journal.TypeSegmentEnd) {
+			break
+		}
+		off += (size + 7) &^ 7
+	}
+	clear(b[off:])
+	binary.LittleEndian.PutUint64(b[64:], uint64(off+extra))
+	h := parseHeader(n, path, b[:4096], int64(len(b)))
+	slot := 128
+	if h.State.Gen > 0 && u64(b, 128) == h.State.Gen {
+		slot = 192
+	}
+	rec := b[slot : slot+64]
+	clear(rec)
+	binary.LittleEndian.PutUint64(rec[0:], h.State.Gen+1)
+	binary.LittleEndian.PutUint64(rec[8:], 4096)         // durable_offset
+	binary.LittleEndian.PutUint64(rec[16:], h.FirstSeq-1) // durable_seq
+	binary.LittleEndian.PutUint32(rec[60:], crc32.Checksum(rec[:60], castagnoli))
+	if err := os.WriteFile(path, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if g := parseHeader(n, path, b[:4096], int64(len(b))); !g.StateOK || g.State.sealed() || g.State.Gen != h.State.Gen+1 {
+		t.Fatalf("crafting the state record failed: %+v", g)
+	}
+}
+
+// TestWriterOpenRefusesSequenceGap: a power cut under interval can leave an
+// unsealed segment whose frames end before its successor's first seq (see
+// TestIntervalRollOrder). writer.Open must refuse such a journal with a
+// CorruptionError naming the file (format.md §8.2 step 3), never crash. The
+// state is crafted on plain disk: segment 1 of a two-segment journal loses
+// its frames after the 500th, its end marker and its seal.
+func TestWriterOpenRefusesSequenceGap(t *testing.T) {
+	dir := closedJournal(t, 1)
+	unseal(t, dir, 1, 500, 0)
+	out, err := tryScript(t, "openclose "+dir+" none")
+	refused := linesWith(out, "err openclose")
+	switch {
+	case len(refused) == 1 && strings.Contains(refused[0], "does not follow"):
+		// Refused with the sequence finding.
+	case len(refused) == 0 && err != nil:
+		knownBug(t, "writer.Open crashes (%v, no error returned) on a journal whose active segment's first seq does not follow its unsealed "+
+			"predecessor's last frame: writer/recover.go recoverJournal calls closeJudged(), which unmaps the segment just judged, and then "+
+			"formats the error with h.FirstSeq() (and, for a journal id mismatch, h.JournalID()) from that unmapped header: SIGSEGV", err)
+	default:
+		t.Errorf("writer.Open on a sequence gap: %q (%v), want a refusal saying the first seq does not follow", out, err)
+	}
+}
+
+// TestWriterOpenJudgesEveryUnsealedSegment: the interval roll race can
+// leave segment N unsealed (end marker and seal not durable) while N+1 is
+// durably sealed (see TestIntervalRollOrder). verify says what the next
+// writer open will do about N; that open must do it: seal N when its frames
+// end cleanly (format.md §8.1 step 5), refuse when the verdict is damage.
+// Crafted on plain disk: segment 1 of a three-segment journal loses its end
+// marker and seal; its cursor hint is the frames' end, or 32 bytes past it.
+func TestWriterOpenJudgesEveryUnsealedSegment(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra int
+	}{{"cursor-at-end", 0}, {"cursor-past-end", 32}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := closedJournal(t, 2)
+			unseal(t, dir, 1, -1, tc.extra)
+			before := linesWith(runScript(t, "verify "+dir), "problem ")
+			if len(before) == 0 || !strings.Contains(strings.Join(before, " "), journal.SegmentName(1)) {
+				t.Fatalf("the construction failed: verify says %q", before)
+			}
+			damage := strings.Contains(strings.Join(before, " "), "problem damage")
+			out, err := tryScript(t, "openclose "+dir+" none", "verify "+dir, "read "+dir)
+			after := linesWith(out, "problem ")
+			switch {
+			case damage && len(linesWith(out, "err openclose")) == 1:
+				// Refused.
+			case !damage && err == nil && len(after) == 0:
+				// Sealed.
+			case err == nil:
+				knownBug(t, "verify said %q; writer.Open accepted the journal and closed, verify still says %q, and a reader from the start "+
+					"says %q (it stops at segment 1's end): the writer judges only the last activated segment and the unsealed segments right "+
+					"before it (writer/recover.go recoverJournal stops at the first sealed predecessor), so an unsealed segment before a sealed "+
+					"one is never sealed or refused", before, after, linesWith(out, "read "))
+			default:
+				t.Errorf("verify said %q; writer.Open: %q (%v)", before, out, err)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mdjournal/mdjournal/internal/lossyfs"
+	"golang.org/x/sys/unix"
 )
 
 // knownBug skips loudly naming a library bug this test reproduces, or fails
@@ -40,6 +41,7 @@ func newLossy(t *testing.T, dirs ...string) *lossy {
 		if l.fsys != nil {
 			if err := l.fsys.Unmount(); err != nil {
 				t.Errorf("unmount: %v", err)
+				unix.Unmount(l.mp, unix.MNT_DETACH)
 			}
 		}
 	})
@@ -99,7 +101,6 @@ func startWriter(t *testing.T, dir, policy string, maxFrames int, env ...string)
 	t.Helper()
 	w := startChild(t, "writer", append([]string{"PL_DIR=" + dir, "PL_POLICY=" + policy, "PL_SEG=" + strconv.Itoa(segSize),
 		"PL_SEED=1", "PL_MAXFRAMES=" + strconv.Itoa(maxFrames)}, env...)...)
-	t.Cleanup(func() { w.cmd.Process.Kill() })
 	l, ok := w.next(time.Minute)
 	if !ok || !strings.HasPrefix(l, "open ") {
 		w.kill(t)

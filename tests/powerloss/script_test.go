@@ -2,6 +2,7 @@ package powerloss_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/mdjournal/mdjournal/ops/inspect"
+	"github.com/mdjournal/mdjournal/ops/retention"
 	"github.com/mdjournal/mdjournal/ops/verify"
+	"github.com/mdjournal/mdjournal/reader"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,6 +32,10 @@ import (
 //	                        journal.lock, as the kernel writing it back), Close:
 //	                        "wrote LAST"
 //	inspect DIR             "durability {json}" and "writer {json}"
+//	read DIR                read from the start until nothing more: "read N last SEQ"
+//	readers DIR             what reader.ListNamed, inspect.Journal, inspect.Stat
+//	                        and a dry-run prune say about named readers:
+//	                        "reader TOOL ..." lines
 //	snapopen DIR SNAP       booksnap.OpenWriter, then close: "snapopen ok"
 //
 // A failure prints "err ..." and exits 1.
@@ -149,6 +156,46 @@ func runCommand(a []string) error {
 		w, _ := json.Marshal(rep.Writer)
 		say("durability %s", d)
 		say("writer %s", w)
+	case "read":
+		r, err := reader.Open(a[1], reader.Options{})
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		var n int
+		for {
+			_, ok, err := r.TryNext()
+			if err != nil {
+				say("read error %v", err)
+				break
+			}
+			if !ok {
+				break
+			}
+			n++
+		}
+		say("read %d last %d", n, r.LastSeq())
+	case "readers":
+		named, err := reader.ListNamed(a[1])
+		if err != nil {
+			say("reader listnamed error %v", err)
+		}
+		for _, n := range named {
+			say("reader listnamed %s seq %d epoch %d", n.Name, n.Seq, n.Epoch)
+		}
+		if ir, err := inspect.Journal(a[1], inspect.Options{}); err == nil {
+			for _, r := range ir.Readers {
+				say("reader inspect %s error %q", r.Name, r.Error)
+			}
+		}
+		if sr, err := inspect.Stat(a[1]); err == nil {
+			for _, r := range sr.Readers {
+				say("reader stat %s error %q", r.Name, r.Error)
+			}
+		}
+		if _, err := retention.Prune(a[1], retention.Options{KeepSegments: 1, DryRun: true}); err != nil {
+			say("reader prune error %v", err)
+		}
 	case "snapopen":
 		w, m, err := openCampaignWriter(a[1], "none", segSize, a[2])
 		if err != nil {
@@ -181,21 +228,17 @@ func runScript(t *testing.T, cmds ...string) []string {
 func tryScript(t *testing.T, cmds ...string) ([]string, error) {
 	t.Helper()
 	c := startChild(t, "script", "PL_SCRIPT="+strings.Join(cmds, ";"))
-	var lines []string
-	deadline := time.After(2 * time.Minute)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				c.waitDone(t)
-				return lines, c.err
-			}
-			lines = append(lines, l)
-		case <-deadline:
-			c.kill(t)
-			t.Fatalf("script %q did not finish within 2 minutes", cmds)
-		}
+	select {
+	case <-c.done:
+	case <-time.After(2 * time.Minute):
+		c.kill(t)
+		t.Fatalf("script %q did not finish within 2 minutes", cmds)
 	}
+	lines := c.rest(t)
+	if c.err != nil {
+		return lines, fmt.Errorf("%w (stderr: %s)", c.err, c.stderr.head(3))
+	}
+	return lines, nil
 }
 
 // linesWith returns the lines that start with prefix.
