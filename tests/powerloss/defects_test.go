@@ -568,7 +568,7 @@ func unseal(t *testing.T, dir string, n uint64, keep int, extra int) {
 	rec := b[slot : slot+64]
 	clear(rec)
 	binary.LittleEndian.PutUint64(rec[0:], h.State.Gen+1)
-	binary.LittleEndian.PutUint64(rec[8:], 4096)         // durable_offset
+	binary.LittleEndian.PutUint64(rec[8:], 4096)          // durable_offset
 	binary.LittleEndian.PutUint64(rec[16:], h.FirstSeq-1) // durable_seq
 	binary.LittleEndian.PutUint32(rec[60:], crc32.Checksum(rec[:60], castagnoli))
 	if err := os.WriteFile(path, b, 0o640); err != nil {
