@@ -69,8 +69,8 @@ type result struct {
 
 	Reissues, Resumes, PosLost, PosFresh, SeenLost int
 
-	SnapChecked, SnapMissing bool
-	SnapProblems             int
+	SnapChecked, SnapMissing, SnapAhead bool
+	SnapProblems                        int
 
 	// Unrepairable: the cut left damage of a known bug; the writer
 	// refuses the journal, so the campaign starts a new one.
@@ -91,7 +91,7 @@ const (
 	bugIndexOnClose       = "sealed segment index not rebuilt by a writer that closes at once (TestIndexRebuiltAfterCut)"
 	bugEmptyPosition      = "empty position file breaks ListNamed (TestPositionFileEmptyAfterCut)"
 	bugOpenCrash          = "writer.Open crashes (SIGSEGV) on a sequence gap (TestWriterOpenRefusesSequenceGap)"
-	bugOpenAcceptsDamage  = "writer.Open accepts an unsealed segment before a sealed one (TestWriterOpenJudgesEveryUnsealedSegment)"
+	bugOpenAcceptsDamage  = "writer.Open never judges an unsealed segment before a sealed one (TestWriterOpenJudgesEveryUnsealedSegment)"
 )
 
 func (r *result) known(bug, format string, args ...any) {
@@ -359,6 +359,13 @@ func runCheck(dir string, exp expect) *result {
 			res.known(bugIndexOnClose, "verify after the repairing writer closed: %v", p.Err)
 			continue
 		}
+		if p.Severity == verify.Torn && strings.HasPrefix(exp.Policy, "interval") && strings.Contains(p.Err.Reason, "the next writer open") {
+			// An unsealed (or not yet recorded) seal before a sealed
+			// segment, left by the interval roll race: the writer never
+			// judges it.
+			res.known(bugOpenAcceptsDamage, "verify after the repairing writer closed: %v", p.Err)
+			continue
+		}
 		res.fail("verify after the repairing writer closed: %s %s: %v", p.Severity, verify.Kind(p.Err), p.Err)
 	}
 	if vr2.LastSeq != last {
@@ -476,6 +483,9 @@ func checkSnapshot(dir, path string, vr *verify.Report, res *result, when string
 		return
 	}
 	res.SnapChecked = true
+	if sr.LastApplied > vr.LastSeq {
+		res.SnapAhead = true
+	}
 	for _, p := range sr.Problems {
 		if p.Severity != verify.SnapshotSev {
 			res.fail("snapshot finding %s of severity %s: %v", when, p.Severity, p.Err)

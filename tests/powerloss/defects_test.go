@@ -519,7 +519,7 @@ func TestPositionFileEmptyAfterCut(t *testing.T) {
 
 // closedJournal writes a journal on plain disk with at least rolls+1
 // segments and closes it cleanly.
-func closedJournal(t *testing.T, rolls uint64) string {
+func closedJournal(t *testing.T, rolls uint64) (string, uint64) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "j")
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
@@ -532,18 +532,20 @@ func closedJournal(t *testing.T, rolls uint64) string {
 			t.Fatal(err)
 		}
 	}
+	last := w.LastSeq()
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return dir, last
 }
 
 // unseal rewrites segment n of dir as a cut left it when its last frames,
 // end marker and seal never reached the disk: the frames after keep (all
-// data frames if keep < 0) are zeroed with the end marker, the cursor hint
-// is set to the new end plus extra, and a new current state record says
-// not sealed, checkpoint at the header (format.md §2.1, §2.2, §3).
-func unseal(t *testing.T, dir string, n uint64, keep int, extra int) {
+// data frames if keep < 0) are zeroed with the end marker (unless
+// keepMarker, then only the seal is lost), the cursor hint is set to the new
+// end plus extra, and a new current state record says not sealed,
+// checkpoint at the header (format.md §2.1, §2.2, §3).
+func unseal(t *testing.T, dir string, n uint64, keep int, extra int, keepMarker bool) {
 	t.Helper()
 	path := journal.SegmentPath(dir, n)
 	b, err := os.ReadFile(path)
@@ -557,6 +559,9 @@ func unseal(t *testing.T, dir string, n uint64, keep int, extra int) {
 			break
 		}
 		off += (size + 7) &^ 7
+	}
+	if keepMarker {
+		off += 32
 	}
 	clear(b[off:])
 	binary.LittleEndian.PutUint64(b[64:], uint64(off+extra))
@@ -586,8 +591,8 @@ func unseal(t *testing.T, dir string, n uint64, keep int, extra int) {
 // state is crafted on plain disk: segment 1 of a two-segment journal loses
 // its frames after the 500th, its end marker and its seal.
 func TestWriterOpenRefusesSequenceGap(t *testing.T) {
-	dir := closedJournal(t, 1)
-	unseal(t, dir, 1, 500, 0)
+	dir, _ := closedJournal(t, 1)
+	unseal(t, dir, 1, 500, 0, false)
 	out, err := tryScript(t, "openclose "+dir+" none")
 	refused := linesWith(out, "err openclose")
 	switch {
@@ -608,15 +613,17 @@ func TestWriterOpenRefusesSequenceGap(t *testing.T) {
 // writer open will do about N; that open must do it: seal N when its frames
 // end cleanly (format.md §8.1 step 5), refuse when the verdict is damage.
 // Crafted on plain disk: segment 1 of a three-segment journal loses its end
-// marker and seal; its cursor hint is the frames' end, or 32 bytes past it.
+// marker and seal (its cursor hint is the frames' end, or 32 bytes past
+// it), or only its seal.
 func TestWriterOpenJudgesEveryUnsealedSegment(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		extra int
-	}{{"cursor-at-end", 0}, {"cursor-past-end", 32}} {
+		name       string
+		extra      int
+		keepMarker bool
+	}{{"cursor-at-end", 0, false}, {"cursor-past-end", 32, false}, {"marker-without-seal", 0, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := closedJournal(t, 2)
-			unseal(t, dir, 1, -1, tc.extra)
+			dir, last := closedJournal(t, 2)
+			unseal(t, dir, 1, -1, tc.extra, tc.keepMarker)
 			before := linesWith(runScript(t, "verify "+dir), "problem ")
 			if len(before) == 0 || !strings.Contains(strings.Join(before, " "), journal.SegmentName(1)) {
 				t.Fatalf("the construction failed: verify says %q", before)
@@ -631,9 +638,9 @@ func TestWriterOpenJudgesEveryUnsealedSegment(t *testing.T) {
 				// Sealed.
 			case err == nil:
 				knownBug(t, "verify said %q; writer.Open accepted the journal and closed, verify still says %q, and a reader from the start "+
-					"says %q (it stops at segment 1's end): the writer judges only the last activated segment and the unsealed segments right "+
-					"before it (writer/recover.go recoverJournal stops at the first sealed predecessor), so an unsealed segment before a sealed "+
-					"one is never sealed or refused", before, after, linesWith(out, "read "))
+					"says %q (the journal held %d frames before the open): the writer judges only the last activated segment and the unsealed "+
+					"segments right before it (writer/recover.go recoverJournal stops at the first sealed predecessor), so an unsealed segment "+
+					"before a sealed one is never sealed or refused", before, after, linesWith(out, "read "), last)
 			default:
 				t.Errorf("verify said %q; writer.Open: %q (%v)", before, out, err)
 			}
