@@ -358,12 +358,6 @@ func (c *child) waitDone(t testing.TB) {
 	}
 }
 
-// killedBySignal reports whether the process died of a signal.
-func (c *child) killedBySignal() bool {
-	ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled()
-}
-
 // parseResult finds the checker's "result {json}" line.
 func parseResult(lines []string, v any) error { return parseLine(lines, "result ", v) }
 

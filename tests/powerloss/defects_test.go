@@ -29,7 +29,11 @@ import (
 func TestIndexRebuiltAfterCut(t *testing.T) {
 	l := newLossy(t, "j")
 	dir := l.path("j")
-	w, _ := startWriter(t, dir, "none", 12000)
+	frames := 12000
+	if raceBuild {
+		frames = 6000
+	}
+	w, _ := startWriter(t, dir, "none", frames)
 	last, _ := until(t, w, func(report) bool { return false })
 	if last.rolls < 2 {
 		t.Fatalf("the writer rolled %d times (%+v): the test needs sealed segments", last.rolls, last)
@@ -83,9 +87,12 @@ func TestIndexRebuiltAfterCut(t *testing.T) {
 // before a cut it is what a cut now would keep") ten times, 40 µs apart,
 // and reads each image's segment headers.
 func TestIntervalRollOrder(t *testing.T) {
-	writers := 4
+	writers, frames := 4, 25000
 	if testing.Short() {
 		writers = 2
+	}
+	if raceBuild {
+		writers, frames = 1, 8000
 	}
 	if s := os.Getenv("MDJ_POWERLOSS_ROLLWRITERS"); s != "" {
 		writers, _ = strconv.Atoi(s)
@@ -95,7 +102,7 @@ func TestIntervalRollOrder(t *testing.T) {
 	for i := 0; i < writers && (len(broken) == 0 || len(damaged) == 0); i++ {
 		policy := []string{"interval:1ms", "interval:5ms,64KiB"}[i%2]
 		l := newLossy(t, "j")
-		w, _ := startWriter(t, l.path("j"), policy, 25000)
+		w, _ := startWriter(t, l.path("j"), policy, frames)
 		var imgs []*lossyfs.Image
 		var seen uint64
 		until(t, w, func(r report) bool {
@@ -616,13 +623,17 @@ func TestWriterOpenRefusesSequenceGap(t *testing.T) {
 // marker and seal (its cursor hint is the frames' end, or 32 bytes past
 // it), or only its seal.
 func TestWriterOpenJudgesEveryUnsealedSegment(t *testing.T) {
+	orig, last := closedJournal(t, 2)
 	for _, tc := range []struct {
 		name       string
 		extra      int
 		keepMarker bool
 	}{{"cursor-at-end", 0, false}, {"cursor-past-end", 32, false}, {"marker-without-seal", 0, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, last := closedJournal(t, 2)
+			dir := t.TempDir()
+			if err := copyTree(orig, dir); err != nil {
+				t.Fatal(err)
+			}
 			unseal(t, dir, 1, -1, tc.extra, tc.keepMarker)
 			before := linesWith(runScript(t, "verify "+dir), "problem ")
 			if len(before) == 0 || !strings.Contains(strings.Join(before, " "), journal.SegmentName(1)) {

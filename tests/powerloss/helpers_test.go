@@ -135,8 +135,6 @@ func until(t *testing.T, w *child, stop func(report) bool) (report, bool) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func lossyfsAvailable() error { return lossyfs.Available() }
-
 func readFileSize(path string) (int64, error) {
 	st, err := os.Stat(path)
 	if err != nil {
