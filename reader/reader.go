@@ -709,17 +709,31 @@ func (r *Reader) advance() error {
 		return err
 	}
 	h := next.hdr()
-	if fs := h.FirstSeq(); fs != r.lastSeq+1 || h.Prepared() {
+	fs, epoch, prepared := h.FirstSeq(), h.Epoch(), h.Prepared() // read before any close: h points into the mapping
+	if fs != r.lastSeq+1 || prepared {
 		next.close()
 		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 32, journal.ErrSequence, "first seq %d does not follow %d (activated=%v)", fs, r.lastSeq, fs != 0)
 	}
-	if h.Epoch() < r.epoch {
+	if epoch < r.epoch {
 		next.close()
-		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 56, journal.ErrBadHeader, "epoch %d goes back from %d", h.Epoch(), r.epoch)
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 56, journal.ErrBadHeader, "epoch %d goes back from %d", epoch, r.epoch)
+	}
+	// A named reader that resumed before the writer recovered from a power
+	// cut: the new epoch re-issues seqs from fs, and if the position is at
+	// or past fs, what it consumed there may differ from what follows
+	// (format.md §8.4). The same check Open makes.
+	if p := r.pos; p != nil && epoch > r.epoch {
+		if seq, ep := p.seq(), atomic.LoadUint32(p.epoch); ep != 0 && epoch > ep && fs <= seq {
+			if !r.opts.AcceptReissue {
+				next.close()
+				return &ReissuedError{Name: p.name, Seq: seq, Epoch: ep, From: fs, NewEpoch: epoch}
+			}
+			r.skipping = false // deliver the re-issued frames from fs
+		}
 	}
 	r.seg.close()
 	r.seg = next
-	r.epoch = h.Epoch()
+	r.epoch = epoch
 	r.off = journal.SegmentHeaderSize
 	return nil
 }

@@ -13,15 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// knownBug skips loudly naming a library bug this test reproduces, or fails
-// with MDJ_POWERLOSS_KNOWN_BUGS=1 (make test stays green; the lead runs them).
+// knownBug fails naming a library bug this test reproduced (fixed since: a
+// recurrence is a regression), or with MDJ_POWERLOSS_KNOWN_BUGS=0 skips
+// loudly.
 func knownBug(t *testing.T, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if knownBugsFail() {
-		t.Fatalf("KNOWN BUG: %s", msg)
+		t.Fatalf("REGRESSION of a fixed bug: %s", msg)
 	}
-	t.Skipf("KNOWN BUG (MDJ_POWERLOSS_KNOWN_BUGS=1 makes this a failure): %s", msg)
+	t.Skipf("REGRESSION of a fixed bug (skipped: MDJ_POWERLOSS_KNOWN_BUGS=0): %s", msg)
 }
 
 // lossy is a lossyfs mount that follows remounts, unmounted at cleanup.
