@@ -844,6 +844,7 @@ static int mdj__frame_content(const uint8_t *b, uint32_t size, uint32_t crc, mdj
     f->size = size;
     f->recv_ts = 0;
     f->source_seq = 0;
+    /* The order of the rules is the Go implementation's (journal.CheckContent). */
     want = mdj_payload_size(f->type);
     if (want == -2 || f->type == MDJ_TYPE_INVALID) {
         snprintf(why, whylen, "unknown message type %u", f->type);
@@ -853,14 +854,10 @@ static int mdj__frame_content(const uint8_t *b, uint32_t size, uint32_t crc, mdj
         snprintf(why, whylen, "unknown frame flags 0x%04x", f->flags);
         return MDJ_ERR_BAD_HEADER;
     }
-    if ((f->flags & MDJ_FRAME_RESTATED) && f->type != MDJ_TYPE_INSTRUMENT_DEF && f->type != MDJ_TYPE_TRADING_STATUS) {
-        snprintf(why, whylen, "RESTATED flag on a %s frame", mdj__type_names[f->type]);
-        return MDJ_ERR_BAD_HEADER;
-    }
     body = size - MDJ_FRAME_HEADER_SIZE;
     if (f->flags & MDJ_FRAME_SOURCE) {
         if (body < MDJ_SOURCE_TRAILER_SIZE) {
-            snprintf(why, whylen, "source trailer does not fit: %u payload bytes", body);
+            snprintf(why, whylen, "frame flagged with a source trailer is too short for it");
             return MDJ_ERR_BAD_LENGTH;
         }
         body -= MDJ_SOURCE_TRAILER_SIZE;
@@ -868,8 +865,12 @@ static int mdj__frame_content(const uint8_t *b, uint32_t size, uint32_t crc, mdj
         f->source_seq = mdj__le64(b + MDJ_FRAME_HEADER_SIZE + body + 8);
     }
     if (want >= 0 ? body != MDJ__CAST(uint32_t, want) : body > MDJ_MAX_PAYLOAD) {
-        snprintf(why, whylen, "%s payload of %u bytes, want %d", mdj__type_names[f->type], body, want);
+        snprintf(why, whylen, "%s payload is %u bytes, want %d", mdj__type_names[f->type], body, want);
         return MDJ_ERR_BAD_LENGTH;
+    }
+    if ((f->flags & MDJ_FRAME_RESTATED) && f->type != MDJ_TYPE_INSTRUMENT_DEF && f->type != MDJ_TYPE_TRADING_STATUS) {
+        snprintf(why, whylen, "only instrument_def and trading_status frames are re-stated");
+        return MDJ_ERR_BAD_HEADER;
     }
     f->payload = b + MDJ_FRAME_HEADER_SIZE;
     f->payload_len = body;
@@ -1780,6 +1781,7 @@ struct mdj_reader {
     int interrupt;       /* atomic */
     int ctl_fd;
     uint8_t *ctl;        /* journal.ctl mapped read-write (futex), else NULL */
+    char ctl_path[MDJ_PATH_LEN];
     mdj_catalog cat;
     uint8_t *buf;        /* frame copy: MDJ_MAX_FRAME_SIZE bytes */
     mdj_reader_stats stats;
@@ -1802,7 +1804,7 @@ static int mdj__faulted(mdj_reader *r, mdj__guard *g) {
         mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->seg.idx_path, MDJ__CAST(int64_t, a - ib),
                  "index truncated under the reader: SIGBUS at offset %llu", MDJ__CAST(unsigned long long, a - ib));
     else if (r->ctl && a >= cb && a < cb + MDJ_CTL_SIZE)
-        mdj__err(&r->err, MDJ_ERR_TRUNCATED, "journal.ctl", MDJ__CAST(int64_t, a - cb),
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->ctl_path, MDJ__CAST(int64_t, a - cb),
                  "control page truncated under the reader: SIGBUS at offset %llu",
                  MDJ__CAST(unsigned long long, a - cb));
     else
@@ -1830,14 +1832,15 @@ static int mdj__read_frame(mdj_reader *r, uint64_t w, mdj_frame *f) {
                  "frame checksum mismatch (stored 0x%08x)", crc);
         return mdj__fail(r);
     }
+    /* §4 reader step 2: the seq, then type, flags and payload size. */
+    if (mdj__le64(r->buf + 8) != r->next_seq) {
+        mdj__err(&r->err, MDJ_ERR_SEQUENCE, r->seg.path, MDJ__CAST(int64_t, pos), "frame seq %llu, expected %llu",
+                 MDJ__CAST(unsigned long long, mdj__le64(r->buf + 8)), MDJ__CAST(unsigned long long, r->next_seq));
+        return mdj__fail(r);
+    }
     rc = mdj__frame_content(r->buf, size, crc, f, why, sizeof why);
     if (rc) {
         mdj__err(&r->err, rc, r->seg.path, MDJ__CAST(int64_t, pos), "%s", why);
-        return mdj__fail(r);
-    }
-    if (f->seq != r->next_seq) {
-        mdj__err(&r->err, MDJ_ERR_SEQUENCE, r->seg.path, MDJ__CAST(int64_t, pos), "seq %llu, want %llu",
-                 MDJ__CAST(unsigned long long, f->seq), MDJ__CAST(unsigned long long, r->next_seq));
         return mdj__fail(r);
     }
     f->segment = r->seg.number;
@@ -1851,23 +1854,16 @@ static int mdj__roll(mdj_reader *r, uint64_t m) {
     mdj__seg next;
     int rc = mdj__seg_open(&next, r->dir, r->seg.number + 1, &r->err);
     if (rc) return mdj__fail(r);
-    if (!next.active) {
-        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 128,
-                 "segment %llu follows a sealed segment but is not activated (no valid state record)",
-                 MDJ__CAST(unsigned long long, next.number));
+    if (!next.active || next.first_seq != m) {
+        mdj__err(&r->err, MDJ_ERR_SEQUENCE, next.path, 32, "first seq %llu does not follow %llu (activated=%s)",
+                 MDJ__CAST(unsigned long long, next.first_seq), MDJ__CAST(unsigned long long, m - 1),
+                 next.active ? "true" : "false");
         mdj__seg_close(&next);
         return mdj__fail(r);
     }
     if (next.journal_id != r->journal_id) {
         mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 16, "journal id %016llx, the journal's is %016llx",
                  MDJ__CAST(unsigned long long, next.journal_id), MDJ__CAST(unsigned long long, r->journal_id));
-        mdj__seg_close(&next);
-        return mdj__fail(r);
-    }
-    if (next.first_seq != m) {
-        mdj__err(&r->err, MDJ_ERR_SEQUENCE, next.path, 32, "first seq %llu, the end marker of segment %llu says %llu",
-                 MDJ__CAST(unsigned long long, next.first_seq), MDJ__CAST(unsigned long long, r->seg.number),
-                 MDJ__CAST(unsigned long long, m));
         mdj__seg_close(&next);
         return mdj__fail(r);
     }
@@ -2171,6 +2167,7 @@ static void mdj__open_ctl(mdj_reader *r) {
     int fd;
     r->ctl_fd = -1;
     mdj__join(path, sizeof path, r->dir, "journal.ctl");
+    snprintf(r->ctl_path, sizeof r->ctl_path, "%s", path);
     fd = mdj__open_file(path, O_RDWR, &st, &e);
     if (fd < 0) return; /* EACCES, EROFS, missing: poll */
     if (st.st_size < MDJ_CTL_SIZE || mdj__pread_full(fd, h, sizeof h, 0) != MDJ__CAST(int, sizeof h) ||
@@ -2502,23 +2499,23 @@ static void mdj__scan_frames(const uint8_t *m, uint64_t limit, uint64_t cap, uin
             snprintf(s->why, sizeof s->why, "frame checksum mismatch (stored 0x%08x)", crc);
             return;
         }
+        if (mdj__le64(buf + 8) != s->last + 1) {
+            s->stop = 1;
+            s->code = MDJ_ERR_SEQUENCE;
+            snprintf(s->why, sizeof s->why, "frame seq %llu, expected %llu",
+                     MDJ__CAST(unsigned long long, mdj__le64(buf + 8)), MDJ__CAST(unsigned long long, s->last + 1));
+            return;
+        }
         rc = mdj__frame_content(buf, size, crc, &f, s->why, sizeof s->why);
         if (rc) {
             s->stop = 1;
             s->code = rc;
             return;
         }
-        if (f.seq != s->last + 1) {
-            s->stop = 1;
-            s->code = MDJ_ERR_SEQUENCE;
-            snprintf(s->why, sizeof s->why, "seq %llu, want %llu", MDJ__CAST(unsigned long long, f.seq),
-                     MDJ__CAST(unsigned long long, s->last + 1));
-            return;
-        }
         if (f.type == MDJ_TYPE_SEGMENT_END) {
             s->stop = 2;
             s->marker_seq = f.seq;
-            s->end = off + MDJ_FRAME_HEADER_SIZE;
+            s->end = off + mdj__align8(size);
             if (s->end == durable) {
                 s->hit_durable = 1;
                 s->seq_at_durable = s->last;

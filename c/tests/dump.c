@@ -9,7 +9,10 @@
  * usage: dump [--from start|end|seq:N|ns:T] [--follow] [--wait spin|yield|backoff|futex]
  *             [--count N] [--stats] DIR
  *
- * Without --follow it stops when no frame is published; with it, it waits.
+ * Without --follow it stops when no frame is published; with it, it waits
+ * until --count frames or SIGINT/SIGTERM (which interrupts the reader: every
+ * frame already published is printed first, then it exits 0), and flushes
+ * its output whenever no frame came for 10 ms.
  * On damage it prints the frames before it, then on stderr
  * "dump: FILE: offset N: REASON [kind]" and exits 1.
  */
@@ -17,6 +20,7 @@
 #include "mdjournal.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +189,15 @@ static void preload(const char *dir) {
     mdj_reader_close(r);
 }
 
+static mdj_reader *volatile the_reader;
+static volatile sig_atomic_t stop_asked;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_asked = 1;
+    if (the_reader) mdj_reader_interrupt(the_reader);
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: dump [--from start|end|seq:N|ns:T] [--follow] [--wait spin|yield|backoff|futex] "
                     "[--count N] [--stats] DIR\n");
@@ -236,6 +249,14 @@ int main(int argc, char **argv) {
     }
     if (!dir) return usage();
     setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     mdj_catalog_init(&known);
     preload(dir);
     if (mdj_reader_open(&r, dir, &opt, &err)) {
@@ -243,13 +264,20 @@ int main(int argc, char **argv) {
                 mdj_kind(err.code));
         return 1;
     }
+    the_reader = r;
+    if (stop_asked) mdj_reader_interrupt(r);
     while (count == 0 || n < count) {
-        rc = follow ? mdj_reader_next(r, &f, -1) : mdj_reader_try_next(r, &f);
+        rc = follow ? mdj_reader_next(r, &f, 10000000) : mdj_reader_try_next(r, &f);
+        if (rc == 0 && follow) {
+            fflush(stdout);
+            continue;
+        }
         if (rc != 1) break;
         print_json(stdout, &f);
         n++;
     }
     fflush(stdout);
+    if (rc == MDJ_ERR_INTERRUPTED) rc = 0;
     if (rc < 0) {
         const mdj_error *e = mdj_reader_error(r);
         fprintf(stderr, "dump: %s: offset %" PRId64 ": %s [%s]\n", e->file, e->offset, e->reason, mdj_kind(e->code));
@@ -262,6 +290,7 @@ int main(int argc, char **argv) {
                         " wait=%s\n",
                 st.frames, st.rolls, st.futex_waits, st.sleeps, names[mdj_reader_wait_strategy(r)]);
     }
+    the_reader = NULL;
     mdj_reader_close(r);
     mdj_catalog_free(&known);
     return rc < 0 ? 1 : 0;
