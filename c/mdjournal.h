@@ -644,11 +644,14 @@ const char *mdj_kind(int code) {
     case MDJ_ERR_TORN_TAIL: return "torn_tail";
     case MDJ_ERR_INDEX_MISMATCH: return "index_mismatch";
     case MDJ_ERR_COMPRESSED: return "compressed";
+    case MDJ_ERR_NOT_REGULAR: return "not_regular";
     }
     return "other";
 }
 
-int mdj_is_damage(int code) { return code <= MDJ_ERR_BAD_MAGIC && code >= MDJ_ERR_INDEX_MISMATCH; }
+int mdj_is_damage(int code) {
+    return (code <= MDJ_ERR_BAD_MAGIC && code >= MDJ_ERR_INDEX_MISMATCH) || code == MDJ_ERR_NOT_REGULAR;
+}
 
 static void mdj__err_clear(mdj_error *e) {
     if (!e) return;
@@ -1460,6 +1463,19 @@ static int mdj__list(const char *dir, mdj__ent **out, size_t *count, mdj_error *
             zst = 1;
         else
             continue;
+        if (de->d_type != DT_REG) { /* §1: a symlink, FIFO, device or directory is refused */
+            struct stat st;
+            char path[MDJ_PATH_LEN];
+            mdj__join(path, sizeof path, dir, de->d_name);
+            if (lstat(path, &st) != 0) continue; /* gone meanwhile (pruned) */
+            if (!S_ISREG(st.st_mode)) {
+                const char *what = S_ISLNK(st.st_mode) ? "a symlink" : S_ISDIR(st.st_mode) ? "a directory" :
+                                   S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" : "a device";
+                free(v);
+                closedir(d);
+                return mdj__err(err, MDJ_ERR_NOT_REGULAR, path, -1, "%s is %s, not a regular file: refused", path, what);
+            }
+        }
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 32;
             mdj__ent *nv = MDJ__CAST(mdj__ent *, realloc(v, nc * sizeof *nv));
@@ -1488,22 +1504,6 @@ static int mdj__list(const char *dir, mdj__ent **out, size_t *count, mdj_error *
     }
     *out = v;
     *count = j;
-    return 0;
-}
-
-/* Segment numbers are contiguous (§1): the first gap is damage. */
-static int mdj__check_contiguous(const char *dir, const mdj__ent *v, size_t n, mdj_error *err) {
-    size_t i;
-    for (i = 0; i + 1 < n; i++) {
-        if (v[i + 1].number != v[i].number + 1) {
-            char name[40], path[MDJ_PATH_LEN];
-            mdj__seg_name(name, sizeof name, v[i].number + 1, ".seg");
-            mdj__join(path, sizeof path, dir, name);
-            return mdj__err(err, MDJ_ERR_MISSING, path, 0, "segment %llu is missing between %llu and %llu",
-                            MDJ__CAST(unsigned long long, v[i].number + 1), MDJ__CAST(unsigned long long, v[i].number),
-                            MDJ__CAST(unsigned long long, v[i + 1].number));
-        }
-    }
     return 0;
 }
 
@@ -1861,12 +1861,6 @@ static int mdj__roll(mdj_reader *r, uint64_t m) {
         mdj__seg_close(&next);
         return mdj__fail(r);
     }
-    if (next.journal_id != r->journal_id) {
-        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 16, "journal id %016llx, the journal's is %016llx",
-                 MDJ__CAST(unsigned long long, next.journal_id), MDJ__CAST(unsigned long long, r->journal_id));
-        mdj__seg_close(&next);
-        return mdj__fail(r);
-    }
     if (next.epoch < r->seg.epoch) {
         mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 56, "epoch %u is below the previous segment's %u", next.epoch,
                  r->seg.epoch);
@@ -1991,127 +1985,117 @@ static int mdj__learn_to(mdj_reader *r, const mdj__entry *e) {
     return mdj__le64(r->buf + 8) == e->seq && MDJ__CAST(int64_t, mdj__le64(r->buf + 16)) == e->ts;
 }
 
-/* First frame's timestamp of raw segment e (checked); 0 when it has none. */
-static int mdj__first_ts(const char *dir, const mdj__ent *e, int64_t *ts, uint8_t *buf, mdj_error *err) {
-    char name[40], path[MDJ_PATH_LEN];
-    struct stat st;
-    uint8_t w8[8];
+/* First timestamp of segment n, as the Go reader takes it: index entry 0
+ * when the index has entries, else the frame at 4096 (checked). 1 and *ts, 0
+ * when it has no frame, or a negative code. */
+static int mdj__first_ts(mdj_reader *r, uint64_t n, int64_t *ts) {
+    mdj__seg s;
     uint64_t w;
     uint32_t size;
-    int fd;
-    mdj__seg_name(name, sizeof name, e->number, ".seg");
-    mdj__join(path, sizeof path, dir, name);
-    fd = mdj__open_file(path, O_RDONLY, &st, err);
-    if (fd < 0) return fd;
-    if (mdj__pread_full(fd, w8, 8, MDJ_SEGMENT_HEADER_SIZE) != 8) {
-        close(fd);
-        return 0;
+    int rc = mdj__seg_open(&s, r->dir, n, &r->err);
+    if (rc) return rc;
+    if (mdj__idx_count(&s) > 0) {
+        *ts = mdj__idx_entry(&s, 0).ts;
+        mdj__seg_close(&s);
+        return 1;
     }
-    w = mdj__le64(w8);
+    rc = 0;
+    w = mdj__load64_acq(s.base + MDJ_SEGMENT_HEADER_SIZE);
     size = MDJ__CAST(uint32_t, w >> 32);
-    if (w == 0) {
-        close(fd);
-        return 0;
+    if (w != 0 && mdj__size_ok(size, s.capacity - MDJ_SEGMENT_HEADER_SIZE)) {
+        memcpy(r->buf, s.base + MDJ_SEGMENT_HEADER_SIZE, size);
+        mdj__put64(r->buf, w);
+        if (mdj_frame_crc(r->buf, size) == MDJ__CAST(uint32_t, w) && mdj__le16(r->buf + 24) != MDJ_TYPE_SEGMENT_END) {
+            *ts = MDJ__CAST(int64_t, mdj__le64(r->buf + 16));
+            rc = 1;
+        }
     }
-    if (!mdj__size_ok(size, MDJ_MAX_FRAME_SIZE) ||
-        mdj__pread_full(fd, buf, size, MDJ_SEGMENT_HEADER_SIZE) != MDJ__CAST(int, size)) {
-        close(fd);
-        return mdj__err(err, MDJ_ERR_BAD_LENGTH, path, MDJ_SEGMENT_HEADER_SIZE, "bad frame length %u", size);
-    }
-    close(fd);
-    if (mdj_frame_crc(buf, size) != MDJ__CAST(uint32_t, w))
-        return mdj__err(err, MDJ_ERR_CHECKSUM, path, MDJ_SEGMENT_HEADER_SIZE, "frame checksum mismatch (stored 0x%08x)",
-                        MDJ__CAST(uint32_t, w));
-    *ts = MDJ__CAST(int64_t, mdj__le64(buf + 16));
-    return 1;
+    mdj__seg_close(&s);
+    return rc;
 }
 
-/* Picks the starting segment and position (§5 seeking). */
+/* Picks the starting segment and position (§5 seeking). Every segment's
+ * header is read: one whose magic is wrong fails the open, prepared
+ * (never activated) ones are skipped, and the activated ones must be
+ * contiguous. */
 static int mdj__position(mdj_reader *r) {
     mdj__ent *v = NULL;
-    size_t n = 0, i, pick = 0;
-    long last_active = -1;
+    uint64_t *num = NULL, *first = NULL;
+    size_t n = 0, na = 0, i, pick = 0;
     int rc;
     mdj__entry e;
     int have_entry = 0;
     char path[MDJ_PATH_LEN];
     rc = mdj__list(r->dir, &v, &n, &r->err);
     if (rc) return rc;
-    if (n == 0) {
-        free(v);
-        return mdj__err(&r->err, MDJ_ERR_NOT_FOUND, r->dir, -1, "no journal in %s", r->dir);
+    num = MDJ__CAST(uint64_t *, malloc((n ? n : 1) * sizeof *num));
+    first = MDJ__CAST(uint64_t *, malloc((n ? n : 1) * sizeof *first));
+    if (!num || !first) {
+        rc = mdj__err(&r->err, MDJ_ERR_NOMEM, r->dir, -1, "out of memory");
+        goto out;
     }
-    rc = mdj__check_contiguous(r->dir, v, n, &r->err);
-    if (rc) goto out;
-    /* The last activated segment: trailing prepared segments are skipped. */
-    for (i = n; i-- > 0;) {
+    for (i = 0; i < n; i++) {
         mdj__hdr h;
-        if (!v[i].raw) { /* an archive is a sealed segment */
-            last_active = MDJ__CAST(long, i);
-            break;
-        }
         rc = mdj__peek_hdr(r->dir, &v[i], &h, path, sizeof path, &r->err);
         if (rc) goto out;
-        if (mdj__check_static(&h, path, v[i].number, 0, &r->err)) {
-            if (!h.st_ok && i + 1 == n && h.file_size >= 256) continue; /* an activation in progress (or torn) */
-            rc = r->err.code;
+        if (h.file_size < 8 || memcmp(h.magic, "MDJSEG\0\0", 8) != 0) {
+            rc = mdj__check_static(&h, path, 0, 0, &r->err);
             goto out;
         }
         if (mdj__prepared(&h)) continue;
-        last_active = MDJ__CAST(long, i);
-        break;
+        num[na] = v[i].number;
+        first[na] = h.first_seq;
+        na++;
+    }
+    if (na == 0) {
+        rc = mdj__err(&r->err, MDJ_ERR_NOT_FOUND, r->dir, -1, "no journal in %s", r->dir);
+        goto out;
+    }
+    for (i = 1; i < na; i++) {
+        if (num[i] != num[i - 1] + 1) {
+            char name[40];
+            mdj__seg_name(name, sizeof name, num[i - 1] + 1, ".seg");
+            mdj__join(path, sizeof path, r->dir, name);
+            rc = mdj__err(&r->err, MDJ_ERR_MISSING, path, 0, "segment %llu is missing between %llu and %llu",
+                          MDJ__CAST(unsigned long long, num[i - 1] + 1), MDJ__CAST(unsigned long long, num[i - 1]),
+                          MDJ__CAST(unsigned long long, num[i]));
+            goto out;
+        }
     }
     switch (r->opt.from) {
     case MDJ_FROM_START: pick = 0; break;
-    case MDJ_FROM_END: pick = last_active < 0 ? 0 : MDJ__CAST(size_t, last_active); break;
+    case MDJ_FROM_END: pick = na - 1; break;
     case MDJ_FROM_SEQ:
-        pick = 0;
-        if (last_active >= 0) {
-            int found = 0;
-            uint64_t first = 0;
-            for (i = MDJ__CAST(size_t, last_active) + 1; i-- > 0;) {
-                mdj__hdr h;
-                rc = mdj__peek_hdr(r->dir, &v[i], &h, path, sizeof path, &r->err);
-                if (rc) goto out;
-                rc = mdj__check_static(&h, path, v[i].number, 0, &r->err);
-                if (rc) goto out;
-                first = h.first_seq;
-                if (h.first_seq <= r->opt.seq) {
-                    pick = i;
-                    found = 1;
-                    break;
-                }
-            }
-            if (!found) {
-                rc = mdj__err(&r->err, MDJ_ERR_OUT_OF_RANGE, r->dir, -1,
-                              "seq %llu is before the first retained frame (seq %llu)",
-                              MDJ__CAST(unsigned long long, r->opt.seq), MDJ__CAST(unsigned long long, first));
-                goto out;
-            }
+        if (r->opt.seq < first[0]) {
+            rc = mdj__err(&r->err, MDJ_ERR_OUT_OF_RANGE, r->dir, -1,
+                          "seq %llu is before the first retained frame %llu", MDJ__CAST(unsigned long long, r->opt.seq),
+                          MDJ__CAST(unsigned long long, first[0]));
+            goto out;
         }
+        for (i = 0; i < na; i++)
+            if (first[i] <= r->opt.seq) pick = i;
         break;
-    case MDJ_FROM_TIME:
-        pick = 0;
-        if (last_active >= 0) {
-            for (i = MDJ__CAST(size_t, last_active) + 1; i-- > 0;) {
-                int64_t ts = 0;
-                if (!v[i].raw) { /* the target is in this archive or before it */
-                    pick = i;
-                    break;
-                }
-                rc = mdj__first_ts(r->dir, &v[i], &ts, r->buf, &r->err);
-                if (rc < 0) goto out;
-                if (rc == 1 && ts < r->opt.ts) {
-                    pick = i;
-                    break;
-                }
-            }
-            rc = 0;
+    case MDJ_FROM_TIME: {
+        /* The last segment whose first frame is before the target: a binary
+         * search over the first timestamps (non-decreasing, like the frames'). */
+        size_t lo = 0, hi = na;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int64_t ts = 0;
+            rc = mdj__first_ts(r, num[mid], &ts);
+            if (rc < 0) goto out;
+            if (rc == 0 || ts >= r->opt.ts)
+                hi = mid;
+            else
+                lo = mid + 1;
         }
+        pick = lo ? lo - 1 : 0;
+        rc = 0;
         break;
+    }
     default: rc = mdj__err(&r->err, MDJ_ERR_INVALID, r->dir, -1, "unknown start position %d", r->opt.from); goto out;
     }
-    rc = mdj__seg_open(&r->seg, r->dir, v[pick].number, &r->err);
+    rc = mdj__seg_open(&r->seg, r->dir, num[pick], &r->err);
     if (rc) goto out;
     r->journal_id = r->seg.journal_id;
     r->epoch = r->seg.epoch;
@@ -2152,6 +2136,8 @@ static int mdj__position(mdj_reader *r) {
     }
     rc = 0;
 out:
+    free(num);
+    free(first);
     free(v);
     return rc;
 }
@@ -2546,6 +2532,7 @@ static uint64_t mdj__valid_after(const uint8_t *m, uint64_t x, uint64_t limit, u
 }
 
 typedef struct mdj__vseg {
+    int prepared;       /* never activated: judged nothing */
     int activated;
     int scanned_whole;  /* the frames ran to an end marker or a clean end */
     uint64_t next_seq;  /* seq the next segment must start with (when scanned_whole) */
@@ -2596,7 +2583,16 @@ static void mdj__verify_index(mdj__vctx *c, const char *dir, uint64_t number, co
     mdj__join(path, sizeof path, dir, name);
     fd = mdj__open_file(path, O_RDONLY, &st, &e);
     if (fd < 0) {
-        mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, 0, "index unusable: %s", e.reason);
+        if (e.code == MDJ_ERR_IO) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "%s", strerror(e.sys_errno));
+            if (msg[0] >= 'A' && msg[0] <= 'Z') msg[0] = MDJ__CAST(char, msg[0] - 'A' + 'a');
+            mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, 0,
+                         "index unusable (open %s: %s); the next writer open or recover rebuilds it", path, msg);
+        } else {
+            mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, 0,
+                         "index unusable (%s); the next writer open or recover rebuilds it", e.reason);
+        }
         return;
     }
     if (mdj__pread_full(fd, hb, 128, 0) != 128) {
@@ -2612,10 +2608,14 @@ static void mdj__verify_index(mdj__vctx *c, const char *dir, uint64_t number, co
                      mdj__le32(hb + 8), MDJ_VERSION);
     } else if (mdj_crc32c(hb, 40) != mdj__le32(hb + 40)) {
         mdj__problem(c, "index", MDJ_ERR_CHECKSUM, name, 40, "index header checksum mismatch");
-    } else if (mdj__le32(hb + 12) != MDJ_INDEX_STRIDE || mdj__le64(hb + 16) != h->journal_id ||
-               mdj__le64(hb + 24) != number || mdj__le64(hb + 32) != slots) {
+    } else if (mdj__le64(hb + 16) != h->journal_id || mdj__le64(hb + 24) != number) {
+        mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, 16, "index is for journal 0x%llx segment %llu, not 0x%llx segment %llu",
+                     MDJ__CAST(unsigned long long, mdj__le64(hb + 16)), MDJ__CAST(unsigned long long, mdj__le64(hb + 24)),
+                     MDJ__CAST(unsigned long long, h->journal_id), MDJ__CAST(unsigned long long, number));
+    } else if (mdj__le32(hb + 12) != MDJ_INDEX_STRIDE || mdj__le64(hb + 32) != slots) {
         mdj__problem(c, "index", MDJ_ERR_BAD_HEADER, name, 12,
-                     "index header does not match its segment (stride, journal id, segment or capacity)");
+                     "index stride %u or capacity %llu does not fit its segment (want 4096 and %llu)", mdj__le32(hb + 12),
+                     MDJ__CAST(unsigned long long, mdj__le64(hb + 32)), MDJ__CAST(unsigned long long, slots));
     } else {
         need = MDJ_INDEX_HEADER_SIZE + MDJ__CAST(size_t, slots) * MDJ_INDEX_ENTRY_SIZE;
         count = mdj__le64(hb + 64);
@@ -2664,6 +2664,24 @@ static void mdj__verify_index(mdj__vctx *c, const char *dir, uint64_t number, co
     close(fd);
 }
 
+/* mdj__verify_index under the SIGBUS guard: -1 if the segment or index
+ * mapping faulted (truncated meanwhile). */
+static int mdj__verify_index_guarded(mdj__vctx *c, const char *dir, uint64_t number, const mdj__hdr *h,
+                                     const uint8_t *m, uint64_t limit) {
+    mdj__guard g;
+    if (!mdj__guard_install()) {
+        mdj__verify_index(c, dir, number, h, m, limit);
+        return 0;
+    }
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return -1;
+    mdj__guard_top = &g;
+    mdj__verify_index(c, dir, number, h, m, limit);
+    mdj__guard_top = g.prev;
+    return 0;
+}
+
 /* Judges one raw segment (§8.1) and reports its first problem. */
 static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, int is_last_active, int successor,
                             int live, mdj__vseg *prev, mdj__vseg *out, uint8_t *buf) {
@@ -2672,11 +2690,11 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
     mdj_error er;
     mdj__hdr h;
     mdj__scan s;
-    uint64_t limit, stop_at, valid = 0, slot_off;
+    uint64_t limit, stop_at, valid = 0;
     const uint8_t *m;
     void *map, *fault = NULL;
     size_t maplen;
-    int fd, seg_problem = 0;
+    int fd, seg_problem = 0, foreign = 0;
     mdj_verify_report *rep = c->rep;
     memset(out, 0, sizeof *out);
     mdj__seg_name(name, sizeof name, e->number, ".seg");
@@ -2697,22 +2715,23 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
         return;
     }
     if (h.first_seq == 0 && !h.st_ok) { /* prepared: nothing to judge */
+        out->prepared = 1;
         close(fd);
         return;
     }
     out->activated = 1;
     out->epoch = h.epoch;
-    slot_off = h.st_slot ? 192 : 128;
     if (!rep->journal_id) rep->journal_id = h.journal_id;
-    if (h.journal_id != rep->journal_id) {
-        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 16, "journal id %016llx, the journal's is %016llx",
-                     MDJ__CAST(unsigned long long, h.journal_id), MDJ__CAST(unsigned long long, rep->journal_id));
-        close(fd);
-        return;
-    }
+    foreign = h.journal_id != rep->journal_id; /* reported after the segment's own checks */
     if (!h.st_ok) {
-        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
-                     "no valid state record: the durability checkpoint is unknown, so no byte can be judged a torn tail");
+        if (successor)
+            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                         "segment %llu is not activated (no valid state record) but a later segment is",
+                         MDJ__CAST(unsigned long long, e->number));
+        else
+            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                         "no valid state record: the durability checkpoint is unknown, so no byte can be judged a torn "
+                         "tail");
         close(fd);
         return;
     }
@@ -2721,18 +2740,32 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
         close(fd);
         return;
     }
-    if (h.st.durable_offset < MDJ_SEGMENT_HEADER_SIZE || h.st.durable_offset > h.capacity || h.st.durable_offset % 8 ||
-        h.st.durable_seq < h.first_seq - 1) {
-        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, MDJ__CAST(int64_t, slot_off),
-                     "state record checkpoint (offset %llu, seq %llu) is outside the segment or below first_seq",
-                     MDJ__CAST(unsigned long long, h.st.durable_offset), MDJ__CAST(unsigned long long, h.st.durable_seq));
+    /* §8.1 step 1; reported at the offset of state record A, as Go does. */
+    if (h.st.durable_offset < MDJ_SEGMENT_HEADER_SIZE || h.st.durable_offset > h.capacity || h.st.durable_offset % 8) {
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                     "state record: durable offset %llu outside [4096,%llu] or unaligned",
+                     MDJ__CAST(unsigned long long, h.st.durable_offset), MDJ__CAST(unsigned long long, h.capacity));
+        close(fd);
+        return;
+    }
+    if (h.st.durable_seq < h.first_seq - 1) {
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128, "state record: durable seq %llu below the first seq %llu",
+                     MDJ__CAST(unsigned long long, h.st.durable_seq), MDJ__CAST(unsigned long long, h.first_seq));
+        close(fd);
+        return;
+    }
+    if ((h.st.flags & MDJ_STATE_SEALED) && h.st.last_seq < h.first_seq - 1) {
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                     "state record: sealed with last seq %llu below the first seq %llu",
+                     MDJ__CAST(unsigned long long, h.st.last_seq), MDJ__CAST(unsigned long long, h.first_seq));
         close(fd);
         return;
     }
     if (prev->activated && h.epoch < prev->epoch) {
-        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 56, "epoch %u is below the previous segment's %u", h.epoch,
-                     prev->epoch);
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 56, "epoch %u goes back from the previous segment's %u",
+                     h.epoch, prev->epoch);
         seg_problem = 1;
+        out->epoch = prev->epoch; /* epochs only grow: later segments are compared with the highest */
     } else if (prev->scanned_whole && h.first_seq != prev->next_seq) {
         mdj__problem(c, "damage", MDJ_ERR_SEQUENCE, name, 32, "first seq %llu, the previous segment ends before %llu",
                      MDJ__CAST(unsigned long long, h.first_seq), MDJ__CAST(unsigned long long, prev->next_seq));
@@ -2789,7 +2822,7 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
                              MDJ__CAST(unsigned long long, s.end), MDJ__CAST(unsigned long long, h.st.durable_offset));
             seg_problem = 1;
         } else if (!s.hit_durable || s.seq_at_durable != h.st.durable_seq) {
-            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, MDJ__CAST(int64_t, slot_off + 8),
+            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
                          "durable checkpoint (offset %llu, seq %llu) does not match the frames",
                          MDJ__CAST(unsigned long long, h.st.durable_offset),
                          MDJ__CAST(unsigned long long, h.st.durable_seq));
@@ -2800,11 +2833,11 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
                              "non-zero bytes after the end marker");
                 seg_problem = 1;
             } else if (!(h.st.flags & MDJ_STATE_SEALED)) {
-                mdj__problem(c, "torn", MDJ_ERR_BAD_HEADER, name, MDJ__CAST(int64_t, slot_off),
+                mdj__problem(c, "torn", MDJ_ERR_BAD_HEADER, name, 128,
                              "end marker written but the state is not sealed: a crash mid-roll (the writer repairs it)");
                 seg_problem = 1;
             } else if (h.st.last_seq != s.marker_seq - 1) {
-                mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, MDJ__CAST(int64_t, slot_off + 24),
+                mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
                              "state last_seq %llu, the end marker says %llu",
                              MDJ__CAST(unsigned long long, h.st.last_seq),
                              MDJ__CAST(unsigned long long, s.marker_seq - 1));
@@ -2849,7 +2882,7 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
                 }
                 seg_problem = 1;
             } else if (h.st.flags & MDJ_STATE_SEALED) {
-                mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, MDJ__CAST(int64_t, slot_off),
+                mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
                              "the state says sealed but no end marker follows the frames (they end at %llu)",
                              MDJ__CAST(unsigned long long, s.end));
                 seg_problem = 1;
@@ -2867,25 +2900,17 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
                      MDJ__CAST(unsigned long long, h.cursor), MDJ__CAST(unsigned long long, h.capacity),
                      MDJ__CAST(unsigned long long, s.end));
     }
-    {
-        mdj__guard g;
-        int guarded = mdj__guard_install();
-        if (guarded) {
-            g.prev = mdj__guard_top;
-            g.fault_addr = NULL;
-            if (sigsetjmp(g.env, 0) != 0) {
-                munmap(map, maplen);
-                return;
-            }
-            mdj__guard_top = &g;
-        }
-        mdj__verify_index(c, dir, e->number, &h, m, limit);
-        if (guarded) mdj__guard_top = g.prev;
-    }
+    if (mdj__verify_index_guarded(c, dir, e->number, &h, m, limit) != 0)
+        mdj__problem(c, "damage", MDJ_ERR_TRUNCATED, name, -1, "file truncated while being verified (SIGBUS)");
     munmap(map, maplen);
+    if (foreign)
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 16,
+                     "journal id 0x%llx, but the journal's first segment has 0x%llx: files of two journals are mixed",
+                     MDJ__CAST(unsigned long long, h.journal_id), MDJ__CAST(unsigned long long, rep->journal_id));
 }
 
 int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err) {
+    mdj_error le;
     mdj__ent *v = NULL;
     size_t n = 0, i;
     long last_active = -1;
@@ -2897,8 +2922,15 @@ int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err) {
     memset(rep, 0, sizeof *rep);
     memset(&c, 0, sizeof c);
     c.rep = rep;
-    rc = mdj__list(dir, &v, &n, err);
-    if (rc) return rc;
+    rc = mdj__list(dir, &v, &n, &le);
+    if (rc == MDJ_ERR_NOT_REGULAR) { /* the listing itself is refused: nothing else is judged */
+        mdj__problem(&c, "damage", rc, ".", 0, "%s", le.reason);
+        return c.nomem ? MDJ_ERR_NOMEM : 0;
+    }
+    if (rc) {
+        if (err) *err = le;
+        return rc;
+    }
     if (!n) {
         free(v);
         return mdj__err(err, MDJ_ERR_NOT_FOUND, dir, -1, "no journal in %s", dir);
@@ -2944,7 +2976,7 @@ int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err) {
         }
         mdj__verify_seg(&c, dir, &v[i], MDJ__CAST(long, i) == last_active, MDJ__CAST(long, i) < last_active,
                         rep->writer_live, &prev, &cur, buf);
-        if (cur.activated) prev = cur;
+        if (!cur.prepared) prev = cur; /* a damaged segment leaves the next one's continuity unknown */
     }
     free(buf);
     free(v);

@@ -198,6 +198,15 @@ static void on_signal(int sig) {
     if (the_reader) mdj_reader_interrupt(the_reader);
 }
 
+/* Errors as journalctl prints them: FILE: offset N: REASON, or the reason
+ * alone when it names no offset; then the kind. */
+static void report(const mdj_error *e) {
+    if (e->offset >= 0)
+        fprintf(stderr, "dump: %s: offset %" PRId64 ": %s [%s]\n", e->file, e->offset, e->reason, mdj_kind(e->code));
+    else
+        fprintf(stderr, "dump: %s [%s]\n", e->reason, mdj_kind(e->code));
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: dump [--from start|end|seq:N|ns:T] [--follow] [--wait spin|yield|backoff|futex] "
                     "[--count N] [--stats] DIR\n");
@@ -260,8 +269,7 @@ int main(int argc, char **argv) {
     mdj_catalog_init(&known);
     preload(dir);
     if (mdj_reader_open(&r, dir, &opt, &err)) {
-        fprintf(stderr, "dump: %s: offset %" PRId64 ": %s [%s]\n", err.file, err.offset, err.reason,
-                mdj_kind(err.code));
+        report(&err);
         return 1;
     }
     the_reader = r;
@@ -278,10 +286,7 @@ int main(int argc, char **argv) {
     }
     fflush(stdout);
     if (rc == MDJ_ERR_INTERRUPTED) rc = 0;
-    if (rc < 0) {
-        const mdj_error *e = mdj_reader_error(r);
-        fprintf(stderr, "dump: %s: offset %" PRId64 ": %s [%s]\n", e->file, e->offset, e->reason, mdj_kind(e->code));
-    }
+    if (rc < 0) report(mdj_reader_error(r));
     if (stats) {
         mdj_reader_stats st;
         static const char *const names[] = {"backoff", "spin", "yield", "futex"};
