@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/writer"
 )
 
@@ -66,7 +67,8 @@ type tools struct {
 	sanErr                 string
 	dump, verify, fmtcheck string
 	truncate, top, readme  string
-	journalctl             string
+	noalloc, journalctl    string
+	impl                   string // tests/impl.c compiled with cFlags
 }
 
 var (
@@ -76,7 +78,7 @@ var (
 )
 
 // needCompilers skips the test, loudly, when gcc or g++ is missing.
-func needCompilers(t *testing.T) {
+func needCompilers(t testing.TB) {
 	t.Helper()
 	for _, cc := range []string{"gcc", "g++"} {
 		if _, err := exec.LookPath(cc); err != nil {
@@ -86,7 +88,7 @@ func needCompilers(t *testing.T) {
 }
 
 // needTools builds every program once per test binary.
-func needTools(t *testing.T) *tools {
+func needTools(t testing.TB) *tools {
 	t.Helper()
 	needCompilers(t)
 	buildOnce.Do(func() { buildErr = buildAll() })
@@ -106,6 +108,10 @@ func compile(out string, cc string, flags []string, srcs ...string) error {
 	return nil
 }
 
+// buildAll compiles the implementation once per language and flavour
+// (tests/impl.c: the stb pattern's one implementation file), the
+// single-file examples and journalctl, then links the test programs (which
+// include the header alone) against it.
 func buildAll() error {
 	bin := filepath.Join(work, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -122,22 +128,20 @@ func buildAll() error {
 	b := &built
 	p := func(name string) string { return filepath.Join(bin, name) }
 	src := func(rel string) string { return filepath.Join(cDir, rel) }
+	impl, implCxx, implSan := p("impl.o"), p("impl_cxx.o"), p("impl_san.o")
+	b.impl = impl
 	b.unit, b.unitCxx, b.dump, b.verify = p("unit"), p("unit_cxx"), p("dump"), p("verify")
 	b.fmtcheck, b.truncate, b.top, b.readme = p("fmtcheck"), p("truncate"), p("top_of_book"), p("readme_example")
-	b.journalctl = p("journalctl")
-	jobs := []func() error{
-		func() error { return compile(b.unit, "gcc", cFlags, src("tests/unit.c")) },
+	b.journalctl, b.noalloc = p("journalctl"), p("noalloc")
+	sanFlags := []string{"-std=c11", "-Wall", "-Wextra", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"}
+	if testing.Short() {
+		b.unitCxx = ""
+		b.sanErr = "not built in -short mode (run go test ./c/ without -short)"
+	}
+	phase1 := []func() error{
 		func() error {
-			if testing.Short() {
-				b.unitCxx = ""
-				return nil
-			}
-			return compile(b.unitCxx, "g++", append([]string{"-x", "c++"}, cxxFlags...), src("tests/unit.c"))
+			return compile(impl, "gcc", append(append([]string{}, cFlags...), "-c"), src("tests/impl.c"))
 		},
-		func() error { return compile(b.dump, "gcc", cFlags, src("tests/dump.c")) },
-		func() error { return compile(b.verify, "gcc", cFlags, src("tests/verify.c")) },
-		func() error { return compile(b.fmtcheck, "gcc", cFlags, src("tests/fmtcheck.c")) },
-		func() error { return compile(b.truncate, "gcc", cFlags, src("tests/truncate.c")) },
 		func() error { return compile(b.top, "g++", cxxFlags, src("examples/top_of_book.cpp")) },
 		func() error { return compile(b.readme, "gcc", cFlags, readmeSrc) },
 		func() error {
@@ -148,21 +152,52 @@ func buildAll() error {
 			}
 			return nil
 		},
-		func() error {
-			// The sanitizers are optional: a toolchain without libasan skips (loudly) that one test.
-			if testing.Short() {
-				b.sanErr = "not built in -short mode (run go test ./c/ without -short)"
-				return nil
-			}
-			san := p("unit_san")
-			if err := compile(san, "gcc", []string{"-std=c11", "-Wall", "-Wextra", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"}, src("tests/unit.c")); err != nil {
-				b.sanErr = err.Error()
-				return nil
-			}
-			b.unitSan = san
-			return nil
-		},
 	}
+	if !testing.Short() {
+		phase1 = append(phase1,
+			func() error {
+				return compile(implCxx, "g++", append(append([]string{"-x", "c++"}, cxxFlags...), "-c"), src("tests/impl.c"))
+			},
+			func() error {
+				// The sanitizers are optional: a toolchain without libasan
+				// skips (loudly) that one test.
+				if err := compile(implSan, "gcc", append(append([]string{}, sanFlags...), "-c"), src("tests/impl.c")); err != nil {
+					b.sanErr = err.Error()
+				}
+				return nil
+			})
+	}
+	if err := parallel(phase1); err != nil {
+		return err
+	}
+	link := func(out, prog string) func() error {
+		return func() error { return compile(out, "gcc", cFlags, src(prog), impl) }
+	}
+	phase2 := []func() error{
+		link(b.unit, "tests/unit.c"), link(b.dump, "tests/dump.c"), link(b.verify, "tests/verify.c"),
+		link(b.fmtcheck, "tests/fmtcheck.c"), link(b.truncate, "tests/truncate.c"), link(b.noalloc, "tests/noalloc.c"),
+	}
+	if !testing.Short() {
+		phase2 = append(phase2, func() error {
+			return compile(b.unitCxx, "g++", append([]string{"-x", "c++"}, cxxFlags...), src("tests/unit.c"), "-x", "none", implCxx)
+		})
+		if b.sanErr == "" {
+			phase2 = append(phase2, func() error {
+				san := p("unit_san")
+				if err := compile(san, "gcc", sanFlags, src("tests/unit.c"), implSan); err != nil {
+					b.sanErr = err.Error()
+					return nil
+				}
+				b.unitSan = san
+				return nil
+			})
+		}
+	}
+	return parallel(phase2)
+}
+
+// parallel runs jobs two at a time (the machine has 2 cores).
+func parallel(jobs []func() error) error {
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2)
@@ -671,6 +706,11 @@ func ctlWaiters(t *testing.T, dir string) uint32 {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	return waitersAt(t, f)
+}
+
+func waitersAt(t *testing.T, f *os.File) uint32 {
+	t.Helper()
 	var b [4]byte
 	if _, err := f.ReadAt(b[:], journal.CtlOffWaiters); err != nil {
 		t.Fatal(err)
@@ -686,6 +726,8 @@ type follower struct {
 	outPath string
 	err     bytes.Buffer
 	done    chan error
+	read    int64  // output bytes counted so far
+	lines   uint64 // lines in them
 }
 
 func startFollower(t *testing.T, tl *tools, dir string, asUser bool, args ...string) *follower {
@@ -718,8 +760,13 @@ func startFollower(t *testing.T, tl *tools, dir string, asUser bool, args ...str
 // journal.ctl (observable state, bounded).
 func (fl *follower) awaitSleeping(t *testing.T, dir string) {
 	t.Helper()
+	ctl, err := os.Open(filepath.Join(dir, journal.CtlFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
 	deadline := time.Now().Add(20 * time.Second)
-	for ctlWaiters(t, dir) == 0 {
+	for waitersAt(t, ctl) == 0 {
 		select {
 		case err := <-fl.done:
 			fl.done <- err
@@ -743,11 +790,29 @@ func (fl *follower) output(t *testing.T) []byte {
 }
 
 // awaitLines waits until the follower has printed (and flushed, which it does
-// when idle) n frames: observable state, bounded.
+// when idle) n frames: observable state, bounded. It counts the lines of the
+// output file incrementally.
 func (fl *follower) awaitLines(t *testing.T, n uint64) {
 	t.Helper()
+	f, err := os.Open(fl.outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	deadline := time.Now().Add(20 * time.Second)
-	for uint64(bytes.Count(fl.output(t), []byte("\n"))) < n {
+	buf := make([]byte, 1<<16)
+	for {
+		for fl.lines < n {
+			k, _ := f.ReadAt(buf, fl.read)
+			if k == 0 {
+				break
+			}
+			fl.read += int64(k)
+			fl.lines += uint64(bytes.Count(buf[:k], []byte("\n")))
+		}
+		if fl.lines >= n {
+			return
+		}
 		select {
 		case err := <-fl.done:
 			fl.done <- err
@@ -755,7 +820,7 @@ func (fl *follower) awaitLines(t *testing.T, n uint64) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the C reader did not print %d frames; stderr: %s", n, fl.err.Bytes())
+			t.Fatalf("the C reader did not print %d frames (%d so far); stderr: %s", n, fl.lines, fl.err.Bytes())
 		}
 		time.Sleep(time.Millisecond) // poll interval, not synchronisation: the condition is the output
 	}
@@ -1039,6 +1104,18 @@ func TestTruncatedUnderReader(t *testing.T) {
 			t.Fatalf("want death by SIGBUS without the guard, got exit %d signal %v:\n%s%s", r.code, r.signal, r.stdout, r.stderr)
 		}
 	})
+}
+
+// TestNoAlloc: reading a journal (rolls included), decoding, formatting and
+// waiting allocate nothing once the catalogue holds the instruments (malloc
+// is interposed in the C program, libc's own allocations counted too).
+func TestNoAlloc(t *testing.T) {
+	tl := needTools(t)
+	r := run(t, time.Minute, tl.noalloc, genJournal(t, tl))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("%s", r.stdout)
 }
 
 type bookJSON struct {
@@ -1327,6 +1404,109 @@ func TestCraftedDamage(t *testing.T) {
 			if got.Frames != want.Frames || got.FirstSeq != want.FirstSeq || got.LastSeq != want.LastSeq {
 				t.Errorf("verify summary: C frames %d seq %d..%d, Go frames %d seq %d..%d", got.Frames, got.FirstSeq, got.LastSeq, want.Frames, want.FirstSeq, want.LastSeq)
 			}
+		})
+	}
+}
+
+var (
+	benchOnce sync.Once
+	benchBin  string
+	benchDir  string
+	benchErr  error
+)
+
+// benchSetup builds tests/bench.c and generates a 1M-frame journal (default
+// 64 MiB segments) once per test binary.
+func benchSetup(b *testing.B) (bin, dir string) {
+	tl := needTools(b)
+	benchOnce.Do(func() {
+		benchBin = filepath.Join(work, "bin", "bench")
+		if benchErr = compile(benchBin, "gcc", cFlags, filepath.Join(cDir, "tests", "bench.c"), tl.impl); benchErr != nil {
+			return
+		}
+		benchDir = filepath.Join(work, "bench")
+		cmd := exec.Command(tl.journalctl, "gen", "--dir", benchDir, "--count", "1000000", "--instruments", "8", "--clock", "synthetic")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			benchErr = fmt.Errorf("journalctl gen: %v\n%s", err, out)
+		}
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchBin, benchDir
+}
+
+// runBench runs the C bench program and reports ns per unit.
+func runBench(b *testing.B, bin, unit string, args ...string) {
+	b.Helper()
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		b.Fatalf("bench %v: %v", args, err)
+	}
+	var units, ns float64
+	if _, err := fmt.Sscan(string(out), &units, &ns); err != nil || units == 0 {
+		b.Fatalf("bench %v: %q", args, out)
+	}
+	b.ReportMetric(ns/units, "ns/"+unit)
+}
+
+// BenchmarkReplay reads every frame of a 1M-frame journal per op: the C
+// reader (mdj_reader_try_next: copy and every check of format.md §3), the raw
+// baseline in C (the same frames mapped, commit words loaded and frames
+// copied, no check), and the Go reader (reader.TryNext), in one run.
+// Compare ns/frame.
+func BenchmarkReplay(b *testing.B) {
+	bin, dir := benchSetup(b)
+	b.Run("C-reader", func(b *testing.B) { runBench(b, bin, "frame", "replay", dir, strconv.Itoa(b.N)) })
+	b.Run("C-raw-walk", func(b *testing.B) { runBench(b, bin, "frame", "walk", dir, strconv.Itoa(b.N)) })
+	b.Run("Go-reader", func(b *testing.B) {
+		frames := 0
+		for b.Loop() {
+			r, err := reader.Open(dir, reader.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				_, ok, err := r.TryNext()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				frames++
+			}
+			r.Close()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
+	})
+}
+
+// BenchmarkCRC32C: the header's CRC-32C with the SSE4.2 instruction and with
+// the table, beside Go's journal.CRC32C in the same run, on a frame-sized
+// and a 64 KiB buffer. Compare ns/byte.
+func BenchmarkCRC32C(b *testing.B) {
+	bin, _ := benchSetup(b)
+	for _, size := range []int{64, 65536} {
+		buf := make([]byte, size+8)
+		for i := range buf {
+			buf[i] = byte(i * 7)
+		}
+		b.Run(fmt.Sprintf("C-sse42/%d", size), func(b *testing.B) {
+			runBench(b, bin, "byte", "crc", strconv.Itoa(size+8), strconv.Itoa(b.N), "hw")
+		})
+		b.Run(fmt.Sprintf("C-table/%d", size), func(b *testing.B) {
+			runBench(b, bin, "byte", "crc", strconv.Itoa(size+8), strconv.Itoa(b.N), "sw")
+		})
+		b.Run(fmt.Sprintf("Go/%d", size), func(b *testing.B) {
+			var c uint32
+			n := 0
+			for b.Loop() {
+				c ^= journal.CRC32C(buf[n&7 : n&7+size])
+				n++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*size), "ns/byte")
+			_ = c
 		})
 	}
 }

@@ -16,8 +16,8 @@
  * On damage it prints the frames before it, then on stderr
  * "dump: FILE: offset N: REASON [kind]" and exits 1.
  */
-#define MDJOURNAL_IMPLEMENTATION
-#include "mdjournal.h"
+#define _GNU_SOURCE 1 /* sigaction, truncate, mmap flags: a Linux program */
+#include "mdjournal.h" /* the implementation is in impl.c */
 
 #include <inttypes.h>
 #include <signal.h>

@@ -3,8 +3,7 @@
  * prints mdj_format_price / mdj_format_time of each, one line per input, for
  * the Go test to compare with journal.FormatPrice and time.Format.
  */
-#define MDJOURNAL_IMPLEMENTATION
-#include "mdjournal.h"
+#include "mdjournal.h" /* the implementation is in impl.c */
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,8 +12,8 @@
  *   Opens DIR at its end waiting on the futex, truncates journal.ctl to 0 and
  *   waits: the wait must fail with MDJ_ERR_TRUNCATED naming journal.ctl.
  */
-#define MDJOURNAL_IMPLEMENTATION
-#include "mdjournal.h"
+#define _GNU_SOURCE 1 /* sigaction, truncate, mmap flags: a Linux program */
+#include "mdjournal.h" /* the implementation is in impl.c */
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -7,8 +7,7 @@
  * (run under AddressSanitizer/UBSan by the Go test when available, so an
  * over-read is a failure). Exit status 0 when every check passes.
  */
-#define MDJOURNAL_IMPLEMENTATION
-#include "mdjournal.h"
+#include "mdjournal.h" /* the implementation is in impl.c */
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -7,8 +7,7 @@
  *
  * usage: verify DIR
  */
-#define MDJOURNAL_IMPLEMENTATION
-#include "mdjournal.h"
+#include "mdjournal.h" /* the implementation is in impl.c */
 
 #include <inttypes.h>
 #include <stdio.h>
