@@ -1510,3 +1510,34 @@ func BenchmarkCRC32C(b *testing.B) {
 		})
 	}
 }
+
+// TestVerifyLiveWriter: with a writer holding journal.lock (this process),
+// mdj_verify finds it in /proc/locks (without taking the lock), judges only
+// the published frames of the active segment, and agrees with journalctl
+// verify run at the same moment.
+func TestVerifyLiveWriter(t *testing.T) {
+	tl := needTools(t)
+	dir := filepath.Join(t.TempDir(), "live")
+	lw := openLive(t, dir, 0)
+	lw.batch(6000)
+	var want, got struct {
+		verifyJSON
+		WriterPID  int  `json:"writer_pid"`
+		WriterLive bool `json:"writer_live"`
+	}
+	g := run(t, time.Minute, tl.journalctl, "verify", "--dir", dir, "--json")
+	if err := json.Unmarshal(g.stdout, &want); err != nil {
+		t.Fatalf("journalctl verify: %v: %s %s", err, g.stdout, g.stderr)
+	}
+	c := run(t, time.Minute, tl.verify, dir)
+	if err := json.Unmarshal(c.stdout, &got); err != nil {
+		t.Fatalf("C verify: %v: %s %s", err, c.stdout, c.stderr)
+	}
+	if !got.WriterLive || got.WriterPID != os.Getpid() {
+		t.Fatalf("C verify: writer_live %v pid %d, want true and %d", got.WriterLive, got.WriterPID, os.Getpid())
+	}
+	if !want.WriterLive || want.WriterPID != got.WriterPID || want.OK != got.OK || !got.OK ||
+		want.Frames != got.Frames || want.LastSeq != got.LastSeq || uint64(got.Frames) != lw.w.LastSeq() {
+		t.Fatalf("C %+v\nGo %+v (writer at seq %d)", got, want, lw.w.LastSeq())
+	}
+}
