@@ -241,6 +241,7 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 		return nil, nil, err
 	}
 	var ns, firsts []uint64
+	var unstated *journal.CorruptionError // activated (first_seq set) but no valid state record
 	for _, e := range es {
 		h, _, _, err := segfile.ReadHeader(r.dir, e.Num)
 		if err != nil {
@@ -250,7 +251,16 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 			return nil, nil, journal.Corrupt(e.Path, 0, journal.ErrBadMagic, "bad segment magic %q", h.Magic())
 		}
 		if h.Prepared() {
+			if h.FirstSeq() != 0 && unstated == nil {
+				unstated = journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrBadHeader,
+					"segment %d is activated (first seq %d) but both state records are damaged", e.Num, h.FirstSeq())
+			}
 			continue
+		}
+		if unstated != nil {
+			// A later segment is activated: the one without a state record
+			// is not an activation in progress but damage (as verify says).
+			return nil, nil, unstated
 		}
 		ns, firsts = append(ns, e.Num), append(firsts, h.FirstSeq())
 	}
