@@ -13,8 +13,9 @@ import (
 )
 
 // CSVWriter writes frames as CSV records (RFC 4180: comma-separated, CRLF
-// line ends, fields quoted when they hold a comma, a quote or a line
-// break), with a header record of the column names. Values are rendered as
+// line ends unless CSVOptions.UnixLineEnds, fields quoted when they hold a
+// comma, a quote or a line break), with a header record of the column
+// names. Values are rendered as
 // the package doc says (Prices). Create it with NewCSV, call WriteFrame per
 // frame and Close once. It is not safe for concurrent use.
 type CSVWriter struct {
@@ -28,11 +29,18 @@ type CSVWriter struct {
 	err    error
 }
 
+// CSVOptions configure a CSVWriter. The zero value is RFC 4180.
+type CSVOptions struct {
+	// UnixLineEnds ends records with LF alone instead of CRLF (every CSV
+	// reader accepts both; some Unix tools prefer LF).
+	UnixLineEnds bool
+}
+
 // NewCSV returns a writer of CSV to out. The header record is written
 // (buffered) at once, so an export of no frames is a header alone.
-func NewCSV(out io.Writer) *CSVWriter {
+func NewCSV(out io.Writer, opts CSVOptions) *CSVWriter {
 	cw := &CSVWriter{w: csv.NewWriter(out), dec: newDecoder(), buf: make([]byte, 0, 512)}
-	cw.w.UseCRLF = true
+	cw.w.UseCRLF = !opts.UnixLineEnds
 	if err := cw.w.Write(columnNames[:]); err != nil {
 		cw.err = fmt.Errorf("export: csv: %w", err)
 	}

@@ -52,13 +52,13 @@ type Sink interface {
 	Close() error
 }
 
-// New returns a Sink of format f writing to out (opts is used by Parquet).
-func New(f Format, out io.Writer, opts ParquetOptions) (Sink, error) {
+// New returns a Sink of format f writing to out.
+func New(f Format, out io.Writer, popts ParquetOptions, copts CSVOptions) (Sink, error) {
 	switch f {
 	case Parquet:
-		return NewParquet(out, opts)
+		return NewParquet(out, popts)
 	case CSV:
-		return NewCSV(out), nil
+		return NewCSV(out, copts), nil
 	}
 	return nil, fmt.Errorf("%w: %v", ErrFormat, f)
 }
@@ -125,11 +125,13 @@ type Options struct {
 	// Progress, if set, is called every ProgressEvery frames read and once
 	// at the end, with the seq of the last frame read and the rows written.
 	Progress func(lastSeq uint64, rows int64)
+	// ProgressEvery is how many frames Run reads between Progress calls
+	// and checks of its context (default DefaultProgressEvery).
+	ProgressEvery int64
 }
 
-// ProgressEvery is how many frames Run reads between Progress calls (and
-// checks of its context).
-const ProgressEvery = 1 << 16
+// DefaultProgressEvery is the default Options.ProgressEvery.
+const DefaultProgressEvery = 1 << 16
 
 // Stats say what Run did.
 type Stats struct {
@@ -143,7 +145,7 @@ type Stats struct {
 // there (or past Filter.ToSeq / ToTime) and writes the selected ones to s.
 // It does not close s: on success the caller closes it; on error the
 // output is incomplete. It returns ctx.Err() if ctx is done first (checked
-// every ProgressEvery frames), and the reader's error (a
+// every Options.ProgressEvery frames), and the reader's error (a
 // *journal.CorruptionError for damage) as is.
 func Run(ctx context.Context, r *reader.Reader, s Sink, opts Options) (Stats, error) {
 	var st Stats
@@ -156,14 +158,21 @@ func Run(ctx context.Context, r *reader.Reader, s Sink, opts Options) (Stats, er
 			opts.Progress(r.LastSeq(), st.Rows)
 		}
 	}
+	every := opts.ProgressEvery
+	if every <= 0 {
+		every = DefaultProgressEvery
+	}
+	var f journal.Frame // one variable: &f goes to an interface and escapes
 	for {
-		if st.Frames%ProgressEvery == 0 && st.Frames > 0 {
+		if st.Frames%every == 0 && st.Frames > 0 {
 			if err := ctx.Err(); err != nil {
 				return st, err
 			}
 			report()
 		}
-		f, ok, err := r.TryNext()
+		var ok bool
+		var err error
+		f, ok, err = r.TryNext()
 		if err != nil {
 			return st, err
 		}

@@ -214,7 +214,7 @@ func TestParseFormat(t *testing.T) {
 	if _, err := NewParquet(nil, ParquetOptions{RowGroupRows: -1}); err == nil {
 		t.Error("RowGroupRows -1: no error")
 	}
-	if _, err := New(Format(9), nil, ParquetOptions{}); err == nil {
+	if _, err := New(Format(9), nil, ParquetOptions{}, CSVOptions{}); err == nil {
 		t.Error("format 9: no error")
 	}
 	_ = fmt.Sprint

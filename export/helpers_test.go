@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -167,7 +166,7 @@ func exportTo(t testing.TB, dir string, f Format, popts ParquetOptions, from rea
 	}
 	defer r.Close()
 	var buf bytes.Buffer
-	s, err := New(f, &buf, popts)
+	s, err := New(f, &buf, popts, CSVOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,11 +379,4 @@ func sameRow(got, want map[string]any) string {
 		return fmt.Sprintf("%d columns, want %d", len(got), len(columnNames))
 	}
 	return ""
-}
-
-func writeFile(t testing.TB, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
