@@ -35,7 +35,7 @@ type exportOptions struct {
 func (o *exportOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.dir, "dir", "", "journal directory")
 	fs.StringVar(&o.format, "format", "", "parquet|csv (default: from the --out extension, .parquet or .csv)")
-	fs.StringVar(&o.out, "out", "", "output file (written to FILE.tmp*, renamed when complete), or - for stdout")
+	fs.StringVar(&o.out, "out", "", "output file (written to a temporary file beside it, renamed when complete), or - for stdout")
 	fs.StringVar(&o.from, "from", "start", "start|seq:N|time:RFC3339Nano")
 	fs.StringVar(&o.to, "to", "", "stop after seq:N or before the first frame past time:T")
 	fs.StringVar(&o.instrument, "instrument", "", "only these instruments: comma-separated symbols or numeric ids (a number is an id)")
