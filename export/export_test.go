@@ -132,6 +132,9 @@ func TestParquetSchema(t *testing.T) {
 			t.Errorf("column %s: encodings %v, want a dictionary encoding", name, cc.Encodings())
 		}
 	}
+	if cb := md.GetCreatedBy(); cb != "mdjournal export" {
+		t.Errorf("created_by %q", cb)
+	}
 	kv := md.KeyValueMetadata()
 	if v := kv.FindValue(KeyVersion); v == nil || *v != ColumnsVersion {
 		t.Errorf("%s = %v", KeyVersion, v)

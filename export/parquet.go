@@ -287,13 +287,16 @@ func NewParquet(out io.Writer, opts ParquetOptions) (*ParquetWriter, error) {
 	cfg, err := parquet.NewWriterConfig(
 		rowSchema,
 		parquet.Compression(codec),
-		parquet.CreatedBy(opts.CreatedBy, ColumnsVersion, ""),
+		// Version 1 data pages: what every Parquet reader reads (v2 pages
+		// are parquet-go's default, and some older readers reject them).
+		parquet.DataPageVersion(1),
 		parquet.KeyValueMetadata(KeyVersion, ColumnsVersion),
 		parquet.KeyValueMetadata(KeyPriceEncoding, PriceEncoding),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("export: parquet writer: %w", err)
 	}
+	cfg.CreatedBy = opts.CreatedBy
 	pw := &ParquetWriter{
 		w:        parquet.NewGenericWriter[prow](out, cfg),
 		dec:      newDecoder(),
