@@ -1,4 +1,4 @@
-// Package export writes journal frames as a table — one row per data frame —
+// Package export writes journal frames as a table — one row per frame —
 // to Apache Parquet or to CSV (RFC 4180), for analysis tools that read
 // columnar files (DuckDB, pandas/pyarrow, Spark, polars, ...).
 //
