@@ -90,15 +90,16 @@ func (o *exportOptions) plan(fs *pflag.FlagSet) (exportPlan, error) {
 	if p.from, err = reader.ParsePosition(o.from); err != nil {
 		return p, usagef("--from: %v", err)
 	}
-	to, err := parseTo(o.to)
-	if err != nil {
-		return p, err
-	}
-	if to.set {
-		if to.seq != 0 {
-			p.filter.ToSeq = to.seq
+	if o.to != "" {
+		tp, err := reader.ParsePosition(o.to)
+		to, ok := reader.BoundOf(tp)
+		if err != nil || !ok {
+			return p, usagef("--to %q: want seq:N or time:T (%s)", o.to, reader.TimeSyntax)
+		}
+		if to.Seq != 0 {
+			p.filter.ToSeq = to.Seq
 		} else {
-			p.filter.ToTime = time.Unix(0, to.ts)
+			p.filter.ToTime = time.Unix(0, to.TS)
 		}
 	}
 	for _, s := range splitList(o.instrument) {

@@ -54,6 +54,7 @@ func commands() []verb {
 		{name: "import", summary: "import a market-data file (LOBSTER) into a journal", run: runImport},
 		{name: "tail", summary: "follow a journal live", run: runTail},
 		{name: "dump", summary: "print frames in a range and exit", run: runDump},
+		{name: "export", summary: "write a range of frames as Parquet or CSV rows (one per frame) for analysis tools", run: runExport},
 		{name: "book", summary: "rebuild an instrument's order book from a journal at a point", run: runBook},
 		{name: "snapshot", summary: "print the live order-book snapshot file", run: runSnapshot},
 		{name: "ring", summary: "attach to a ring as its consumer and print the frames replayed into it", run: runRing},
