@@ -1896,6 +1896,12 @@ static int mdj__roll(mdj_reader *r, uint64_t m) {
         mdj__seg_close(&next);
         return mdj__fail(r);
     }
+    if (next.journal_id != r->seg.journal_id) {
+        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 16, "journal id %#llx, the previous segment's is %#llx",
+                 MDJ__CAST(unsigned long long, next.journal_id), MDJ__CAST(unsigned long long, r->seg.journal_id));
+        mdj__seg_close(&next);
+        return mdj__fail(r);
+    }
     if (next.epoch < r->seg.epoch) {
         mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 56, "epoch %u is below the previous segment's %u", next.epoch,
                  r->seg.epoch);

@@ -719,10 +719,14 @@ func (r *Reader) advance() error {
 		return err
 	}
 	h := next.hdr()
-	fs, epoch, prepared := h.FirstSeq(), h.Epoch(), h.Prepared() // read before any close: h points into the mapping
+	fs, epoch, prepared, id := h.FirstSeq(), h.Epoch(), h.Prepared(), h.JournalID() // read before any close: h points into the mapping
 	if fs != r.lastSeq+1 || prepared {
 		next.close()
 		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 32, journal.ErrSequence, "first seq %d does not follow %d (activated=%v)", fs, r.lastSeq, fs != 0)
+	}
+	if cur := r.seg.hdr().JournalID(); id != cur {
+		next.close()
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 16, journal.ErrBadHeader, "journal id %#x, the previous segment's is %#x: files of two journals are mixed", id, cur)
 	}
 	if epoch < r.epoch {
 		next.close()
