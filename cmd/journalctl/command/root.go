@@ -62,6 +62,7 @@ func commands() []verb {
 		{name: "inspect", summary: "forensics: a journal's segments, stats, gaps, readers; or any mdjournal file decoded field by field", run: runInspect},
 		{name: "recover", summary: "repair a torn tail, a bad cursor or index; cut mid-log damage only at --truncate-at", run: runRecover},
 		{name: "top", summary: "every pipeline stage live: counters, rates and latency percentiles from their stats files", run: runTop},
+		{name: "serve", summary: "export journals' and pipeline stages' metrics for Prometheus (/metrics)", run: runServe},
 		{name: "stat", summary: "cursor, rates, disk use, segments and named readers' lag", run: runStat},
 		{name: "prune", summary: "delete the oldest sealed segments beyond a retention (never the active one or one a named reader needs)", run: runPrune},
 		{name: "compress", summary: "rewrite sealed segments as seekable zstd archives", run: runCompress},
