@@ -50,7 +50,7 @@ var opsTools = []string{"ops/verify", "ops/repair", "ops/retention", "ops/compre
 // cliOnly are dependencies that belong to commands (flags, terminals,
 // progress bars, benchmark harness), never to a library's dependency graph.
 var cliOnly = []string{"github.com/spf13/pflag", "github.com/schollz/progressbar", "golang.org/x/term",
-	"github.com/HdrHistogram/hdrhistogram-go", "github.com/tidwall/wal"}
+	"github.com/HdrHistogram/hdrhistogram-go", "github.com/tidwall/wal", "github.com/prometheus/client_golang"}
 
 func TestLibrariesCarryNoCLIDependencies(t *testing.T) {
 	var pats []string
