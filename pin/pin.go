@@ -33,15 +33,15 @@ func Thread(cpu int) (*Pinned, error) {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("pin: sched_getaffinity: %w", err)
 	}
-	if cpu < 0 || cpu >= 1024 || !p.prev.IsSet(cpu) {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("pin: cpu %d is not one this process may run on (%v)", cpu, cpus(&p.prev))
-	}
+	// Any CPU the cgroup allows may be chosen, not only the thread's
+	// current set (a child of a pinned process inherits one CPU).
 	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
+	if cpu >= 0 && cpu < 1024 {
+		set.Set(cpu)
+	}
+	if cpu < 0 || cpu >= 1024 || unix.SchedSetaffinity(0, &set) != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("pin: cpu %d: %w", cpu, err)
+		return nil, fmt.Errorf("pin: cpu %d is not one this process may run on (the system has %d)", cpu, runtime.NumCPU())
 	}
 	return p, nil
 }

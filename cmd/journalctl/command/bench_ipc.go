@@ -33,7 +33,7 @@ func (o *benchIPCOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.size, "size", 64, "ping-pong message bytes (≥ 16)")
 	fs.DurationVar(&o.gap, "gap", 2*time.Microsecond, "pause between pings")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; all transports run once per round, interleaved")
-	fs.StringVar(&o.cpus, "cpus", "", "pin the two processes: A,B")
+	fs.StringVar(&o.cpus, "cpus", "", "pin the two processes: A,B (default: the first two CPUs available; none: unpinned)")
 	fs.StringVar(&o.transports, "transports", strings.Join(benchkit.Transports, ","), "comma-separated subset (ratios need raw, the floor)")
 	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency-percentile chart to this file")
@@ -69,7 +69,7 @@ func benchIPC(env *Env, args []string) error {
 	if o.messages < 100 || o.samples < 100 || o.size < benchkit.MinMessage || o.size > 8192 || o.gap < 0 || o.rounds < 1 {
 		return usagef("--messages ≥ 100, --samples ≥ 100, --size %d..8192, --gap ≥ 0, --rounds ≥ 1", benchkit.MinMessage)
 	}
-	cpuA, cpuB, err := parseCPUs(o.cpus)
+	cpuA, cpuB, err := parseCPUs(o.cpus, true)
 	if err != nil {
 		return err
 	}
