@@ -40,7 +40,8 @@ func (o *benchIPCOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 }
 
-// ipcTarget is one of issue 6's targets, evaluated on this run.
+// ipcTarget is one of the design targets (README, Benchmarks), evaluated
+// on this run.
 type ipcTarget struct {
 	What  string  `json:"what"`
 	Value float64 `json:"value"`
@@ -163,7 +164,7 @@ func printIPC(w io.Writer, rep *benchkit.IPCReport, targets []ipcTarget) {
 	}
 	tw.Flush()
 	if len(targets) > 0 {
-		fmt.Fprintln(w, "\ntargets (issue 6):")
+		fmt.Fprintln(w, "\ndesign targets:")
 		for _, t := range targets {
 			mark := "NOT MET"
 			if t.Met {
