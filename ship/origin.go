@@ -2,6 +2,7 @@ package ship
 
 import (
 	"errors"
+	"os"
 
 	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
@@ -17,6 +18,9 @@ type originSeg struct {
 // ascending (headers read with pread, as reader's reissue check does).
 func readOrigin(dir string) (uint64, []originSeg, error) {
 	ns, err := segfile.Numbers(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil, journal.ErrNotFound
+	}
 	if err != nil {
 		return 0, nil, err
 	}
