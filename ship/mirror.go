@@ -155,7 +155,9 @@ func (m *Mirror) lastSeq() uint64 {
 	return m.w.LastSeq()
 }
 
-func (m *Mirror) done() bool { return m.opts.StopAt > 0 && m.w != nil && m.w.LastSeq() >= m.opts.StopAt }
+func (m *Mirror) done() bool {
+	return m.opts.StopAt > 0 && m.w != nil && m.w.LastSeq() >= m.opts.StopAt
+}
 
 // session consumes from the message holding the replica's next seq until a
 // failure; applied says whether it applied a message.
