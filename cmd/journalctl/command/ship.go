@@ -223,16 +223,32 @@ func runShip(env *Env, args []string) error {
 	ctx := env.Ctx
 	cfg := ship.StreamConfig{Name: o.stream, Subject: o.subject, Storage: storage, Replicas: o.replicas,
 		Duplicates: o.duplicates, MaxMsgSize: int32(maxMsg), MaxAge: o.maxAge}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = ship.EnsureStream(sctx, js, cfg, o.create)
-	cancel()
-	if err != nil {
-		return err
-	}
 	logf := func(format string, a ...any) {
 		if !o.quiet {
 			fmt.Fprintf(env.Stderr, "journalctl "+format+"\n", a...)
 		}
+	}
+	// JetStream may not be available yet (a cluster electing its meta
+	// leader, a server restarting): retry until it answers, or the stream
+	// is refused.
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = ship.EnsureStream(sctx, js, cfg, o.create)
+		cancel()
+		if err == nil || errors.Is(err, ship.ErrStreamConfig) || errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
+			break
+		}
+		logf("ship: stream %s: %v; retrying", o.stream, err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	sh, err := ship.NewShipper(o.dir, js, ship.Options{Stream: o.stream, Subject: o.subject, Name: o.name, BatchBytes: int(batch),
 		Linger: o.linger, MaxInFlight: o.maxInFlight, AckTimeout: o.ackTimeout, From: o.from, Wait: ws, Logf: logf, OpenTimeout: time.Minute})
