@@ -16,7 +16,8 @@
 // seq and from one origin segment, at most Options.BatchBytes. Its headers
 // (HeaderJournal, HeaderFirst, HeaderLast, HeaderEpoch, HeaderSegment)
 // repeat the range and add the journal id, the origin segment and its
-// epoch. Its JetStream message id is MsgID(journal, first, last).
+// epoch. Its JetStream message id is MsgID(journal, first, last, stream
+// seq it must be stored at).
 //
 // # Neither duplicates nor gaps in the stream
 //

@@ -81,9 +81,10 @@ func Example() {
 	// Output: 2 MSFT 420.1500 300
 }
 
-// Message ids name the journal and the seq range: JetStream drops a second
-// message with the same id within the stream's duplicate window.
+// Message ids name the journal, the seq range and the stream seq the
+// message must land at: JetStream drops a second message with the same id
+// within the stream's duplicate window.
 func ExampleMsgID() {
-	fmt.Println(ship.MsgID(0xfeed, 1, 4096))
-	// Output: mdj-000000000000feed-1-4096
+	fmt.Println(ship.MsgID(0xfeed, 1, 4096, 1))
+	// Output: mdj-000000000000feed-1-4096-s1
 }

@@ -283,3 +283,35 @@ func TestEnsureStream(t *testing.T) {
 		t.Fatal("EnsureStream changed the stream")
 	}
 }
+
+// A stream emptied within its duplicate window (purged) takes the same
+// seqs again from a new shipper: message ids name the stream seq they must
+// land at, so the server does not drop them as duplicates of the purged
+// ones (it did, and the shipper retried forever).
+func TestReshipAfterPurge(t *testing.T) {
+	s := startServer(t)
+	_, js := connect(t, s.ClientURL())
+	st := ensure(t, js, "PURGED")
+	origin := t.TempDir()
+	w, _ := writer.Open(origin, writer.Options{SegmentSize: segSize})
+	appendFrames(t, w, 3000)
+	last := w.LastSeq()
+	w.Close()
+	for _, name := range []string{"first", "second"} {
+		if err := st.Purge(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		sh, _ := ship.NewShipper(origin, js, ship.Options{Stream: "PURGED", Name: name, BatchBytes: 64 << 10})
+		done := runAsync(func() error { return sh.Run(ctx) })
+		waitFor(t, 10*time.Second, name+" shipper's acknowledgements", func() bool { return sh.Stats().AckedSeq == last })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if r := sh.Stats().Resyncs; r != 0 {
+			t.Fatalf("%s shipper re-synced %d times", name, r)
+		}
+		contiguous(t, streamRanges(t, st), 1, last)
+	}
+}

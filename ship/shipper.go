@@ -495,7 +495,8 @@ func (ss *session) stash(f *journal.Frame) {
 // it right after the last message published.
 func (ss *session) publish(bi int, m Meta) error {
 	h := m.Header()
-	id := h[headerMsgID][0]
+	id := MsgID(m.JournalID, m.First, m.Last, ss.streamSeq+1)
+	h[headerMsgID] = []string{id}
 	h[headerExpectStream] = []string{ss.s.opts.Stream}
 	h[headerExpectSeq] = []string{strconv.FormatUint(ss.streamSeq, 10)}
 	if ss.lastID != "" {

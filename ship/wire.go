@@ -100,16 +100,22 @@ type Meta struct {
 }
 
 // MsgID is the JetStream message id of the message holding seqs
-// first..last of journal journalID: the server drops a second message with
-// the same id within the stream's duplicate window.
-func MsgID(journalID, first, last uint64) string {
-	b := make([]byte, 0, 64)
+// first..last of journal journalID, published to be stored at stream seq
+// streamSeq: the server drops a second message with the same id within
+// the stream's duplicate window, so a publish retried after a lost
+// acknowledgement is stored once. The stream seq is part of it because a
+// stream emptied within the window (purged, recreated) must accept the
+// same range again: it will not be at the same stream seq.
+func MsgID(journalID, first, last, streamSeq uint64) string {
+	b := make([]byte, 0, 80)
 	b = append(b, "mdj-"...)
 	b = appendHex16(b, journalID)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, first, 10)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, last, 10)
+	b = append(b, "-s"...)
+	b = strconv.AppendUint(b, streamSeq, 10)
 	return string(b)
 }
 
@@ -122,7 +128,7 @@ func appendHex16(b []byte, v uint64) []byte {
 }
 
 // Header returns the headers of a message carrying m (the JetStream
-// concurrency headers are added by the shipper).
+// message id and concurrency headers are added by the shipper).
 func (m Meta) Header() nats.Header {
 	h := make(nats.Header, 10)
 	h[HeaderVersion] = []string{WireVersion}
@@ -131,7 +137,6 @@ func (m Meta) Header() nats.Header {
 	h[HeaderLast] = []string{strconv.FormatUint(m.Last, 10)}
 	h[HeaderEpoch] = []string{strconv.FormatUint(uint64(m.Epoch), 10)}
 	h[HeaderSegment] = []string{strconv.FormatUint(m.Segment, 10)}
-	h[headerMsgID] = []string{MsgID(m.JournalID, m.First, m.Last)}
 	return h
 }
 
