@@ -202,7 +202,7 @@ type shipRound struct {
 // returns the journal's stored frames cut into messages as the shipper
 // cuts them (whole frames, at most batch bytes).
 func (b *shipBench) origin(dir string, n int) ([][]byte, error) {
-	w, err := writer.Open(dir, writer.Options{SegmentSize: journal.MaxSegmentSize})
+	w, err := writer.Open(dir, writer.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (b *shipBench) throughput(ctx context.Context, round int) (shipRound, error
 	// Mirror only: the stream the shipper filled → a new replica.
 	rep := filepath.Join(b.tmp, fmt.Sprintf("replica-%d", round))
 	defer os.RemoveAll(rep)
-	m, err := ship.NewMirror(rep, b.js, ship.MirrorOptions{Stream: b.stream, StopAt: last, Writer: writer.Options{SegmentSize: journal.MaxSegmentSize}})
+	m, err := ship.NewMirror(rep, b.js, ship.MirrorOptions{Stream: b.stream, StopAt: last, Writer: writer.Options{}})
 	if err != nil {
 		return res, err
 	}
@@ -321,7 +321,7 @@ func (b *shipBench) throughput(ctx context.Context, round int) (shipRound, error
 	}
 	os.RemoveAll(rep)
 	sh, _ = ship.NewShipper(dir, b.js, ship.Options{Stream: b.stream, Name: "bench-e2e", BatchBytes: b.batch, MaxInFlight: b.o.maxInFlight, Wait: b.wait})
-	m, _ = ship.NewMirror(rep, b.js, ship.MirrorOptions{Stream: b.stream, StopAt: last, Writer: writer.Options{SegmentSize: journal.MaxSegmentSize}})
+	m, _ = ship.NewMirror(rep, b.js, ship.MirrorOptions{Stream: b.stream, StopAt: last, Writer: writer.Options{}})
 	sctx, cancel := context.WithCancel(ctx)
 	shipErr := make(chan error, 1)
 	start = time.Now()
