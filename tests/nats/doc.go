@@ -5,7 +5,8 @@
 // altered behind the mirror's back. The test binary builds nats-server (a
 // go.mod tool) and journalctl from the module into a temporary directory.
 //
-// Bounded in `go test` (20 kill rounds, 6 with -short); MDJ_NATS_ROUNDS raises the count
+// Bounded in `go test` (20 kill rounds; with -short 6 and no cluster campaign, which
+// the plain pass runs); MDJ_NATS_ROUNDS raises the count
 // (`make nats`: MDJ_NATS_ROUNDS=200 go test -count=1 -timeout 30m -v ./tests/nats/).
 // It has no code of its own.
 package nats

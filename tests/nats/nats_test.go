@@ -403,6 +403,9 @@ func TestKillShipperAndMirror(t *testing.T) {
 // with SIGKILL mid-stream and restarted, while shipper and mirror are also
 // killed: same result.
 func TestClusterNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the -race pass): the cluster campaign runs in the plain pass and in make nats")
+	}
 	srvPath, jc := binaries(t)
 	const n = 3
 	ports, cports := make([]int, n), make([]int, n)
