@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,7 @@ type Reader struct {
 	opts Options
 
 	ctlM   []byte
+	ctlMu  sync.Mutex // Interrupt (any goroutine) against Close
 	ctl    journal.Ctl
 	sig    wait.Signal
 	hasSig bool
@@ -590,9 +592,11 @@ func (r *Reader) wakeSelf() { futex.Wake(words.U32(r.ctlM, journal.CtlOffNotify)
 // Interrupt makes a blocked (or the next) Next return ErrInterrupted.
 func (r *Reader) Interrupt() {
 	r.interrupted.Store(true)
-	if r.hasSig {
+	r.ctlMu.Lock() // Close may be unmapping the control page
+	if r.hasSig && r.ctlM != nil {
 		r.wakeSelf()
 	}
+	r.ctlMu.Unlock()
 }
 
 func (r *Reader) catchFault(old bool, err *error) {
@@ -761,9 +765,11 @@ func (r *Reader) Close() error {
 		r.seg.close()
 		r.seg = nil
 	}
+	r.ctlMu.Lock()
 	if r.ctlM != nil {
 		mmap.Unmap(r.ctlM)
 		r.ctlM = nil
 	}
+	r.ctlMu.Unlock()
 	return nil
 }

@@ -41,7 +41,7 @@ func list(t *testing.T, patterns ...string) []pkg {
 
 // libraries are the packages a user of the module imports.
 var libraries = []string{"journal", "writer", "reader", "snapshot", "ring", "book", "booksnap", "replay", "wait",
-	"lobster", "synth", "export", "stats", "itch", "moldudp64", "pin"}
+	"lobster", "synth", "export", "stats", "itch", "moldudp64", "pin", "ship"}
 
 // opsTools are the operator tools' engines: they may use each other and
 // every library, but carry no command-line dependency either.
@@ -50,7 +50,8 @@ var opsTools = []string{"ops/verify", "ops/repair", "ops/retention", "ops/compre
 // cliOnly are dependencies that belong to commands (flags, terminals,
 // progress bars, benchmark harness), never to a library's dependency graph.
 var cliOnly = []string{"github.com/spf13/pflag", "github.com/schollz/progressbar", "golang.org/x/term",
-	"github.com/HdrHistogram/hdrhistogram-go", "github.com/tidwall/wal", "github.com/prometheus/client_golang"}
+	"github.com/HdrHistogram/hdrhistogram-go", "github.com/tidwall/wal", "github.com/prometheus/client_golang",
+	"github.com/nats-io/nats-server"}
 
 func TestLibrariesCarryNoCLIDependencies(t *testing.T) {
 	var pats []string

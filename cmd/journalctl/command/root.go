@@ -65,6 +65,8 @@ func commands() []verb {
 		{name: "serve", summary: "export journals' and pipeline stages' metrics for Prometheus (/metrics)", run: runServe},
 		{name: "stat", summary: "cursor, rates, disk use, segments and named readers' lag", run: runStat},
 		{name: "prune", summary: "delete the oldest sealed segments beyond a retention (never the active one or one a named reader needs)", run: runPrune},
+		{name: "ship", summary: "follow a journal and publish its frames verbatim to a NATS JetStream stream", run: runShip},
+		{name: "mirror", summary: "copy a shipped journal from a JetStream stream into a local replica, checking every frame", run: runMirror},
 		{name: "compress", summary: "rewrite sealed segments as seekable zstd archives", run: runCompress},
 		{name: "bench", summary: "measure append, tail, IPC, snapshot, replay and open costs beside same-run baselines", run: runBench},
 		{name: "version", summary: "print the module version, VCS revision and format versions", run: runVersion},
