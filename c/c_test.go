@@ -1246,6 +1246,25 @@ func refreshHeader(b []byte) {
 	binary.LittleEndian.PutUint32(b[60:], journal.CRC32C(b[:60]))
 }
 
+// lastActivated is the number of the last segment whose header has a
+// first seq (format.md §2.1: u64 at 32; prepared segments have 0).
+func lastActivated(t *testing.T, dir string) uint64 {
+	t.Helper()
+	var last uint64
+	for n := uint64(1); ; n++ {
+		b, err := os.ReadFile(journal.SegmentPath(dir, n))
+		if errors.Is(err, os.ErrNotExist) {
+			return last
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if binary.LittleEndian.Uint64(b[32:40]) != 0 {
+			last = n
+		}
+	}
+}
+
 // frameOfType is the offset of the n-th frame of type typ in the image.
 func frameOfType(t *testing.T, b []byte, typ journal.MsgType, n int) int {
 	t.Helper()
@@ -1294,10 +1313,6 @@ func TestCraftedDamage(t *testing.T) {
 	cases := []struct {
 		name   string
 		damage func(t *testing.T, dir string)
-		// goReaderBug: the Go reader's verdict is known to be wrong here;
-		// the C reader must give cFile@cOffset (format.md's verdict).
-		goReaderBug    string
-		cFile, cOffset string
 	}{
 		{name: "seq-gap", damage: frameEdit(seg(2), nth(300), func(b []byte, off int) {
 			binary.LittleEndian.PutUint64(b[off+8:], binary.LittleEndian.Uint64(b[off+8:])+1)
@@ -1322,11 +1337,27 @@ func TestCraftedDamage(t *testing.T) {
 			binary.LittleEndian.PutUint64(b[32:], binary.LittleEndian.Uint64(b[32:])+1)
 			refreshHeader(b)
 		})},
-		{name: "epoch-down", damage: func(t *testing.T, dir string) {
-			edit(seg(2), func(b []byte) { binary.LittleEndian.PutUint32(b[56:], 5); refreshHeader(b) })(t, dir)
-		}, goReaderBug: "nil pointer dereference", cFile: seg(3), cOffset: "56"},
+		// Segment 2's epoch above segment 3's: the roll into 3 is
+		// bad_header at 56 (format.md §4 reader step 4).
+		{name: "epoch-down", damage: edit(seg(2), func(b []byte) { binary.LittleEndian.PutUint32(b[56:], 5); refreshHeader(b) })},
+		// A foreign journal id in segment 3 (its header checksum good): the
+		// roll into it is bad_header at 16 (§4 reader step 4); a reader
+		// starting in a later segment never meets it.
 		{name: "journal-id", damage: edit(seg(3), func(b []byte) { b[16] ^= 0xff; refreshHeader(b) })},
+		// Segment 3 activated but without a valid state record, later ones
+		// activated: bad_header at 128 when the reader opens (§4).
 		{name: "state-records", damage: edit(seg(3), func(b []byte) { b[128] ^= 1; b[192] ^= 1 })},
+		// The same in the last activated segment: an activation in
+		// progress, skipped at open; the roll into it is a sequence error
+		// at 32, and verify reports bytes in a segment that is not
+		// activated (roll_order).
+		{name: "state-records-last", damage: func(t *testing.T, dir string) {
+			last := lastActivated(t, dir)
+			if last < 3 {
+				t.Fatalf("the last activated segment is %d: the case wants rolls before it", last)
+			}
+			edit(seg(last), func(b []byte) { b[128] ^= 1; b[192] ^= 1 })(t, dir)
+		}},
 		{name: "end-marker-gone", damage: edit(seg(1), func(b []byte) {
 			offs := segFrames(b)
 			last := offs[len(offs)-1]
@@ -1360,24 +1391,8 @@ func TestCraftedDamage(t *testing.T) {
 				if (g.code == 0) != (cr.code == 0) {
 					t.Fatalf("dump --from %s: Go exit %d (%s), C exit %d (%s)", from, g.code, g.stderr, cr.code, cr.stderr)
 				}
-				if g.code != 0 {
-					if c.goReaderBug != "" && bytes.Contains(g.stderr, []byte(c.goReaderBug)) {
-						cm := errLine.FindSubmatch(cr.stderr)
-						if cm == nil {
-							t.Fatalf("dump --from %s: unparsable C error: %s", from, cr.stderr)
-						}
-						// reader/reader.go advance() reads the successor's
-						// epoch after unmapping it: the fault is reported
-						// as a truncation. The C reader reports the epoch.
-						if filepath.Base(string(cm[1])) != c.cFile || string(cm[2]) != c.cOffset {
-							t.Fatalf("dump --from %s: C says %s, want %s@%s", from, cr.stderr, c.cFile, c.cOffset)
-						}
-						t.Logf("known Go reader bug (%s): Go says %s; C says %s", c.goReaderBug, bytes.TrimSpace(g.stderr), bytes.TrimSpace(cr.stderr))
-						continue
-					}
-					if !sameError(g.stderr, cr.stderr) {
-						t.Fatalf("dump --from %s: different damage:\nGo: %s\n C: %s", from, g.stderr, cr.stderr)
-					}
+				if g.code != 0 && !sameError(g.stderr, cr.stderr) {
+					t.Fatalf("dump --from %s: different damage:\nGo: %s\n C: %s", from, g.stderr, cr.stderr)
 				}
 			}
 			var want, got verifyJSON
@@ -1539,5 +1554,331 @@ func TestVerifyLiveWriter(t *testing.T) {
 	if !want.WriterLive || want.WriterPID != got.WriterPID || want.OK != got.OK || !got.OK ||
 		want.Frames != got.Frames || want.LastSeq != got.LastSeq || uint64(got.Frames) != lw.w.LastSeq() {
 		t.Fatalf("C %+v\nGo %+v (writer at seq %d)", got, want, lw.w.LastSeq())
+	}
+}
+
+// patchSegments rewrites, in every segment file of dir, each frame for
+// which f returns true (f edits the frame in place), and recomputes its
+// checksum with Go's journal.FrameCRC. It returns how many frames changed.
+func patchSegments(t *testing.T, dir string, f func(b []byte, off int) bool) int {
+	t.Helper()
+	n := 0
+	for seg := uint64(1); ; seg++ {
+		p := journal.SegmentPath(dir, seg)
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := false
+		for _, off := range segFrames(b) {
+			if f(b, off) {
+				refreshFrame(b, off)
+				changed = true
+				n++
+			}
+		}
+		if changed {
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestDumpStrings: every string dump prints goes through encoding/json's
+// escaping (format.md leaves symbols, reasons and sources as bytes; a
+// journal written by another tool, or damaged, may hold any). The symbols,
+// reasons and sources here hold quotes, backslashes, HTML characters,
+// control characters, DEL, invalid UTF-8 (stray continuation bytes,
+// overlong forms, surrogates, truncated sequences, past U+10FFFF), valid
+// multi-byte characters at the encoding boundaries, U+2028/U+2029, an
+// encoded U+FFFD, and NULs inside and at the end. There is also a
+// definition with an empty symbol (no "symbol", prices unscaled), an
+// instrument with a status but no definition, an unknown trading state,
+// every message type, source trailers and re-stated frames (several rolls).
+// The C dump must equal journalctl dump byte for byte.
+func TestDumpStrings(t *testing.T) {
+	tl := needTools(t)
+	dir := filepath.Join(t.TempDir(), "strings")
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// The symbol bytes patched into every definition (original and
+	// re-stated) of each instrument after writing: the writer refuses them.
+	symbols := map[uint32]string{
+		1: "q\"b\\<>&\x7f\x01\x08\x0c\n\r\t\x1fZ",
+		2: "\x80\xff\xc0\xaf\xed\xa0\x80\xe2\x82A\xf4\x90\x80\x80\xc3B",
+		3: "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xe2\x80\xa8\xe2\x80\xa9C",
+		4: "\xef\xbf\xbdE\xe0\xa0\x80\xf0\x90\x80\x80\xdf\xbf\xf4\x8f\xbf",
+		5: "\x00HIDDEN\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+		6: "AB\x00CD\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+	}
+	for id := uint32(1); id <= 8; id++ {
+		if id == 7 {
+			continue // a status, never a definition
+		}
+		d := journal.InstrumentDef{TickSize: 25, PriceScale: int32(id % 5)}
+		if err := d.SetSymbol(fmt.Sprintf("SYM%d", id)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Append(journal.TypeInstrumentDef, id, 1, d.Encode(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reasons := []string{"A\x00B ", "    ", "\"\\\n\xff", "\xe2\x80\xa8", "ok\x00\x00", "\x00\x00\x00\x00"}
+	sources := []string{"SESS\x00\x00 x  \x00\x00\x00\x00\x00\x00", "\t<src>&\x7f\xc3\xa9  ", "\xe2\x80\xa9\xed\xbf\xbf", ""}
+	rng := rand.New(rand.NewPCG(3, 4))
+	ts := int64(1767364200000000000)
+	for i := 0; i < 9000; i++ {
+		ts += int64(rng.IntN(2000))
+		id := uint32(1 + rng.IntN(8))
+		px := journal.Price(rng.Int64N(2_000_000) - 1_000_000)
+		if i%997 == 0 {
+			px = math.MinInt64
+		}
+		side := journal.Side(rng.IntN(4))
+		var typ journal.MsgType
+		var payload []byte
+		switch rng.IntN(12) {
+		case 0:
+			typ, payload = journal.TypeTrade, (&journal.Trade{Price: px, Qty: rng.Int64N(1000) - 10, TradeID: rng.Uint64(), Aggressor: side, Flags: uint8(rng.IntN(4))}).Encode(nil)
+		case 1:
+			typ, payload = journal.TypeQuote, (&journal.Quote{BidPrice: px, BidQty: rng.Int64N(9), AskPrice: px + 1, AskQty: rng.Int64N(9)}).Encode(nil)
+		case 2:
+			typ, payload = journal.TypeBookLevel, (&journal.BookLevel{Price: px, Qty: rng.Int64N(9), Side: side}).Encode(nil)
+		case 3:
+			typ = []journal.MsgType{journal.TypeOrderAdd, journal.TypeOrderCancel, journal.TypeOrderDelete, journal.TypeOrderExecute}[rng.IntN(4)]
+			payload = (&journal.Order{OrderID: rng.Uint64(), Price: px, Qty: rng.Int64N(99), Side: side, Flags: uint8(rng.IntN(4))}).Encode(nil)
+		case 4:
+			st := journal.TradingStatus{Status: uint8(1 + rng.IntN(4))}
+			copy(st.Reason[:], reasons[rng.IntN(len(reasons))])
+			if id == 8 {
+				id = 7 // the instrument known by its status only
+			}
+			typ, payload = journal.TypeTradingStatus, st.Encode(nil)
+		case 5:
+			g := journal.Gap{First: rng.Uint64(), Count: rng.Uint64()}
+			copy(g.Source[:], sources[rng.IntN(len(sources))])
+			typ, payload, id = journal.TypeGap, g.Encode(nil), 0
+		case 6:
+			typ, payload = journal.TypeOrderRequest, (&journal.OrderRequest{OrderID: rng.Uint64(), Price: px, Qty: 5, Side: side, Strategy: rng.Uint32(),
+				TriggerSeq: rng.Uint64(), TriggerTS: int64(rng.Uint64()), Seen: ts - 1, Decided: -int64(rng.Uint64N(1 << 62))}).Encode(nil)
+		case 7:
+			typ, payload = journal.TypeRiskDecision, (&journal.RiskDecision{OrderID: rng.Uint64(), Price: px, Qty: 5, Side: side, Verdict: uint8(rng.IntN(4)),
+				Reason: uint16(rng.Uint32()), Strategy: rng.Uint32(), TriggerSeq: rng.Uint64(), Requested: ts, Received: math.MinInt64, Decided: math.MaxInt64}).Encode(nil)
+		case 8:
+			payload = make([]byte, rng.IntN(100))
+			for k := range payload {
+				payload[k] = byte(rng.Uint32())
+			}
+			typ = journal.TypeRaw
+		default:
+			typ = journal.TypeHeartbeat
+		}
+		if rng.IntN(3) == 0 {
+			_, err = w.AppendSource(typ, id, ts, payload, int64(rng.Uint64()), rng.Uint64())
+		} else {
+			_, err = w.Append(typ, id, ts, payload)
+		}
+		if err != nil {
+			t.Fatalf("frame %d (%s): %v", i, typ, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// (segmentCount would also count the prepared successor the writer
+	// may or may not have created in the background.)
+	if n := lastActivated(t, dir); n < 3 {
+		t.Fatalf("%d activated segments: the test wants re-stated definitions in several", n)
+	}
+	// Instrument 2's statuses get a state no writer accepts.
+	patched := patchSegments(t, dir, func(b []byte, off int) bool {
+		typ := journal.MsgType(binary.LittleEndian.Uint16(b[off+24:]))
+		id := binary.LittleEndian.Uint32(b[off+28:])
+		switch {
+		case typ == journal.TypeInstrumentDef && symbols[id] != "":
+			copy(b[off+journal.FrameHeaderSize:off+journal.FrameHeaderSize+16], symbols[id])
+			return true
+		case typ == journal.TypeTradingStatus && id == 2:
+			b[off+journal.FrameHeaderSize] = 9
+			return true
+		}
+		return false
+	})
+	if patched < 6 {
+		t.Fatalf("patched %d frames", patched)
+	}
+	goDump := func(from string) []byte {
+		r := run(t, time.Minute, tl.journalctl, "dump", "--dir", dir, "--format", "json", "--from", from)
+		if r.code != 0 {
+			t.Fatalf("journalctl dump --from %s: exit %d: %s", from, r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	full := goDump("start")
+	// What the journal must make Go print, or the comparison proves little.
+	for _, want := range []string{`\"`, `\\`, `<>&`, "\x7f", `\u0001`, `\b`, `\f`, `\n`, `\r`, `\t`, `\u001f`, `\u0000`,
+		`\ufffd`, `\u2028`, `\u2029`, "é€😀", "\xef\xbf\xbd", `"symbol":"AB"`, `"symbol_def":""`, `"status":"unknown"`,
+		`"restated":true`, `"recv_ts":`, `"type":"gap"`, `"type":"order_request"`, `"type":"risk_decision"`,
+		`"type":"trading_status","instrument":7,"status"`, `"verdict":"accepted"`, `"side":"none"`, `"aggressor":"unknown"`,
+		`"hidden":true`, `"type":"raw"`, `"reason":"A\u0000B"`, `"source":"SESS\u0000\u0000 x"`, `"source":""`} {
+		if !bytes.Contains(full, []byte(want)) {
+			t.Errorf("journalctl dump never prints %q: the journal does not exercise it", want)
+		}
+	}
+	if !json.Valid(bytes.Split(full, []byte("\n"))[0]) {
+		t.Fatalf("journalctl dump's first line is not JSON: %s", bytes.Split(full, []byte("\n"))[0])
+	}
+	cDump := func(from string) []byte {
+		r := run(t, time.Minute, tl.dump, "--from", from, dir)
+		if r.code != 0 {
+			t.Fatalf("C dump --from %s: exit %d: %s", from, r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	sameBytes(t, "--from start", cDump("start"), full)
+	mid := firstSeqOf(t, dir, 3) + 100
+	sameBytes(t, "--from seq in segment 3", cDump("seq:"+strconv.FormatUint(mid, 10)), goDump("seq:"+strconv.FormatUint(mid, 10)))
+}
+
+// TestDumpTimeGoesBack: a journal of two instruments' days written one
+// after the other (time goes back at the second), read from a time. The
+// position is the first frame at or after it in seq order, not a later
+// occurrence (format.md §5: a linear search over segments and index
+// entries), and dump drops the frames stamped before it that follow
+// (definitions and statuses pass). The C dump with --from ns:T must equal
+// journalctl dump --from time:T.
+func TestDumpTimeGoesBack(t *testing.T) {
+	tl := needTools(t)
+	dir := filepath.Join(t.TempDir(), "back")
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const day0 = int64(1767364200000000000) // 2026-01-02T14:30:00Z
+	const n = 7000                          // frames per instrument: several segments each
+	for id, sym := range []string{"AAA", "BBB"} {
+		var d journal.InstrumentDef
+		if err := d.SetSymbol(sym); err != nil {
+			t.Fatal(err)
+		}
+		d.PriceScale = 2
+		if _, err := w.Append(journal.TypeInstrumentDef, uint32(id+1), day0, d.Encode(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint32(1); id <= 2; id++ {
+		for i := int64(0); i < n; i++ {
+			tr := journal.Trade{Price: journal.Price(10000 + i), Qty: i%7 + 1, TradeID: uint64(i)}
+			if _, err := w.Append(journal.TypeTrade, id, day0+i*1e6, tr.Encode(nil)); err != nil {
+				t.Fatal(err)
+			}
+			if i == n/2 {
+				st := journal.TradingStatus{Status: journal.StatusHalted}
+				copy(st.Reason[:], "LUDP")
+				if _, err := w.Append(journal.TypeTradingStatus, id, day0+i*1e6, st.Encode(nil)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := lastActivated(t, dir); s < 4 {
+		t.Fatalf("%d activated segments: the test wants several per instrument", s)
+	}
+	for _, c := range []struct {
+		name string
+		ns   int64
+	}{
+		{"before-both", day0 - 1},
+		{"first-frame", day0},
+		{"early", day0 + 1234*1e6 + 1},
+		{"middle", day0 + n/2*1e6},
+		{"exact-late", day0 + (n-500)*1e6},
+		{"last", day0 + (n-1)*1e6},
+		{"after-both", day0 + n*1e6},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := time.Unix(0, c.ns).UTC().Format(time.RFC3339Nano)
+			g := run(t, time.Minute, tl.journalctl, "dump", "--dir", dir, "--format", "json", "--from", "time:"+ts)
+			if g.code != 0 {
+				t.Fatalf("journalctl dump --from time:%s: exit %d: %s", ts, g.code, g.stderr)
+			}
+			if c.ns > day0 && c.ns < day0+n*1e6 && !bytes.Contains(g.stdout, []byte(`"symbol":"BBB","price"`)) {
+				t.Fatalf("Go printed no frame of the second instrument from %s: the case tests nothing", ts)
+			}
+			cr := run(t, time.Minute, tl.dump, "--from", "ns:"+strconv.FormatInt(c.ns, 10), dir)
+			if cr.code != 0 {
+				t.Fatalf("C dump --from ns:%d: exit %d: %s", c.ns, cr.code, cr.stderr)
+			}
+			sameBytes(t, "--from time:"+ts, cr.stdout, g.stdout)
+		})
+	}
+}
+
+// TestIndexEntryTimeWrong: an index entry whose seq is right but whose
+// timestamp is not (lowered to its predecessor's) must not be trusted by a
+// time seek (format.md §5: the frame there must have the entry's seq and
+// ts, else the reader reads from the segment start). The C dump from a time
+// just after the predecessor entry must print what journalctl dump prints
+// from that time on the undamaged journal. The Go reader trusts an entry
+// whose seq matches (reader/segment.go fromEntry) and starts at it, past
+// frames at or after the time: that is logged, not failed, here.
+func TestIndexEntryTimeWrong(t *testing.T) {
+	tl := needTools(t)
+	gen := genJournal(t, tl)
+	dir := filepath.Join(t.TempDir(), "j")
+	copyDir(t, gen, dir)
+	p := journal.IndexPath(dir, 2)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const k = 10 // the entry damaged
+	if n := binary.LittleEndian.Uint64(b[64:]); n <= k+1 {
+		t.Fatalf("segment 2's index has %d entries", n)
+	}
+	entry := func(i int) (seq uint64, ts int64) {
+		o := journal.IndexHeaderSize + i*journal.IndexEntrySize
+		return binary.LittleEndian.Uint64(b[o:]), int64(binary.LittleEndian.Uint64(b[o+8:]))
+	}
+	prevSeq, prevTS := entry(k - 1)
+	seq, ts := entry(k)
+	if seq < prevSeq+3 || ts <= prevTS+1 {
+		t.Fatalf("entries %d and %d are too close (seq %d %d, ts %d %d)", k-1, k, prevSeq, seq, prevTS, ts)
+	}
+	binary.LittleEndian.PutUint64(b[journal.IndexHeaderSize+k*journal.IndexEntrySize+8:], uint64(prevTS))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(0, prevTS+1).UTC().Format(time.RFC3339Nano)
+	want := run(t, time.Minute, tl.journalctl, "dump", "--dir", gen, "--format", "json", "--from", "time:"+at)
+	if want.code != 0 || !bytes.HasPrefix(want.stdout, []byte(`{"seq":`)) {
+		t.Fatalf("journalctl dump of the undamaged journal: exit %d: %s", want.code, want.stderr)
+	}
+	var first struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(bytes.SplitN(want.stdout, []byte("\n"), 2)[0], &first); err != nil || first.Seq >= seq {
+		t.Fatalf("the first frame from %s is seq %d (%v): the case wants frames before the damaged entry's seq %d", at, first.Seq, err, seq)
+	}
+	c := run(t, time.Minute, tl.dump, "--from", "ns:"+strconv.FormatInt(prevTS+1, 10), dir)
+	if c.code != 0 {
+		t.Fatalf("C dump: exit %d: %s", c.code, c.stderr)
+	}
+	sameBytes(t, "--from time:"+at+" with a wrong index timestamp", c.stdout, want.stdout)
+	g := run(t, time.Minute, tl.journalctl, "dump", "--dir", dir, "--format", "json", "--from", "time:"+at)
+	if !bytes.Equal(g.stdout, want.stdout) {
+		line, _, _ := bytes.Cut(g.stdout, []byte("\n"))
+		t.Logf("known Go reader bug: journalctl dump on the damaged journal starts at %s instead of seq %d", line, first.Seq)
 	}
 }

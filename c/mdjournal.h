@@ -137,8 +137,9 @@ enum { MDJ_RISK_ACCEPTED = 1, MDJ_RISK_REJECTED = 2 };
 /* ---------------------------------------------------------------------- */
 
 /* Result codes. 0 is success; every error is negative. The codes from
- * MDJ_ERR_BAD_MAGIC to MDJ_ERR_INDEX_MISMATCH are data damage (Go:
- * *journal.CorruptionError); mdj_error names the file, offset and reason. */
+ * MDJ_ERR_BAD_MAGIC to MDJ_ERR_INDEX_MISMATCH, MDJ_ERR_NOT_REGULAR and
+ * MDJ_ERR_ROLL_ORDER are data problems (Go: *journal.CorruptionError);
+ * mdj_error names the file, offset and reason. */
 enum {
     MDJ_OK = 0,
     MDJ_ERR_IO = -1,             /* a system call failed (mdj_error.sys_errno) */
@@ -161,7 +162,8 @@ enum {
     MDJ_ERR_INTERRUPTED = -18,   /* mdj_reader_next after mdj_reader_interrupt */
     MDJ_ERR_INVALID = -19,       /* a bad argument */
     MDJ_ERR_NOMEM = -20,
-    MDJ_ERR_SHORT = -21          /* a payload shorter than its type's layout */
+    MDJ_ERR_SHORT = -21,         /* a payload shorter than its type's layout */
+    MDJ_ERR_ROLL_ORDER = -22     /* mdj_verify: bytes in a segment after the last activated one */
 };
 
 #define MDJ_PATH_LEN 1024
@@ -277,12 +279,13 @@ typedef struct mdj_order {
 
 typedef struct mdj_trading_status {
     uint8_t status;   /* MDJ_STATUS_* */
-    char reason[5];   /* the exchange's code, NUL-terminated */
+    char reason[5];   /* the exchange's code: the field's 4 bytes as stored, then a NUL (a NUL inside
+                         ends it early as a C string; Go's ReasonString trims only trailing NULs and spaces) */
 } mdj_trading_status;
 
 typedef struct mdj_gap {
     uint64_t first, count;
-    char source[MDJ_SYMBOL_LEN + 1];
+    char source[MDJ_SYMBOL_LEN + 1]; /* the field's 16 bytes as stored, then a NUL (as reason above) */
 } mdj_gap;
 
 typedef struct mdj_order_request {
@@ -368,7 +371,8 @@ int mdj_catalog_apply(mdj_catalog *c, const mdj_frame *f);
 /* mdj_catalog_lookup returns instrument id or NULL. */
 const mdj_instrument *mdj_catalog_lookup(const mdj_catalog *c, uint32_t id);
 /* mdj_catalog_format_price renders p in id's scale, the raw integer when
- * id is not defined (as Go's Catalog.FormatPrice). */
+ * id has no definition with a non-empty symbol (as Go's
+ * Catalog.FormatPrice). */
 size_t mdj_catalog_format_price(const mdj_catalog *c, uint32_t id, int64_t p, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------------- */
@@ -413,7 +417,8 @@ enum { MDJ_WAIT_BACKOFF = 0, MDJ_WAIT_SPIN = 1, MDJ_WAIT_YIELD = 2, MDJ_WAIT_FUT
 typedef struct mdj_reader_options {
     int from;          /* MDJ_FROM_*; the zero value reads from the start */
     uint64_t seq;      /* MDJ_FROM_SEQ: the first frame returned has this seq (waits for it) */
-    int64_t ts;        /* MDJ_FROM_TIME: the first frame with ts >= this (Unix ns) */
+    int64_t ts;        /* MDJ_FROM_TIME: the first frame with ts >= this (Unix ns) in seq order (§5: the
+                          first occurrence when time goes back; later frames may be older) */
     int wait;          /* MDJ_WAIT_*: how mdj_reader_next idles (default backoff) */
     int no_sigbus_guard;
 } mdj_reader_options;
@@ -638,6 +643,7 @@ const char *mdj_strerror(int code) {
     case MDJ_ERR_INVALID: return "invalid argument";
     case MDJ_ERR_NOMEM: return "out of memory";
     case MDJ_ERR_SHORT: return "payload too short";
+    case MDJ_ERR_ROLL_ORDER: return "a sealed segment without an activated successor";
     }
     return "unknown error";
 }
@@ -658,12 +664,14 @@ const char *mdj_kind(int code) {
     case MDJ_ERR_INDEX_MISMATCH: return "index_mismatch";
     case MDJ_ERR_COMPRESSED: return "compressed";
     case MDJ_ERR_NOT_REGULAR: return "not_regular";
+    case MDJ_ERR_ROLL_ORDER: return "roll_order";
     }
     return "other";
 }
 
 int mdj_is_damage(int code) {
-    return (code <= MDJ_ERR_BAD_MAGIC && code >= MDJ_ERR_INDEX_MISMATCH) || code == MDJ_ERR_NOT_REGULAR;
+    return (code <= MDJ_ERR_BAD_MAGIC && code >= MDJ_ERR_INDEX_MISMATCH) || code == MDJ_ERR_NOT_REGULAR ||
+           code == MDJ_ERR_ROLL_ORDER;
 }
 
 static void mdj__err_clear(mdj_error *e) {
@@ -1190,7 +1198,7 @@ int mdj_catalog_apply(mdj_catalog *c, const mdj_frame *f) {
 
 size_t mdj_catalog_format_price(const mdj_catalog *c, uint32_t id, int64_t p, char *buf, size_t cap) {
     const mdj_instrument *in = mdj_catalog_lookup(c, id);
-    return mdj_format_price(buf, cap, p, in && in->defined ? in->price_scale : 0);
+    return mdj_format_price(buf, cap, p, in && in->symbol[0] ? in->price_scale : 0); /* Go: Scale needs a symbol */
 }
 
 /* ---- SIGBUS guard ------------------------------------------------------------- */
@@ -1606,6 +1614,7 @@ typedef struct mdj__seg {
     uint64_t first_seq;
     uint32_t epoch;
     uint64_t journal_id;
+    uint64_t hdr_first_seq; /* first_seq as the header said at open, activated or not */
     int active;           /* activated (first_seq and state known) */
     /* sparse index, when usable */
     int idx_fd;
@@ -1711,20 +1720,29 @@ static mdj__entry mdj__idx_entry(const mdj__seg *s, uint64_t i) {
     return e;
 }
 
-/* mode 0: last entry with seq <= key; 1: last entry with ts < key (§5). */
-static int mdj__idx_search(const mdj__seg *s, int mode, uint64_t seq, int64_t ts, mdj__entry *out) {
+/* The last entry with seq <= key (entries ascend in seq: a binary search). */
+static int mdj__idx_search_seq(const mdj__seg *s, uint64_t seq, mdj__entry *out) {
     uint64_t lo = 0, hi = mdj__idx_count(s);
-    while (lo < hi) { /* first entry failing the predicate */
+    while (lo < hi) { /* first entry with seq > key */
         uint64_t mid = lo + (hi - lo) / 2;
-        mdj__entry e = mdj__idx_entry(s, mid);
-        int before = mode == 0 ? e.seq <= seq : e.ts < ts;
-        if (before)
+        if (mdj__idx_entry(s, mid).seq <= seq)
             lo = mid + 1;
         else
             hi = mid;
     }
     if (lo == 0) return 0;
     *out = mdj__idx_entry(s, lo - 1);
+    return 1;
+}
+
+/* The entry before the first entry (in seq order) with ts >= key, the last
+ * entry if none reaches it; 0 when the first entry already does (§5). A
+ * linear search: timestamps may go back. */
+static int mdj__idx_search_time(const mdj__seg *s, int64_t ts, mdj__entry *out) {
+    uint64_t i = 0, c = mdj__idx_count(s);
+    while (i < c && mdj__idx_entry(s, i).ts < ts) i++;
+    if (i == 0) return 0;
+    *out = mdj__idx_entry(s, i - 1);
     return 1;
 }
 
@@ -1793,6 +1811,7 @@ static int mdj__seg_open(mdj__seg *s, const char *dir, uint64_t n, mdj_error *er
     s->base = MDJ__CAST(const uint8_t *, m);
     s->capacity = h.capacity;
     s->journal_id = h.journal_id;
+    s->hdr_first_seq = h.first_seq;
     mdj__seg_activation(s);
     mdj__seg_open_index(s, dir);
     return 0;
@@ -1890,14 +1909,16 @@ static int mdj__roll(mdj_reader *r, uint64_t m) {
     int rc = mdj__seg_open(&next, r->dir, r->seg.number + 1, &r->err);
     if (rc) return mdj__fail(r);
     if (!next.active || next.first_seq != m) {
-        mdj__err(&r->err, MDJ_ERR_SEQUENCE, next.path, 32, "first seq %llu does not follow %llu (activated=%s)",
-                 MDJ__CAST(unsigned long long, next.first_seq), MDJ__CAST(unsigned long long, m - 1),
-                 next.active ? "true" : "false");
+        uint64_t fs = next.active ? next.first_seq : next.hdr_first_seq;
+        mdj__err(&r->err, MDJ_ERR_SEQUENCE, next.path, 32, "first seq %llu does not follow %llu (%s)",
+                 MDJ__CAST(unsigned long long, fs), MDJ__CAST(unsigned long long, m - 1),
+                 next.active ? "activated" : fs ? "no valid state record" : "not activated");
         mdj__seg_close(&next);
         return mdj__fail(r);
     }
     if (next.journal_id != r->seg.journal_id) {
-        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 16, "journal id %#llx, the previous segment's is %#llx",
+        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 16,
+                 "journal id %#llx, the previous segment's is %#llx: files of two journals are mixed",
                  MDJ__CAST(unsigned long long, next.journal_id), MDJ__CAST(unsigned long long, r->seg.journal_id));
         mdj__seg_close(&next);
         return mdj__fail(r);
@@ -2056,6 +2077,18 @@ static int mdj__first_ts(mdj_reader *r, uint64_t n, int64_t *ts) {
     return rc;
 }
 
+/* Whether an index entry of segment n has a timestamp at or after ts: 1, 0
+ * (none, or no usable index), or a negative code. */
+static int mdj__reaches(mdj_reader *r, uint64_t n, int64_t ts) {
+    mdj__seg s;
+    uint64_t i, c;
+    int rc = mdj__seg_open(&s, r->dir, n, &r->err);
+    if (rc) return rc;
+    for (i = 0, c = mdj__idx_count(&s); i < c && !rc; i++) rc = mdj__idx_entry(&s, i).ts >= ts;
+    mdj__seg_close(&s);
+    return rc;
+}
+
 /* Picks the starting segment and position (§5 seeking). Every segment's
  * header is read: one whose magic is wrong fails the open, prepared
  * (never activated) ones are skipped, and the activated ones must be
@@ -2066,8 +2099,10 @@ static int mdj__position(mdj_reader *r) {
     size_t n = 0, na = 0, i, pick = 0;
     int rc;
     mdj__entry e;
-    int have_entry = 0;
+    int have_entry = 0, unstated = 0;
+    mdj_error ust;
     char path[MDJ_PATH_LEN];
+    mdj__err_clear(&ust);
     rc = mdj__list(r->dir, &v, &n, &r->err);
     if (rc) return rc;
     num = MDJ__CAST(uint64_t *, malloc((n ? n : 1) * sizeof *num));
@@ -2084,7 +2119,23 @@ static int mdj__position(mdj_reader *r) {
             rc = mdj__check_static(&h, path, 0, 0, &r->err);
             goto out;
         }
-        if (mdj__prepared(&h)) continue;
+        if (mdj__prepared(&h)) {
+            /* first_seq set but no valid state record: an activation in
+             * progress if no later segment is activated, damage if one is
+             * (§4); the first such segment is the finding. */
+            if (h.first_seq != 0 && !unstated) {
+                unstated = 1;
+                mdj__err(&ust, MDJ_ERR_BAD_HEADER, path, 128,
+                         "segment %llu is activated (first seq %llu) but both state records are damaged",
+                         MDJ__CAST(unsigned long long, v[i].number), MDJ__CAST(unsigned long long, h.first_seq));
+            }
+            continue;
+        }
+        if (unstated) {
+            r->err = ust;
+            rc = ust.code;
+            goto out;
+        }
         num[na] = v[i].number;
         first[na] = h.first_seq;
         na++;
@@ -2117,24 +2168,29 @@ static int mdj__position(mdj_reader *r) {
         for (i = 0; i < na; i++)
             if (first[i] <= r->opt.seq) pick = i;
         break;
-    case MDJ_FROM_TIME: {
-        /* The last segment whose first frame is before the target: a binary
-         * search over the first timestamps (non-decreasing, like the frames'). */
-        size_t lo = 0, hi = na;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
+    case MDJ_FROM_TIME:
+        /* §5: the first segment in seq order that has an index entry at or
+         * after the target, or whose successor's first frame is (the frames
+         * after its last entry may be); else the last. Linear, not a binary
+         * search: on a journal whose time goes back this is the first
+         * occurrence in seq order, never a later one. */
+        pick = na - 1;
+        for (i = 0; i < na; i++) {
             int64_t ts = 0;
-            rc = mdj__first_ts(r, num[mid], &ts);
+            rc = mdj__reaches(r, num[i], r->opt.ts);
             if (rc < 0) goto out;
-            if (rc == 0 || ts >= r->opt.ts)
-                hi = mid;
-            else
-                lo = mid + 1;
+            if (rc == 0 && i + 1 < na) {
+                rc = mdj__first_ts(r, num[i + 1], &ts);
+                if (rc < 0) goto out;
+                rc = rc == 1 && ts >= r->opt.ts;
+            }
+            if (rc) {
+                pick = i;
+                break;
+            }
         }
-        pick = lo ? lo - 1 : 0;
         rc = 0;
         break;
-    }
     default: rc = mdj__err(&r->err, MDJ_ERR_INVALID, r->dir, -1, "unknown start position %d", r->opt.from); goto out;
     }
     rc = mdj__seg_open(&r->seg, r->dir, num[pick], &r->err);
@@ -2153,9 +2209,9 @@ static int mdj__position(mdj_reader *r) {
                 have_entry = 1;
             }
         } else if (r->opt.from == MDJ_FROM_SEQ) {
-            have_entry = mdj__idx_search(&r->seg, 0, r->opt.seq, 0, &e);
+            have_entry = mdj__idx_search_seq(&r->seg, r->opt.seq, &e);
         } else if (r->opt.from == MDJ_FROM_TIME) {
-            have_entry = mdj__idx_search(&r->seg, 1, 0, r->opt.ts, &e);
+            have_entry = mdj__idx_search_time(&r->seg, r->opt.ts, &e);
         }
         if (have_entry && e.offset > MDJ_SEGMENT_HEADER_SIZE) {
             rc = mdj__learn_to(r, &e);
@@ -2574,7 +2630,9 @@ static uint64_t mdj__valid_after(const uint8_t *m, uint64_t x, uint64_t limit, u
 }
 
 typedef struct mdj__vseg {
-    int prepared;       /* never activated: judged nothing */
+    int prepared;       /* not activated (first_seq 0 or no valid state record) */
+    int holds_bytes;    /* prepared, but not provably empty */
+    int sealed;         /* the frames end with an end marker */
     int activated;
     int scanned_whole;  /* the frames ran to an end marker or a clean end */
     uint64_t next_seq;  /* seq the next segment must start with (when scanned_whole) */
@@ -2601,6 +2659,22 @@ static int mdj__verify_guarded_scan(const uint8_t *m, uint64_t limit, uint64_t c
     *valid_after = s->stop == 0 || s->stop == 1 || s->stop == 3 ? mdj__valid_after(m, s->end, limit, s->last, buf) : 0;
     mdj__guard_top = g.prev;
     return 0;
+}
+
+/* Whether bytes [from, to) of fd are all zero: 1, 0, or -1 (errno) on a
+ * read error. pread, not a mapping: a file shrinking meanwhile cannot fault. */
+static int mdj__fd_zero(int fd, uint64_t from, uint64_t to, uint8_t *buf) {
+    while (from < to) {
+        size_t want = to - from < MDJ_MAX_FRAME_SIZE ? MDJ__CAST(size_t, to - from) : MDJ_MAX_FRAME_SIZE, i;
+        ssize_t k = pread(fd, buf, want, MDJ__CAST(off_t, from));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        if (k == 0) return 1; /* shorter now: what is gone holds nothing */
+        for (i = 0; i < MDJ__CAST(size_t, k); i++)
+            if (buf[i]) return 0;
+        from += MDJ__CAST(uint64_t, k);
+    }
+    return 1;
 }
 
 /* Last non-zero byte in m[x,limit) + 1, or 0 when all zero. */
@@ -2756,32 +2830,42 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
         close(fd);
         return;
     }
-    if (h.first_seq == 0 && !h.st_ok) { /* prepared: nothing to judge */
+    if (mdj__prepared(&h)) {
+        /* Not activated (§2: first_seq 0 or no valid state record). Before
+         * an activated segment that is damage; after the last one, an
+         * activation in progress or lost: judged only for bytes that a
+         * prepared segment cannot hold (as Go's verify). */
+        int zero;
+        uint64_t end = MDJ__CAST(uint64_t, st.st_size) < h.capacity ? MDJ__CAST(uint64_t, st.st_size) : h.capacity;
+        if (successor) {
+            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                         "segment %llu is not activated (no valid state record) but a later segment is",
+                         MDJ__CAST(unsigned long long, e->number));
+            close(fd);
+            return;
+        }
         out->prepared = 1;
+        zero = mdj__fd_zero(fd, MDJ_SEGMENT_HEADER_SIZE, end, buf);
         close(fd);
+        if (zero < 0) {
+            mdj__problem(c, "damage", MDJ_ERR_IO, name, -1, "reading the segment: %s", strerror(errno));
+            return;
+        }
+        /* provably empty: cursor 4096, the whole capacity, no valid state
+         * record, every data byte zero */
+        if (h.cursor == MDJ_SEGMENT_HEADER_SIZE && end == h.capacity && !h.st_ok && zero) return;
+        out->holds_bytes = 1;
+        if (h.cursor != MDJ_SEGMENT_HEADER_SIZE || !zero)
+            mdj__problem(c, "torn", MDJ_ERR_ROLL_ORDER, name, MDJ_SEGMENT_HEADER_SIZE,
+                         "segment %llu is not activated but holds bytes (an activation lost to a power cut, or a "
+                         "crafted header): the next writer open moves it aside",
+                         MDJ__CAST(unsigned long long, e->number));
         return;
     }
     out->activated = 1;
     out->epoch = h.epoch;
     if (!rep->journal_id) rep->journal_id = h.journal_id;
     foreign = h.journal_id != rep->journal_id; /* reported after the segment's own checks */
-    if (!h.st_ok) {
-        if (successor)
-            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
-                         "segment %llu is not activated (no valid state record) but a later segment is",
-                         MDJ__CAST(unsigned long long, e->number));
-        else
-            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
-                         "no valid state record: the durability checkpoint is unknown, so no byte can be judged a torn "
-                         "tail");
-        close(fd);
-        return;
-    }
-    if (h.first_seq == 0) {
-        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 32, "a state record but first_seq 0");
-        close(fd);
-        return;
-    }
     /* §8.1 step 1; reported at the offset of state record A, as Go does. */
     if (h.st.durable_offset < MDJ_SEGMENT_HEADER_SIZE || h.st.durable_offset > h.capacity || h.st.durable_offset % 8) {
         mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
@@ -2843,6 +2927,7 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
         munmap(map, maplen);
         return;
     }
+    out->sealed = s.stop == 2;
     rep->frames += s.frames;
     if (s.frames) {
         if (!rep->first_seq || h.first_seq < rep->first_seq) rep->first_seq = h.first_seq;
@@ -3018,6 +3103,13 @@ int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err) {
         }
         mdj__verify_seg(&c, dir, &v[i], MDJ__CAST(long, i) == last_active, MDJ__CAST(long, i) < last_active,
                         rep->writer_live, &prev, &cur, buf);
+        if (cur.prepared && cur.holds_bytes && MDJ__CAST(long, i) == last_active + 1 && prev.sealed) {
+            char name[40];
+            mdj__seg_name(name, sizeof name, v[i].number, ".seg");
+            mdj__problem(&c, "torn", MDJ_ERR_ROLL_ORDER, name, MDJ_SEGMENT_HEADER_SIZE,
+                         "the previous segment is sealed but this one's activation never reached the disk; its bytes "
+                         "are moved aside by the next writer open");
+        }
         if (!cur.prepared) prev = cur; /* a damaged segment leaves the next one's continuity unknown */
     }
     free(buf);

@@ -1,13 +1,21 @@
 /*
  * dump - prints every frame of a journal exactly as
  * `journalctl dump --format json` does (cmd/journalctl/command/print.go):
- * one object per line, fields in print.go's order, prices as decimal strings
- * in the instrument's scale, timestamps RFC3339Nano UTC, the symbol once the
- * instrument's definition is known (the definitions of the journal's first
- * segment are preloaded, later ones learnt as they pass).
+ * one object per line, fields in print.go's order, every string escaped as
+ * encoding/json escapes it, prices as decimal strings in the instrument's
+ * scale, timestamps RFC3339Nano UTC, the symbol from the reader's catalogue
+ * (complete from any start: the reader learns the definitions in effect
+ * where it starts, format.md §3.4 and §5), re-stated frames with
+ * "restated":true, frames with a source trailer with recv_ts and source_seq.
  *
  * usage: dump [--from start|end|seq:N|ns:T] [--follow] [--wait spin|yield|backoff|futex]
  *             [--count N] [--stats] DIR
+ *
+ * --from ns:T is dump's --from time:T: it also drops the frames stamped
+ * before T that follow the starting position (definitions and trading
+ * statuses always pass), as reader.Filter.Since does (format.md §5: on a
+ * journal whose time goes back). dump's --to, --instrument, --type and --tz
+ * are not supported.
  *
  * Without --follow it stops when no frame is published; with it, it waits
  * until --count frames or SIGINT/SIGTERM (which interrupts the reader: every
@@ -25,52 +33,66 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Appends s quoted like Go's strconv.Quote (ASCII exact; valid UTF-8 above
- * U+00A0 kept as is, invalid bytes as \xNN). */
-static void go_quote(FILE *o, const char *s, size_t n) {
+/* Writes s[0,n) as a JSON string exactly as Go's encoding/json does with
+ * SetEscapeHTML(false) (print.go's jsonString): '"' and '\\' escaped, \b \f
+ * \n \r \t short, other bytes below 0x20 as \u00xx (lower-case hex), DEL
+ * and '<', '>', '&' as they are; each byte that does not start a valid UTF-8
+ * sequence (utf8.DecodeRune: no overlong forms, no surrogates, nothing above
+ * U+10FFFF) becomes \ufffd; U+2028 and U+2029 are escaped; every other valid
+ * sequence is copied. */
+static void json_str(FILE *o, const char *sv, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)sv;
     size_t i = 0;
     fputc('"', o);
     while (i < n) {
-        unsigned char c = (unsigned char)s[i];
+        unsigned c = s[i];
         if (c < 0x80) {
             switch (c) {
             case '"': fputs("\\\"", o); break;
             case '\\': fputs("\\\\", o); break;
-            case '\a': fputs("\\a", o); break;
             case '\b': fputs("\\b", o); break;
             case '\f': fputs("\\f", o); break;
             case '\n': fputs("\\n", o); break;
             case '\r': fputs("\\r", o); break;
             case '\t': fputs("\\t", o); break;
-            case '\v': fputs("\\v", o); break;
             default:
-                if (c < 0x20 || c == 0x7f)
-                    fprintf(o, "\\x%02x", c);
+                if (c < 0x20)
+                    fprintf(o, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
                 else
-                    fputc(c, o);
+                    fputc((int)c, o);
             }
             i++;
             continue;
         }
         {
-            /* one UTF-8 sequence, or an invalid byte */
-            size_t len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-            uint32_t r = len == 4 ? c & 7u : len == 3 ? c & 15u : c & 31u;
-            size_t k;
-            int ok = len && i + len <= n;
-            for (k = 1; ok && k < len; k++) {
-                unsigned char cc = (unsigned char)s[i + k];
-                if ((cc & 0xc0) != 0x80) ok = 0;
-                r = r << 6 | (cc & 0x3fu);
+            /* utf8.DecodeRune's table: the lead byte gives the length and
+             * the range of the second byte; later bytes are 0x80..0xBF. */
+            size_t len = 0, k;
+            unsigned lo = 0x80, hi = 0xbf;
+            uint32_t r;
+            int ok;
+            if (c >= 0xc2 && c <= 0xdf)
+                len = 2;
+            else if (c >= 0xe0 && c <= 0xef) {
+                len = 3;
+                if (c == 0xe0) lo = 0xa0;
+                if (c == 0xed) hi = 0x9f;
+            } else if (c >= 0xf0 && c <= 0xf4) {
+                len = 4;
+                if (c == 0xf0) lo = 0x90;
+                if (c == 0xf4) hi = 0x8f;
             }
-            if (ok && ((len == 3 && (r < 0x800 || (r >= 0xd800 && r < 0xe000))) || (len == 4 && (r < 0x10000 || r > 0x10ffff))))
-                ok = 0;
+            ok = len != 0 && i + len <= n && s[i + 1] >= lo && s[i + 1] <= hi;
+            for (k = 2; ok && k < len; k++) ok = s[i + k] >= 0x80 && s[i + k] <= 0xbf;
             if (!ok) {
-                fprintf(o, "\\x%02x", c);
+                fputs("\\ufffd", o);
                 i++;
                 continue;
             }
-            if (r < 0xa0 || r == 0xad)
+            r = len == 2 ? c & 0x1fu : len == 3 ? c & 0x0fu : c & 0x07u;
+            for (k = 1; k < len; k++) r = r << 6 | (s[i + k] & 0x3fu);
+            if (r == 0x2028 || r == 0x2029)
                 fprintf(o, "\\u%04x", (unsigned)r);
             else
                 fwrite(s + i, 1, len, o);
@@ -80,51 +102,63 @@ static void go_quote(FILE *o, const char *s, size_t n) {
     fputc('"', o);
 }
 
-static void qstr(FILE *o, const char *s) { go_quote(o, s, strlen(s)); }
+static void jstr(FILE *o, const char *s) { json_str(o, s, strlen(s)); }
 
-/* The instruments print.go knows: instrument_def frames only. */
-static mdj_catalog known;
-
-static void learn(const mdj_frame *f) {
-    if (f->type == MDJ_TYPE_INSTRUMENT_DEF) mdj_catalog_apply(&known, f);
+/* ,"key":"value" and ,"key":number */
+static void kv_str(FILE *o, const char *key, const char *v, size_t n) {
+    fprintf(o, ",\"%s\":", key);
+    json_str(o, v, n);
 }
 
-static const char *symbol_of(uint32_t id) {
-    const mdj_instrument *in = mdj_catalog_lookup(&known, id);
-    return in && in->defined ? in->symbol : "";
+static void kv_time(FILE *o, const char *key, int64_t ns) {
+    char b[MDJ_TIME_BUF];
+    mdj_format_time(b, sizeof b, ns);
+    kv_str(o, key, b, strlen(b));
 }
+
+/* A fixed-size ASCII field as Go's ReasonString / SourceString give it:
+ * trailing NULs and spaces trimmed, anything inside kept. */
+static size_t trim_right(const char *s, size_t n) {
+    while (n > 0 && (s[n - 1] == 0 || s[n - 1] == ' ')) n--;
+    return n;
+}
+
+/* Symbols and price scales come from the reader's catalogue
+ * (mdj_reader_catalog), as print.go takes them from reader.Catalog(): the
+ * reader applies every definition and status it reads (re-stated ones and
+ * those passed while positioning included) before it returns a frame. */
+static const mdj_catalog *cat;
 
 static void price(FILE *o, const char *key, uint32_t id, int64_t p) {
     char b[MDJ_PRICE_BUF];
-    mdj_catalog_format_price(&known, id, p, b, sizeof b);
-    fprintf(o, ",\"%s\":", key);
-    qstr(o, b);
+    mdj_catalog_format_price(cat, id, p, b, sizeof b);
+    kv_str(o, key, b, strlen(b));
 }
 
 static const char *aggressor(unsigned s) { return s == MDJ_SIDE_BID ? "buy" : s == MDJ_SIDE_ASK ? "sell" : "unknown"; }
 
+/* One line as print.go's printJSON: seq, ts, type, instrument, symbol (when
+ * the instrument has one), the payload's fields (decode), then restated and
+ * the source trailer (frameFields). */
 static void print_json(FILE *o, const mdj_frame *f) {
     char ts[MDJ_TIME_BUF];
-    const char *sym;
-    learn(f);
+    const mdj_instrument *in = mdj_catalog_lookup(cat, f->instrument);
     mdj_format_time(ts, sizeof ts, f->ts);
-    fprintf(o, "{\"seq\":%" PRIu64 ",\"ts\":\"%s\",\"type\":\"%s\",\"instrument\":%" PRIu32, f->seq, ts,
-            mdj_type_name(f->type), f->instrument);
-    sym = symbol_of(f->instrument);
-    if (*sym) {
-        fputs(",\"symbol\":", o);
-        qstr(o, sym);
-    }
+    fprintf(o, "{\"seq\":%" PRIu64 ",\"ts\":", f->seq);
+    jstr(o, ts);
+    fputs(",\"type\":", o);
+    jstr(o, mdj_type_name(f->type));
+    fprintf(o, ",\"instrument\":%" PRIu32, f->instrument);
+    if (in && in->symbol[0]) kv_str(o, "symbol", in->symbol, strlen(in->symbol));
     switch (f->type) {
     case MDJ_TYPE_INSTRUMENT_DEF: {
         mdj_instrument_def d;
         char tick[MDJ_PRICE_BUF];
         if (mdj_decode_instrument_def(f->payload, f->payload_len, &d)) break;
-        fputs(",\"symbol_def\":", o);
-        qstr(o, d.symbol);
+        kv_str(o, "symbol_def", d.symbol, strlen(d.symbol));
         mdj_format_price(tick, sizeof tick, d.tick_size, d.price_scale);
-        fprintf(o, ",\"price_scale\":%" PRId32 ",\"tick_size\":", d.price_scale);
-        qstr(o, tick);
+        fprintf(o, ",\"price_scale\":%" PRId32, d.price_scale);
+        kv_str(o, "tick_size", tick, strlen(tick));
         break;
     }
     case MDJ_TYPE_TRADE: {
@@ -165,6 +199,48 @@ static void print_json(FILE *o, const mdj_frame *f) {
         if (od.flags & MDJ_FLAG_HIDDEN) fputs(",\"hidden\":true", o);
         break;
     }
+    case MDJ_TYPE_TRADING_STATUS: {
+        mdj_trading_status s;
+        size_t n;
+        if (mdj_decode_trading_status(f->payload, f->payload_len, &s)) break;
+        fprintf(o, ",\"status\":\"%s\"", mdj_status_name(s.status));
+        n = trim_right(s.reason, 4);
+        if (n) kv_str(o, "reason", s.reason, n);
+        break;
+    }
+    case MDJ_TYPE_GAP: {
+        mdj_gap g;
+        if (mdj_decode_gap(f->payload, f->payload_len, &g)) break;
+        fprintf(o, ",\"first\":%" PRIu64 ",\"count\":%" PRIu64, g.first, g.count);
+        kv_str(o, "source", g.source, trim_right(g.source, MDJ_SYMBOL_LEN));
+        break;
+    }
+    case MDJ_TYPE_ORDER_REQUEST: {
+        mdj_order_request q;
+        if (mdj_decode_order_request(f->payload, f->payload_len, &q)) break;
+        fprintf(o, ",\"order_id\":%" PRIu64 ",\"side\":\"%s\"", q.order_id, mdj_side_name(q.side));
+        price(o, "price", f->instrument, q.price);
+        fprintf(o, ",\"qty\":%" PRId64 ",\"strategy\":%" PRIu32 ",\"trigger_seq\":%" PRIu64, q.qty, q.strategy,
+                q.trigger_seq);
+        kv_time(o, "trigger_ts", q.trigger_ts);
+        kv_time(o, "seen", q.seen);
+        kv_time(o, "decided", q.decided);
+        break;
+    }
+    case MDJ_TYPE_RISK_DECISION: {
+        mdj_risk_decision d;
+        if (mdj_decode_risk_decision(f->payload, f->payload_len, &d)) break;
+        fprintf(o, ",\"order_id\":%" PRIu64 ",\"side\":\"%s\"", d.order_id, mdj_side_name(d.side));
+        price(o, "price", f->instrument, d.price);
+        fprintf(o, ",\"qty\":%" PRId64 ",\"verdict\":\"%s\",\"reason\":%u,\"strategy\":%" PRIu32
+                   ",\"trigger_seq\":%" PRIu64,
+                d.qty, d.verdict == MDJ_RISK_ACCEPTED ? "accepted" : "rejected", (unsigned)d.reason, d.strategy,
+                d.trigger_seq);
+        kv_time(o, "requested", d.requested);
+        kv_time(o, "received", d.received);
+        kv_time(o, "decided", d.decided);
+        break;
+    }
     case MDJ_TYPE_RAW: {
         uint32_t i, n = f->payload_len < 64 ? f->payload_len : 64;
         fprintf(o, ",\"len\":%" PRIu32 ",\"hex\":\"", f->payload_len);
@@ -172,21 +248,14 @@ static void print_json(FILE *o, const mdj_frame *f) {
         fputc('"', o);
         break;
     }
-    default: break;
+    default: break; /* heartbeat: no payload */
+    }
+    if (f->flags & MDJ_FRAME_RESTATED) fputs(",\"restated\":true", o);
+    if (f->flags & MDJ_FRAME_SOURCE) {
+        kv_time(o, "recv_ts", f->recv_ts);
+        fprintf(o, ",\"source_seq\":%" PRIu64, f->source_seq);
     }
     fputs("}\n", o);
-}
-
-/* print.go's preload: the definitions of the journal's first segment. */
-static void preload(const char *dir) {
-    mdj_reader *r;
-    mdj_error err;
-    mdj_frame f;
-    uint64_t seg;
-    if (mdj_reader_open(&r, dir, NULL, &err)) return;
-    seg = mdj_reader_segment(r, NULL);
-    while (mdj_reader_try_next(r, &f) == 1 && f.segment == seg) learn(&f);
-    mdj_reader_close(r);
 }
 
 static mdj_reader *volatile the_reader;
@@ -266,13 +335,12 @@ int main(int argc, char **argv) {
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
     }
-    mdj_catalog_init(&known);
-    preload(dir);
     if (mdj_reader_open(&r, dir, &opt, &err)) {
         report(&err);
         return 1;
     }
     the_reader = r;
+    cat = mdj_reader_catalog(r);
     if (stop_asked) mdj_reader_interrupt(r);
     while (count == 0 || n < count) {
         rc = follow ? mdj_reader_next(r, &f, 10000000) : mdj_reader_try_next(r, &f);
@@ -281,6 +349,9 @@ int main(int argc, char **argv) {
             continue;
         }
         if (rc != 1) break;
+        if (opt.from == MDJ_FROM_TIME && f.ts < opt.ts && f.type != MDJ_TYPE_INSTRUMENT_DEF &&
+            f.type != MDJ_TYPE_TRADING_STATUS)
+            continue; /* reader.Filter.Since */
         print_json(stdout, &f);
         n++;
     }
@@ -297,6 +368,5 @@ int main(int argc, char **argv) {
     }
     the_reader = NULL;
     mdj_reader_close(r);
-    mdj_catalog_free(&known);
     return rc < 0 ? 1 : 0;
 }

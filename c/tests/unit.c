@@ -394,6 +394,25 @@ static void test_catalog(void) {
     CHECK(!strcmp(px, "585.3300"), "price by id: %s", px);
     mdj_catalog_format_price(&c, 8, 5853300, px, sizeof px);
     CHECK(!strcmp(px, "5853300"), "price of an unknown id: %s", px);
+    /* An instrument known by its status alone, and one whose definition has
+     * an empty symbol: no scale (Go's Catalog.Scale needs a symbol). */
+    memset(p, 0, sizeof p);
+    p[0] = MDJ_STATUS_TRADING;
+    make_frame(b, 12, 0, MDJ_TYPE_TRADING_STATUS, 0, 20, p, 16);
+    mdj_frame_decode(b, sizeof b, &f, &e);
+    CHECK(mdj_catalog_apply(&c, &f) == 1, "status of an undefined instrument");
+    mdj_catalog_format_price(&c, 20, 5853300, px, sizeof px);
+    CHECK(!strcmp(px, "5853300"), "price of an instrument with a status only: %s", px);
+    memset(p, 0, sizeof p);
+    memcpy(p + 1, "HIDDEN", 6); /* symbol field starting with NUL: "" */
+    put32(p + 24, 4);
+    make_frame(b, 13, 0, MDJ_TYPE_INSTRUMENT_DEF, 0, 21, p, 32);
+    mdj_frame_decode(b, sizeof b, &f, &e);
+    CHECK(mdj_catalog_apply(&c, &f) == 1, "definition with an empty symbol");
+    in = mdj_catalog_lookup(&c, 21);
+    CHECK(in && in->defined && in->symbol[0] == 0 && in->price_scale == 4, "instrument 21");
+    mdj_catalog_format_price(&c, 21, 5853300, px, sizeof px);
+    CHECK(!strcmp(px, "5853300"), "price of an instrument with an empty symbol: %s", px);
     mdj_catalog_free(&c);
 }
 
