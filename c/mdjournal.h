@@ -1908,11 +1908,19 @@ static int mdj__roll(mdj_reader *r, uint64_t m) {
     mdj__seg next;
     int rc = mdj__seg_open(&next, r->dir, r->seg.number + 1, &r->err);
     if (rc) return mdj__fail(r);
+    if (!next.active && next.hdr_first_seq == m) {
+        /* Activated as the marker says, but neither state record is valid:
+           damage at state record A (offset 128, §2), not a sequence gap. */
+        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 128,
+                 "the end marker says segment %llu starts at seq %llu, but it has no valid state record",
+                 MDJ__CAST(unsigned long long, next.number), MDJ__CAST(unsigned long long, m));
+        mdj__seg_close(&next);
+        return mdj__fail(r);
+    }
     if (!next.active || next.first_seq != m) {
         uint64_t fs = next.active ? next.first_seq : next.hdr_first_seq;
-        mdj__err(&r->err, MDJ_ERR_SEQUENCE, next.path, 32, "first seq %llu does not follow %llu (%s)",
-                 MDJ__CAST(unsigned long long, fs), MDJ__CAST(unsigned long long, m - 1),
-                 next.active ? "activated" : fs ? "no valid state record" : "not activated");
+        mdj__err(&r->err, MDJ_ERR_SEQUENCE, next.path, 32, "first seq %llu does not follow %llu",
+                 MDJ__CAST(unsigned long long, fs), MDJ__CAST(unsigned long long, m - 1));
         mdj__seg_close(&next);
         return mdj__fail(r);
     }

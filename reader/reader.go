@@ -724,9 +724,14 @@ func (r *Reader) advance() error {
 	}
 	h := next.hdr()
 	fs, epoch, prepared, id := h.FirstSeq(), h.Epoch(), h.Prepared(), h.JournalID() // read before any close: h points into the mapping
-	if fs != r.lastSeq+1 || prepared {
+	if fs == r.lastSeq+1 && prepared {
 		next.close()
-		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 32, journal.ErrSequence, "first seq %d does not follow %d (activated=%v)", fs, r.lastSeq, fs != 0)
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), journal.SegOffStateA, journal.ErrBadHeader,
+			"the end marker says segment %d starts at seq %d, but it has no valid state record", r.seg.num+1, fs)
+	}
+	if fs != r.lastSeq+1 {
+		next.close()
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 32, journal.ErrSequence, "first seq %d does not follow %d", fs, r.lastSeq)
 	}
 	if cur := r.seg.hdr().JournalID(); id != cur {
 		next.close()

@@ -109,7 +109,7 @@ func (s *rseg) fromEntry(e journal.IndexEntry, ok bool) (int64, uint64) {
 	}
 	if !s.s.Archived {
 		f, _, st := journal.DecodeFrame(s.s.Data[e.Offset:s.limit()])
-		if st != journal.FrameOK || f.Seq != e.Seq {
+		if st != journal.FrameOK || f.Seq != e.Seq || f.TS != e.TS {
 			return -1, 0
 		}
 	}

@@ -79,7 +79,6 @@ func (h header) magic() string      { return string(h.b[offMagic : offMagic+8]) 
 func (h header) version() uint32    { return binary.LittleEndian.Uint32(h.b[offVersion:]) }
 func (h header) headerSize() uint32 { return binary.LittleEndian.Uint32(h.b[offHeaderSize:]) }
 func (h header) capacity() uint64   { return binary.LittleEndian.Uint64(h.b[offCapacity:]) }
-func (h header) created() int64     { return int64(binary.LittleEndian.Uint64(h.b[offCreated:])) }
 func (h header) headerCRC() uint32  { return binary.LittleEndian.Uint32(h.b[offHeaderCRC:]) }
 func (h header) tail() uint64       { return atomic.LoadUint64(h.u64(OffTail)) }
 func (h header) head() uint64       { return atomic.LoadUint64(h.u64(OffHead)) }
