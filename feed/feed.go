@@ -138,6 +138,13 @@ type Feed struct {
 	logged   uint64 // malformed messages logged
 	st       Stats
 	gapBuf   [32]byte
+	pend     pendingGap
+}
+
+type pendingGap struct {
+	ok          bool
+	first, last uint64
+	session     moldudp64.Session
 }
 
 // maxGapList bounds Gaps(): the count is in Stats either way.
@@ -313,7 +320,7 @@ func (f *Feed) Run(ctx context.Context) error {
 	}()
 	for !f.ended {
 		if f.stop.Load() {
-			return errors.Join(ctx.Err(), f.publish())
+			return errors.Join(ctx.Err(), f.flushGap(), f.publish())
 		}
 		if _, err := f.Poll(50 * time.Millisecond); err != nil {
 			return err
@@ -351,6 +358,11 @@ func (f *Feed) Poll(timeout time.Duration) (int, error) {
 	}
 	if err := f.seq.Tick(); err != nil {
 		return n, err
+	}
+	if n == 0 {
+		if err := f.flushGap(); err != nil {
+			return n, err
+		}
 	}
 	return n, f.publish()
 }
@@ -440,8 +452,13 @@ func (f *Feed) Push(pkt []byte, recvTime int64) error {
 	return f.seq.Push(pkt, recvTime)
 }
 
-// Flush publishes the staged frames.
-func (f *Feed) Flush() error { return f.publish() }
+// Flush writes a pending gap frame and publishes the staged frames.
+func (f *Feed) Flush() error {
+	if err := f.flushGap(); err != nil {
+		return err
+	}
+	return f.publish()
+}
 
 func (f *Feed) publish() error {
 	if !f.staged {
@@ -456,6 +473,9 @@ func (f *Feed) publish() error {
 func (f *Feed) handle(e *moldudp64.Event) error {
 	switch e.Kind {
 	case moldudp64.EventMessage:
+		if err := f.flushGap(); err != nil {
+			return err
+		}
 		frames, err := f.dec.Decode(e.Msg)
 		if err != nil {
 			if f.logged < 100 {
@@ -486,35 +506,59 @@ func (f *Feed) handle(e *moldudp64.Event) error {
 			f.staged = true
 		}
 	case moldudp64.EventGap:
-		g := journal.Gap{First: e.Seq, Count: e.Last - e.Seq + 1}
-		copy(g.Source[:], e.Session.String())
-		ts := f.w.LastTime()
-		if f.w.LastSeq() == 0 {
-			ts = f.o.Day.Midnight()
+		// Adjacent gap events (the Sequencer makes room one message at a
+		// time when its buffer overflows) become one gap frame, written
+		// before the next message or when the feed goes idle.
+		if f.pend.ok && e.Seq == f.pend.last+1 && e.Session == f.pend.session {
+			f.pend.last = e.Last
+			return nil
 		}
-		recv := f.readTime
-		if recv == 0 {
-			recv = time.Now().UnixNano()
-		}
-		seq, err := f.w.StageSource(journal.TypeGap, 0, ts, g.Encode(f.gapBuf[:]), recv, e.Last)
-		if err != nil {
+		if err := f.flushGap(); err != nil {
 			return err
 		}
-		f.staged = true
-		f.st.Gaps++
-		f.st.Lost += g.Count
-		if len(f.gaps) < maxGapList {
-			f.gaps = append(f.gaps, Gap{First: e.Seq, Last: e.Last, Seq: seq})
-		}
-		f.o.Logf("GAP: session %q messages %d..%d (%d) could not be recovered; written as gap frame seq %d",
-			e.Session.String(), e.Seq, e.Last, g.Count, seq)
+		f.pend = pendingGap{ok: true, first: e.Seq, last: e.Last, session: e.Session}
 	case moldudp64.EventEndOfSession:
+		if err := f.flushGap(); err != nil {
+			return err
+		}
 		f.ended = true
 		f.o.Logf("end of session %q at message %d", e.Session.String(), e.Seq)
 	case moldudp64.EventSessionChange:
 		f.st.Sessions++
 		f.o.Logf("packets of another session %q ignored (following %q)", e.Session.String(), f.seq.Session().String())
 	}
+	return nil
+}
+
+// flushGap writes the pending gap as a gap frame and reports it.
+func (f *Feed) flushGap() error {
+	if !f.pend.ok {
+		return nil
+	}
+	p := f.pend
+	f.pend.ok = false
+	g := journal.Gap{First: p.first, Count: p.last - p.first + 1}
+	copy(g.Source[:], p.session.String())
+	ts := f.w.LastTime()
+	if f.w.LastSeq() == 0 {
+		ts = f.o.Day.Midnight()
+	}
+	recv := f.readTime
+	if recv == 0 {
+		recv = time.Now().UnixNano()
+	}
+	seq, err := f.w.StageSource(journal.TypeGap, 0, ts, g.Encode(f.gapBuf[:]), recv, p.last)
+	if err != nil {
+		return err
+	}
+	f.staged = true
+	f.st.Gaps++
+	f.st.Lost += g.Count
+	if len(f.gaps) < maxGapList {
+		f.gaps = append(f.gaps, Gap{First: p.first, Last: p.last, Seq: seq})
+	}
+	f.o.Logf("GAP: session %q messages %d..%d (%d) could not be recovered; written as gap frame seq %d",
+		p.session.String(), p.first, p.last, g.Count, seq)
 	return nil
 }
 
