@@ -96,14 +96,14 @@ func TestDecoderMessages(t *testing.T) {
 			"order_delete i7 t106 id1 bid 160@5850000 f0 | order_add i7 t106 id3 bid 500@5849900 f0"},
 		{enc(&itch.OrderDelete{Header: hdr(7, 107), OrderRef: 2}), "order_delete i7 t107 id2 ask 140@5851000 f0"},
 		{enc(&itch.OrderDelete{Header: hdr(7, 108), OrderRef: 2}), ""}, // gone: unknown
-		{enc(&itch.OrderCancel{Header: hdr(7, 108), OrderRef: 1}), ""},  // replaced: unknown
+		{enc(&itch.OrderCancel{Header: hdr(7, 108), OrderRef: 1}), ""}, // replaced: unknown
 		{enc(&itch.Trade{Header: hdr(7, 109), OrderRef: 0, Side: 'S', Shares: 25, Stock: sym("AAPL"), Price: 5850100, Match: 12}),
 			"order_execute i7 t109 id0 ask 25@5850100 f1 | trade i7 t109 25@5850100 #12 aggr bid f1"},
 		{enc(&itch.CrossTrade{Header: hdr(7, 110), Shares: 1000, Stock: sym("AAPL"), Price: 5850000, Match: 13, CrossType: 'C'}),
 			"trade i7 t110 1000@5850000 #13 aggr none f0"},
 		{enc(&itch.OrderExecuted{Header: hdr(7, 111), OrderRef: 3, Shares: 500, Match: 14}),
 			"order_execute i7 t111 id3 bid 500@5849900 f0 | trade i7 t111 500@5849900 #14 aggr ask f0"},
-		{enc(&itch.OrderCancel{Header: hdr(7, 112), OrderRef: 3, Canceled: 1}), ""}, // fully executed: gone
+		{enc(&itch.OrderCancel{Header: hdr(7, 112), OrderRef: 3, Canceled: 1}), ""},                                     // fully executed: gone
 		{enc(&itch.AddOrder{Header: hdr(7, 113), OrderRef: 4, Side: 'X', Shares: 1, Stock: sym("AAPL"), Price: 1}), ""}, // invalid side
 		{enc(&itch.RegSHORestriction{Header: hdr(7, 114), Stock: sym("AAPL"), Action: '0'}), ""},
 		{enc(&itch.BrokenTrade{Header: hdr(7, 115), Match: 13}), ""},

@@ -20,7 +20,6 @@ import (
 var (
 	sess     = moldudp64.Session{'T', 'E', 'S', 'T', ' ', ' ', ' ', ' ', ' ', ' '}
 	lo       = netip.MustParseAddrPort("127.0.0.1:0")
-	loopback = netip.MustParseAddr("127.0.0.1")
 )
 
 // packet builds a MoldUDP64 packet of session sess whose first message is
@@ -188,11 +187,11 @@ func TestGapFrames(t *testing.T) {
 	}
 	for _, p := range [][]byte{
 		packet(1, add(1), add(2)),
-		packet(6, add(6)),    // 3..5 missing
-		packet(3, add(3)),    // 3 arrives late: the hole is 4..5
-		packet(9, add(9)),    // 7..8 missing
-		packet(8, add(8)),    // 8 arrives: the hole is 7
-		packet(12, add(12)),  // 10..11 missing
+		packet(6, add(6)),   // 3..5 missing
+		packet(3, add(3)),   // 3 arrives late: the hole is 4..5
+		packet(9, add(9)),   // 7..8 missing
+		packet(8, add(8)),   // 8 arrives: the hole is 7
+		packet(12, add(12)), // 10..11 missing
 		moldudp64.AppendEndOfSession(nil, sess, 13),
 	} {
 		if err := f.Push(p, 0); err != nil {
