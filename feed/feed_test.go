@@ -18,8 +18,8 @@ import (
 )
 
 var (
-	sess     = moldudp64.Session{'T', 'E', 'S', 'T', ' ', ' ', ' ', ' ', ' ', ' '}
-	lo       = netip.MustParseAddrPort("127.0.0.1:0")
+	sess = moldudp64.Session{'T', 'E', 'S', 'T', ' ', ' ', ' ', ' ', ' ', ' '}
+	lo   = netip.MustParseAddrPort("127.0.0.1:0")
 )
 
 // packet builds a MoldUDP64 packet of session sess whose first message is
