@@ -172,8 +172,10 @@ func (p *Publisher) RerequestAddr() netip.AddrPort {
 // Directory per instrument, stamped with the first frame's time, then
 // every frame as encoded by an Encoder, then a System Event 'C' (end of
 // messages) and the end of session. It then lingers (Options.Linger)
-// answering re-requests. It returns at the end, at the first error, or
-// when ctx is done.
+// answering re-requests and repeating the end of session. It returns at
+// the end of the linger, at the first error, or when ctx is done (before
+// the end of session: ctx.Err(); while lingering: nil, the session is
+// complete).
 func (p *Publisher) Run(ctx context.Context, src Source) (Stats, error) {
 	var st Stats
 	ins, err := src.Instruments()
