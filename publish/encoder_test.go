@@ -77,7 +77,7 @@ func TestEncoderChoices(t *testing.T) {
 		{journal.TypeTradingStatus, 1, (&journal.TradingStatus{Status: journal.StatusHalted, Reason: [4]byte{'L', 'U', 'D', 'P'}}).Encode(nil), "H"},
 		{journal.TypeBookLevel, 1, (&journal.BookLevel{Price: 5000, Qty: 300, Side: bid}).Encode(nil), "l"},
 		{journal.TypeOrderAdd, 1, order(10, 5000, 300, bid, 0), "A"},
-		{journal.TypeOrderAdd, 1, order(11, 5100, 1<<33, ask, 0), "o"}, // more shares than ITCH's 32 bits
+		{journal.TypeOrderAdd, 1, order(11, 5100, 1<<33, ask, 0), "o"},  // more shares than ITCH's 32 bits
 		{journal.TypeOrderExecute, 1, order(10, 5000, 100, bid, 0), ""}, // held: a trade may follow
 		{journal.TypeTrade, 1, trade(5000, 100, 1, ask, 0), "E"},
 		{journal.TypeOrderExecute, 1, order(10, 5000, 50, bid, 0), ""},
@@ -91,7 +91,7 @@ func TestEncoderChoices(t *testing.T) {
 		{journal.TypeTrade, 1, trade(5000, 5, 4, ask, 0), "o t"}, // unknown order: both in full
 		{journal.TypeTrade, 1, trade(5000, 1000, 5, journal.SideNone, 0), "Q"},
 		{journal.TypeQuote, 1, (&journal.Quote{BidPrice: 1, BidQty: 1, AskPrice: 2, AskQty: 1}).Encode(nil), ""}, // no ITCH message: skipped
-		{journal.TypeOrderDelete, 1, order(10, 5000, 130, bid, 0), ""}, // order 10: 300-100-50-10-10 = 130 left
+		{journal.TypeOrderDelete, 1, order(10, 5000, 130, bid, 0), ""},                                           // order 10: 300-100-50-10-10 = 130 left
 		{journal.TypeOrderAdd, 1, order(12, 4900, 200, bid, 0), "U"},
 		{journal.TypeOrderDelete, 1, order(12, 4900, 150, bid, 0), ""}, // not what rests
 		{journal.TypeOrderExecute, 1, order(11, 5100, 1, ask, 0), "o"},
@@ -137,7 +137,10 @@ func TestEncoderRefuses(t *testing.T) {
 			_, err := e.Append(journal.TypeBookLevel, 70000, midnight, (&journal.BookLevel{Side: 1}).Encode(nil))
 			return err
 		}},
-		{"before midnight", func() error { _, err := e.Append(journal.TypeOrderAdd, 1, midnight-1, order(1, 1, 1, 1, 0)); return err }},
+		{"before midnight", func() error {
+			_, err := e.Append(journal.TypeOrderAdd, 1, midnight-1, order(1, 1, 1, 1, 0))
+			return err
+		}},
 		{"status", func() error {
 			_, err := e.Append(journal.TypeTradingStatus, 1, midnight, (&journal.TradingStatus{Status: 9}).Encode(nil))
 			return err
