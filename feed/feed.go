@@ -290,6 +290,10 @@ func (f *Feed) LocalAddr() netip.AddrPort { return f.conn.LocalAddr() }
 // Decoder returns the Feed's decoder.
 func (f *Feed) Decoder() *Decoder { return f.dec }
 
+// Next returns the sequence number of the next message to deliver: every
+// message before it was written (or written as a gap).
+func (f *Feed) Next() uint64 { return f.seq.Next() }
+
 // Ended reports whether the session's end was delivered.
 func (f *Feed) Ended() bool { return f.ended }
 

@@ -24,7 +24,7 @@ type order struct {
 type orderTable struct {
 	slots []order
 	mask  uint64
-	shift uint
+	bits  uint
 	n     int
 }
 
@@ -39,12 +39,17 @@ func (t *orderTable) init(capacity int) {
 	size := 1 << bits.Len(uint(2*capacity-1))
 	t.slots = make([]order, size)
 	t.mask = uint64(size - 1)
-	t.shift = uint(64 - bits.Len(uint(size-1)))
+	t.bits = uint(bits.Len(uint(size - 1)))
 	t.n = 0
 }
 
+// home is the slot a reference hashes to: its low bits, with the higher
+// bits folded in. Exchanges number orders upward, and most events name
+// recent orders, so consecutive references land in consecutive slots and
+// the hot part of the table stays in cache (a scattering hash makes every
+// lookup a cache miss once the table outgrows the cache).
 func (t *orderTable) home(ref uint64) uint64 {
-	return (ref * 0x9E3779B97F4A7C15) >> t.shift & t.mask // Fibonacci hashing
+	return (ref ^ ref>>t.bits ^ ref>>(2*t.bits)) & t.mask
 }
 
 // get returns the order with reference ref, or nil.
