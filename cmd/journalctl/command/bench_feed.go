@@ -249,7 +249,7 @@ func feedThroughput(dir string, day itch.Day, o benchFeedOptions) (*feedThroughp
 	pkts := make([][]byte, o.packets)
 	var floorR, feedR []float64
 	var msgs uint64
-	var m, carry []byte // carry: a message made that did not fit the last packet
+	var m, carry []byte               // carry: a message made that did not fit the last packet
 	for r := 0; r < o.rounds+1; r++ { // round 0 warms up
 		first := seq
 		for i := range pkts {
