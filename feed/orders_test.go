@@ -14,7 +14,11 @@ func TestOrderTableAgainstMap(t *testing.T) {
 		rng := rand.New(rand.NewPCG(keys, 9))
 		tab := newOrderTable(16)
 		ref := map[uint64]int64{}
-		for i := 0; i < 200_000; i++ {
+		steps := 200_000
+		if testing.Short() {
+			steps = 40_000
+		}
+		for i := 0; i < steps; i++ {
 			k := rng.Uint64N(keys)
 			switch rng.IntN(4) {
 			case 0, 1:
