@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/mdjournal/mdjournal/cmd/journalctl/internal/benchkit"
 	"github.com/mdjournal/mdjournal/feed"
@@ -351,8 +352,9 @@ func (s *stagedFrames) Observe(f *journal.Frame) {
 
 func (s *stagedFrames) reset() { s.ts, s.recv = s.ts[:0], s.recv[:0] }
 
-// feedLatency: a sender goroutine sends one Add Order per packet, every
-// gap, stamped with its send time (CLOCK_REALTIME as the ITCH time). The
+// feedLatency: a sender goroutine (on its own thread, sleeping between
+// packets) sends one Add Order per packet, every gap, stamped with its
+// send time (CLOCK_REALTIME as the ITCH time). The
 // floor round receives them busy-polling recvmmsg and takes now − send
 // time and now − the kernel's receive time; the feed round runs the feed
 // busy-polling (Spin) and takes, after each Poll that published frames,
@@ -406,10 +408,18 @@ func feedLatency(dir string, day itch.Day, o benchFeedOptions, cpuA, cpuB int) (
 				return
 			}
 			defer out.Close()
+			// Sleep between packets rather than spin, so that the receiver
+			// has a core: nanosleep with 1 ns timer slack (the default slack
+			// is 50 µs), then spin the last 2 µs.
+			unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 			var b moldudp64.Builder
 			var msg []byte
 			next := clock.Nanotime()
 			for i := 0; i < n; i++ {
+				if d := next - clock.Nanotime() - 2000; d > 0 {
+					ts := unix.NsecToTimespec(d)
+					unix.Nanosleep(&ts, nil)
+				}
 				benchkit.SpinUntil(next)
 				next += int64(o.gap)
 				m := itch.AddOrder{Header: itch.Header{Locate: 1, Timestamp: uint64(time.Now().UnixNano() - midnight)}, OrderRef: ref,

@@ -89,10 +89,11 @@ func amznWireExcerpt(t *testing.T) (msg, ob string) {
 		filepath.Join(root, "testdata/lobster/AMZN_2012-06-21_34200000_57600000_orderbook_5.csv.gz")
 }
 
-// TestPublishFeed runs `journalctl feed` and `journalctl publish` (2 % of
-// packets dropped, 2 % reordered, re-requests on) on 127.0.0.1: both exit
-// 0, the feed reports no gap and every message, and the received journal
-// verifies and prints the same book as the source at the end.
+// TestPublishFeed runs `journalctl feed` (keeping a snapshot, interval
+// durability) and `journalctl publish` (2 % of packets dropped, 2 %
+// reordered, re-requests on) on 127.0.0.1: both exit 0, the feed reports
+// no gap and every message, and the received journal verifies with its
+// snapshot and prints the same book as the source at the end.
 func TestPublishFeed(t *testing.T) {
 	msg, ob := amznWireExcerpt(t)
 	dir := t.TempDir()
@@ -101,7 +102,9 @@ func TestPublishFeed(t *testing.T) {
 		t.Fatalf("import: %d %s %s", code, out, errs)
 	}
 	listen, rr := freeUDPPort(t), freeUDPPort(t)
-	fout, ferr, fcancel, fwait := startVerbAsync("feed", "--dir", dst, "--listen", listen, "--rerequest", rr, "--date", "2012-06-21")
+	snap := filepath.Join(dir, "books.snap")
+	fout, ferr, fcancel, fwait := startVerbAsync("feed", "--dir", dst, "--listen", listen, "--rerequest", rr, "--date", "2012-06-21",
+		"--snapshot", snap, "--depth", "5", "--durability", "interval:5ms")
 	defer fcancel()
 	waitListening(t, ferr, listen)
 	pbuf, pebuf, pcancel, pwait := startVerbAsync("publish", "--from", src, "--to", listen, "--rerequest-listen", rr, "--drop", "0.02", "--reorder", "0.02", "--linger", "1m")
@@ -122,7 +125,7 @@ func TestPublishFeed(t *testing.T) {
 	if !strings.Contains(ferr.String(), "listening on "+listen) || !strings.Contains(perr, "re-requests on "+rr) {
 		t.Fatalf("stderr:\n%s%s", ferr, perr)
 	}
-	if code, out, _ := run(t, "verify", "--dir", dst); code != 0 {
+	if code, out, _ := run(t, "verify", "--dir", dst, "--snapshot", snap); code != 0 {
 		t.Fatalf("verify: %s", out)
 	}
 	_, a, _ := run(t, "book", "--dir", src, "--instrument", "AMZN", "--depth", "0", "--json")
