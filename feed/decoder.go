@@ -22,10 +22,10 @@ const MaxFrames = 2
 // Frame is one journal frame a message becomes. Payload is a view into the
 // Decoder, valid until its next call.
 type Frame struct {
-	Type       journal.MsgType
-	Instrument uint32
-	TS         int64 // exchange time, Unix ns
-	Payload    []byte
+	Type       journal.MsgType // the frame's message type
+	Instrument uint32          // the stock locate
+	TS         int64           // exchange time, Unix ns
+	Payload    []byte          // the type's payload (a view into the Decoder)
 }
 
 // DecoderOptions configure a Decoder.

@@ -28,8 +28,8 @@ type Options struct {
 	Listen netip.AddrPort
 	// Group, if valid, is an IPv4 multicast group to join on the interface
 	// with index Interface (0: the kernel's choice).
-	Group     netip.Addr
-	Interface int
+	Group     netip.Addr // multicast group to join (invalid: unicast)
+	Interface int        // interface index for the group (0: the kernel's choice)
 	// Rerequest is the MoldUDP64 re-request server. Zero: no re-requests;
 	// a gap is then filled only by late (reordered) packets and otherwise
 	// written as a gap frame after GapTimeout.
@@ -50,8 +50,8 @@ type Options struct {
 	RequestDelay time.Duration
 	// Batch is the number of packets read per recvmmsg (default 64);
 	// RecvBuffer the socket receive buffer in bytes (default 32 MiB).
-	Batch      int
-	RecvBuffer int
+	Batch      int // packets per recvmmsg
+	RecvBuffer int // SO_RCVBUF in bytes
 	// Orders sizes the order table (DecoderOptions.Orders).
 	Orders int
 	// Spin makes Poll busy-poll the sockets instead of sleeping in ppoll:
@@ -89,18 +89,18 @@ type Resume struct {
 
 // Stats count what a Feed did.
 type Stats struct {
-	Packets      uint64 // packets read (live and re-request answers)
-	Answers      uint64 // packets from the re-request server
-	Stray        uint64 // packets on the re-request socket from another address, ignored
-	Truncated    uint64 // packets longer than the read buffer, ignored
-	Frames       uint64 // frames staged
-	Gaps         uint64 // gap frames written
-	Lost         uint64 // messages in them
-	Refused      uint64 // instrument definitions the writer refused (logged)
-	Sessions     uint64 // packets of another session seen (logged once per session)
-	Sequencer    moldudp64.Counters
-	Decoder      DecoderCounters
-	EndOfSession bool
+	Packets      uint64             // packets read (live and re-request answers)
+	Answers      uint64             // packets from the re-request server
+	Stray        uint64             // packets on the re-request socket from another address, ignored
+	Truncated    uint64             // packets longer than the read buffer, ignored
+	Frames       uint64             // frames staged
+	Gaps         uint64             // gap frames written
+	Lost         uint64             // messages in them
+	Refused      uint64             // instrument definitions the writer refused (logged)
+	Sessions     uint64             // packets of another session seen (logged once per session)
+	Sequencer    moldudp64.Counters // the Sequencer's counters (messages, duplicates, re-requests, recovered, …)
+	Decoder      DecoderCounters    // the Decoder's counters (unknown orders, malformed, …)
+	EndOfSession bool               // the end of the session was delivered
 }
 
 // Feed is a NASDAQ TotalView-ITCH 5.0 over MoldUDP64 feed handler that

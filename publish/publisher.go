@@ -36,7 +36,7 @@ type Options struct {
 	// not sent (it stays available to re-requests) or is held back and sent
 	// after the next one, drawn from a PCG seeded with Seed: recovery tests.
 	DropRate, ReorderRate float64
-	Seed                  uint64
+	Seed                  uint64 // seed of the drop and reorder generator
 	// MaxPayload is the largest packet (default moldudp64.DefaultMaxPayload).
 	MaxPayload int
 	// HeartbeatInterval: a heartbeat (after the end: the end-of-session
@@ -52,9 +52,9 @@ type Options struct {
 	// Interface (index), TTL and Loop apply to multicast: the interface
 	// the packets leave by, their TTL (default 1) and whether listeners on
 	// this host receive them.
-	Interface int
-	TTL       int
-	Loop      bool
+	Interface int  // multicast: index of the interface the packets leave by (0: routing)
+	TTL       int  // multicast: TTL (default 1)
+	Loop      bool // multicast: deliver to listeners on this host too
 	// SendBuffer is the socket send buffer in bytes (default 8 MiB).
 	SendBuffer int
 	// Logf receives notes (nil: discarded).
@@ -63,14 +63,14 @@ type Options struct {
 
 // Stats say what a Publisher did.
 type Stats struct {
-	Encoder EncoderStats
-	Sender  moldudp64.SenderCounters
-	Server  moldudp64.ServerCounters
+	Encoder EncoderStats             // frames and messages
+	Sender  moldudp64.SenderCounters // packets sent, dropped, reordered, heartbeats
+	Server  moldudp64.ServerCounters // re-requests answered
 	// First and Last are the sequence numbers of the first and last
 	// message; Seconds the time from the first message to the end of
 	// session.
 	First, Last uint64
-	Seconds     float64
+	Seconds     float64 // from the first message to the end of session
 }
 
 // Publisher is a test exchange: it turns a Source's frames into ITCH 5.0

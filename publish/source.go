@@ -17,8 +17,8 @@ import (
 // Instrument is an instrument a source defines: announced with a Stock
 // Directory message before any other message.
 type Instrument struct {
-	ID  uint32
-	Def journal.InstrumentDef
+	ID  uint32                // instrument id = stock locate
+	Def journal.InstrumentDef // its definition (price scale 4)
 }
 
 // FrameFunc receives a source's frames in order; payload is valid only
@@ -37,7 +37,9 @@ type Source interface {
 
 // JournalSource publishes the frames of the journal in Dir from its first
 // retained frame to its published end at the time the pass reaches it.
-type JournalSource struct{ Dir string }
+type JournalSource struct {
+	Dir string // the journal directory
+}
 
 // Instruments returns the journal's catalogue (the latest definition of
 // each instrument).
@@ -90,19 +92,22 @@ func (s JournalSource) Frames(ctx context.Context, fn FrameFunc) error {
 // optionally, its orderbook file (see package lobster: without it, levels
 // that enter the visible depth cannot be known).
 type LOBSTERFile struct {
-	Message, Orderbook string
+	Message   string // the message file (.csv or .csv.gz)
+	Orderbook string // its orderbook file ("": none)
 	// Symbol, Date and Levels default to what the message file's LOBSTER
 	// name says.
-	Symbol string
-	Date   lobster.Date
-	Levels int
+	Symbol string       // the instrument's symbol
+	Date   lobster.Date // the trading day
+	Levels int          // the orderbook's depth
 	// Instrument is its id (default: its position in the list, from 1).
 	Instrument uint32
 }
 
 // LOBSTERSource publishes LOBSTER files as `journalctl import` would
 // import them (package lobster), merged in time order.
-type LOBSTERSource struct{ Files []LOBSTERFile }
+type LOBSTERSource struct {
+	Files []LOBSTERFile // one per instrument; ids default to their positions from 1
+}
 
 func (s LOBSTERSource) resolved() ([]LOBSTERFile, error) {
 	out := make([]LOBSTERFile, len(s.Files))
@@ -155,6 +160,7 @@ type sinkFunc struct {
 	n   uint64
 }
 
+// Append hands one frame to the FrameFunc (lobster.Sink).
 func (s *sinkFunc) Append(typ journal.MsgType, instr uint32, ts int64, payload []byte) (uint64, error) {
 	s.n++
 	if s.n&1023 == 0 && s.ctx.Err() != nil {
