@@ -38,7 +38,7 @@ func (o *benchFeedOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.packets, "packets", 2000, "throughput: 1400-byte packets per round (about 48 ITCH messages each), sent into the socket before the timed drain")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; floor and feed alternate, the median round is reported")
 	fs.IntVar(&o.samples, "samples", 20000, "latency: one-message packets per round (0: no latency part)")
-	fs.DurationVar(&o.gap, "gap", 20*time.Microsecond, "latency: pause between packets")
+	fs.DurationVar(&o.gap, "gap", 100*time.Microsecond, "latency: pause between packets")
 	fs.IntVar(&o.live, "live", 50000, "resting orders the synthetic order flow keeps (the decoder's table size)")
 	fs.StringVar(&o.cpus, "cpus", "", "latency: pin sender and receiver: A,B")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
