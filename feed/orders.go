@@ -43,13 +43,16 @@ func (t *orderTable) init(capacity int) {
 	t.n = 0
 }
 
-// home is the slot a reference hashes to: its low bits, with the higher
-// bits folded in. Exchanges number orders upward, and most events name
-// recent orders, so consecutive references land in consecutive slots and
-// the hot part of the table stays in cache (a scattering hash makes every
-// lookup a cache miss once the table outgrows the cache).
+// home is the slot a reference hashes to. Eight consecutive references
+// share a block of eight adjacent slots (256 bytes), and blocks are
+// scattered over the table by Fibonacci hashing. Exchanges number orders
+// upward and most events name recent orders, so the hot orders sit in few
+// cache lines; scattering the blocks keeps the runs of occupied slots short
+// (an identity-like hash makes them as long as the references are dense,
+// and deletions scan them).
 func (t *orderTable) home(ref uint64) uint64 {
-	return (ref ^ ref>>t.bits ^ ref>>(2*t.bits)) & t.mask
+	block := ((ref >> 3) * 0x9E3779B97F4A7C15) >> (64 - t.bits + 3)
+	return (block<<3 | ref&7) & t.mask
 }
 
 // get returns the order with reference ref, or nil.
