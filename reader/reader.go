@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,7 @@ type Reader struct {
 	opts Options
 
 	ctlM   []byte
+	ctlMu  sync.Mutex // Interrupt (any goroutine) against Close
 	ctl    journal.Ctl
 	sig    wait.Signal
 	hasSig bool
@@ -241,6 +243,7 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 		return nil, nil, err
 	}
 	var ns, firsts []uint64
+	var unstated *journal.CorruptionError // activated (first_seq set) but no valid state record
 	for _, e := range es {
 		h, _, _, err := segfile.ReadHeader(r.dir, e.Num)
 		if err != nil {
@@ -250,7 +253,16 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 			return nil, nil, journal.Corrupt(e.Path, 0, journal.ErrBadMagic, "bad segment magic %q", h.Magic())
 		}
 		if h.Prepared() {
+			if h.FirstSeq() != 0 && unstated == nil {
+				unstated = journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrBadHeader,
+					"segment %d is activated (first seq %d) but both state records are damaged", e.Num, h.FirstSeq())
+			}
 			continue
+		}
+		if unstated != nil {
+			// A later segment is activated: the one without a state record
+			// is not an activation in progress but damage (as verify says).
+			return nil, nil, unstated
 		}
 		ns, firsts = append(ns, e.Num), append(firsts, h.FirstSeq())
 	}
@@ -580,9 +592,11 @@ func (r *Reader) wakeSelf() { futex.Wake(words.U32(r.ctlM, journal.CtlOffNotify)
 // Interrupt makes a blocked (or the next) Next return ErrInterrupted.
 func (r *Reader) Interrupt() {
 	r.interrupted.Store(true)
-	if r.hasSig {
+	r.ctlMu.Lock() // Close may be unmapping the control page
+	if r.hasSig && r.ctlM != nil {
 		r.wakeSelf()
 	}
+	r.ctlMu.Unlock()
 }
 
 func (r *Reader) catchFault(old bool, err *error) {
@@ -709,17 +723,35 @@ func (r *Reader) advance() error {
 		return err
 	}
 	h := next.hdr()
-	if fs := h.FirstSeq(); fs != r.lastSeq+1 || h.Prepared() {
+	fs, epoch, prepared, id := h.FirstSeq(), h.Epoch(), h.Prepared(), h.JournalID() // read before any close: h points into the mapping
+	if fs != r.lastSeq+1 || prepared {
 		next.close()
 		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 32, journal.ErrSequence, "first seq %d does not follow %d (activated=%v)", fs, r.lastSeq, fs != 0)
 	}
-	if h.Epoch() < r.epoch {
+	if cur := r.seg.hdr().JournalID(); id != cur {
 		next.close()
-		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 56, journal.ErrBadHeader, "epoch %d goes back from %d", h.Epoch(), r.epoch)
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 16, journal.ErrBadHeader, "journal id %#x, the previous segment's is %#x: files of two journals are mixed", id, cur)
+	}
+	if epoch < r.epoch {
+		next.close()
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 56, journal.ErrBadHeader, "epoch %d goes back from %d", epoch, r.epoch)
+	}
+	// A named reader that resumed before the writer recovered from a power
+	// cut: the new epoch re-issues seqs from fs, and if the position is at
+	// or past fs, what it consumed there may differ from what follows
+	// (format.md §8.4). The same check Open makes.
+	if p := r.pos; p != nil && epoch > r.epoch {
+		if seq, ep := p.seq(), atomic.LoadUint32(p.epoch); ep != 0 && epoch > ep && fs <= seq {
+			if !r.opts.AcceptReissue {
+				next.close()
+				return &ReissuedError{Name: p.name, Seq: seq, Epoch: ep, From: fs, NewEpoch: epoch}
+			}
+			r.skipping = false // deliver the re-issued frames from fs
+		}
 	}
 	r.seg.close()
 	r.seg = next
-	r.epoch = h.Epoch()
+	r.epoch = epoch
 	r.off = journal.SegmentHeaderSize
 	return nil
 }
@@ -733,9 +765,11 @@ func (r *Reader) Close() error {
 		r.seg.close()
 		r.seg = nil
 	}
+	r.ctlMu.Lock()
 	if r.ctlM != nil {
 		mmap.Unmap(r.ctlM)
 		r.ctlM = nil
 	}
+	r.ctlMu.Unlock()
 	return nil
 }

@@ -74,6 +74,10 @@ type Options struct {
 	// due time, in nanoseconds, on the replaying goroutine (it must not
 	// block or allocate: cmd/replay records into a histogram).
 	Lateness func(ns int64)
+	// Pin binds the replaying goroutine to CPU (package pin) for the run:
+	// no migration, no CPU shared with another pinned loop.
+	Pin bool
+	CPU int
 	// Clock is the pacing time source; nil means CLOCK_MONOTONIC and
 	// time.Sleep. Tests inject a fake one.
 	Clock Clock

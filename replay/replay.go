@@ -15,6 +15,7 @@ import (
 
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/pin"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/ring"
 )
@@ -213,6 +214,13 @@ func (r *Replayer) Close() error {
 // ring.ErrTooLarge for a frame larger than the ring accepts.
 func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 	r.ctx = ctx
+	if r.opts.Pin {
+		p, err := pin.Thread(r.opts.CPU)
+		if err != nil {
+			return r.stats, fmt.Errorf("replay: %w", err)
+		}
+		defer p.Release()
+	}
 	if r.paced {
 		// Pacing sleeps in clock_nanosleep on this thread (monoClock.Sleep);
 		// 1 ns timer slack instead of the default 50 us makes the kernel

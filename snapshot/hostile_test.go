@@ -372,19 +372,23 @@ func TestPlantedFiles(t *testing.T) {
 	})
 }
 
-// TestExposedFiles: a lock file or snapshot file that other users could
-// open (lock) or write (snapshot) — planted, or re-moded by hand — is
-// refused with ErrExposed: whoever can open the lock can hold it, whoever
-// can write the snapshot can truncate it under the writer's mapping.
+// TestExposedFiles: a lock file another user owns that others could open,
+// or a snapshot file that other users could write — planted, or re-moded
+// by hand — is refused with ErrExposed: whoever can open the lock can hold
+// it, whoever can write the snapshot can truncate it under the writer's
+// mapping. A lock file of our own that was re-moded is narrowed back to
+// 0600 (internal/flock owns that rule).
 func TestExposedFiles(t *testing.T) {
 	cases := []struct {
 		name string
 		f    func(t *testing.T, path string)
 		root bool
 	}{
-		{"lock 0644", func(t *testing.T, p string) { os.Chmod(LockPath(p), 0o644) }, false},
 		{"snapshot 0660", func(t *testing.T, p string) { os.Chmod(p, 0o660) }, false},
-		{"lock owned by uid 65534", func(t *testing.T, p string) { os.Lchown(LockPath(p), 65534, 65534) }, true},
+		{"lock 0644 owned by uid 65534", func(t *testing.T, p string) {
+			os.Lchown(LockPath(p), 65534, 65534)
+			os.Chmod(LockPath(p), 0o644)
+		}, true},
 		{"snapshot owned by uid 65534", func(t *testing.T, p string) { os.Lchown(p, 65534, 65534) }, true},
 	}
 	for _, c := range cases {
@@ -402,14 +406,19 @@ func TestExposedFiles(t *testing.T) {
 			t.Log(err)
 		})
 	}
-	// A planted lock file also stops Create.
+	// A lock file of ours left 0666 is narrowed to 0600 and used.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "new.snap")
 	if err := os.WriteFile(LockPath(path), nil, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(LockPath(path), 0o666)
-	if _, err := Create(path, Options{Depth: 1, Capacity: 1}); !errors.Is(err, ErrExposed) {
-		t.Errorf("Create with a 0666 lock file: %v", err)
+	w, err := Create(path, Options{Depth: 1, Capacity: 1})
+	if err != nil {
+		t.Fatalf("Create with our own 0666 lock file: %v", err)
+	}
+	w.Close()
+	if st, err := os.Stat(LockPath(path)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("lock file mode %v (%v), want 0600", st.Mode(), err)
 	}
 }

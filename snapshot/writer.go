@@ -184,18 +184,10 @@ func acquire(path string) (*flock.Lock, error) {
 		if errors.As(err, &held) {
 			return nil, &LockedError{Path: lp, PID: held.PID, Shared: held.Shared}
 		}
+		if errors.Is(err, flock.ErrExposed) {
+			return nil, fmt.Errorf("%w: %v", ErrExposed, err)
+		}
 		return nil, fmt.Errorf("snapshot: writer lock: %w", err)
-	}
-	// The lock file existed before (planted, or re-moded): if another user
-	// owns it or may open it, they can hold it whenever they like.
-	var st unix.Stat_t
-	if err := unix.Lstat(lp, &st); err != nil {
-		l.Release()
-		return nil, &os.PathError{Op: "lstat", Path: lp, Err: err}
-	}
-	if err := private(lp, &st, 0o077, "open it, and so hold it to block every writer"); err != nil {
-		l.Release()
-		return nil, err
 	}
 	return l, nil
 }

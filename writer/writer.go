@@ -155,6 +155,18 @@ type wseg struct {
 	*segfile.Seg
 	idx *segfile.Index
 	st  journal.State
+	// seal, under Interval, is the seal roll() left for the background
+	// goroutine to write once the segment's frames and its successor's
+	// activation are durable (format.md §4.3); nil otherwise. Guarded by
+	// Writer.durMu.
+	seal *sealInfo
+}
+
+// sealInfo is a seal not yet written: the end of the segment (past its end
+// marker) and the seq of its last data frame.
+type sealInfo struct {
+	end  int64
+	last uint64
 }
 
 func (s *wseg) close() error {

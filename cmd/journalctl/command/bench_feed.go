@@ -61,7 +61,7 @@ func benchFeed(env *Env, args []string) error {
 	if o.packets < 10 || o.rounds < 1 || o.samples < 0 || o.gap < 0 || o.live < 100 {
 		return usagef("--packets ≥ 10, --rounds ≥ 1, --samples ≥ 0, --gap ≥ 0, --live ≥ 100")
 	}
-	cpuA, cpuB, err := parseCPUs(o.cpus)
+	cpuA, cpuB, err := parseCPUs(o.cpus, false)
 	if err != nil {
 		return err
 	}

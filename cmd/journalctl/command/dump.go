@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"time"
@@ -193,10 +194,6 @@ func runTail(env *Env, args []string) error {
 		return err
 	}
 	defer r.Close()
-	go func() {
-		<-env.Ctx.Done()
-		r.Interrupt()
-	}()
 	p := newPrinter(env.Stdout, o.format, r.Catalog())
 	p.loc = rs.loc
 	defer p.flush()
@@ -206,9 +203,9 @@ func runTail(env *Env, args []string) error {
 		if err == nil && !ok {
 			// Nothing ready: flush what we printed, then block.
 			p.flush()
-			f, err = r.Next()
+			f, err = r.NextContext(env.Ctx)
 		}
-		if errors.Is(err, reader.ErrInterrupted) {
+		if errors.Is(err, reader.ErrInterrupted) || errors.Is(err, context.Canceled) {
 			break
 		}
 		if err != nil {

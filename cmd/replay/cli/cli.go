@@ -42,7 +42,7 @@ type cliOptions struct {
 	dir, ring, ringSize, from, to, speed, wait, tz string
 	instruments, types                             []string
 	loop, follow, progress                         bool
-	passes                                         int
+	passes, cpu                                    int
 }
 
 func (o *cliOptions) AddFlags(fs *pflag.FlagSet) {
@@ -60,6 +60,7 @@ func (o *cliOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.tz, "tz", "", "zone of --from/--to times without an offset, e.g. America/New_York (default UTC); time:HH:MM[:SS] is that time on the journal's first day")
 	fs.BoolVar(&o.progress, "progress", false, "progress bar on stderr (only when stderr is a terminal)")
 	fs.StringVar(&o.wait, "wait", "backoff", "how to wait while the ring is full: spin|yield|backoff|futex")
+	fs.IntVar(&o.cpu, "cpu", -1, "pin the replaying thread to this CPU (-1: not pinned)")
 }
 
 type usageError struct{ msg string }
@@ -98,7 +99,7 @@ func parseCLI(args []string, stdout io.Writer) (replay.Options, *cliOptions, err
 	if o.follow && o.loop {
 		return replay.Options{}, nil, usagef("--follow and --loop exclude each other")
 	}
-	opts := replay.Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes, Follow: o.follow}
+	opts := replay.Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes, Follow: o.follow, Pin: o.cpu >= 0, CPU: o.cpu}
 	loc := time.UTC
 	if o.tz != "" {
 		l, err := time.LoadLocation(o.tz)
