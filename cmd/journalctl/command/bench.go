@@ -23,7 +23,7 @@ import (
 // selfCommand re-executes journalctl (tests point it at a built binary).
 var selfCommand = func() (string, error) { return os.Executable() }
 
-const benchKinds = "append, tail, ipc, snapshot, replay, open or ship"
+const benchKinds = "append, tail, ipc, snapshot, replay, open, ship or feed"
 
 const benchHelp = `Usage: journalctl bench KIND [flags]
 
@@ -36,6 +36,7 @@ and reports medians and ratios. Kinds:
   replay     replay --speed max into a drained ring, beside a plain reader loop
   open       time to open a cleanly closed journal (writer and reader)
   ship       origin → NATS JetStream → replica throughput and latency, beside nats.go publish and request-reply
+  feed       ITCH/MoldUDP64 from loopback UDP into the journal: msgs/s beside recvmmsg alone, latency beside UDP one-way
 
 'journalctl bench KIND --help' for a kind's flags.
 `
@@ -63,6 +64,8 @@ func runBench(env *Env, args []string) error {
 		return benchShip(env, args[1:])
 	case "open":
 		return benchOpen(env, args[1:])
+	case "feed":
+		return benchFeed(env, args[1:])
 	}
 	return usagef("unknown bench %q (want %s)", args[0], benchKinds)
 }

@@ -52,6 +52,8 @@ func commands() []verb {
 		{name: "create", summary: "make an empty journal (readers may open it before any writer appends)", run: runCreate},
 		{name: "gen", summary: "append a deterministic synthetic stream to a journal", run: runGen},
 		{name: "import", summary: "import a market-data file (LOBSTER) into a journal", run: runImport},
+		{name: "publish", summary: "test exchange: publish a journal or LOBSTER files as ITCH 5.0 in MoldUDP64, with a re-request server", run: runPublish},
+		{name: "feed", summary: "feed handler: ITCH 5.0 in MoldUDP64 from the wire into a journal, gaps re-requested", run: runFeed},
 		{name: "tail", summary: "follow a journal live", run: runTail},
 		{name: "dump", summary: "print frames in a range and exit", run: runDump},
 		{name: "export", summary: "write a range of frames as Parquet or CSV rows (one per frame) for analysis tools", run: runExport},
