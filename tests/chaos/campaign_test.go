@@ -336,6 +336,9 @@ func (c *campaign) superviseWriter(ctx context.Context, r int, policy string) {
 	rng := c.rngFor(r, "writer")
 	for ctx.Err() == nil {
 		rate := 5000 + rng.IntN(25000)
+		if testing.Short() {
+			rate /= 8 // the race pass: every process is ~10x slower; keep the journal small
+		}
 		batch := []int{1, 1, 1, 4, 32}[rng.IntN(5)]
 		p, err := c.run.start(r, "writer", "gen", "--dir", c.dir, "--count", "1000000000000", "--rate", fmt.Sprint(rate),
 			"--seed", fmt.Sprint(1+rng.IntN(1000)), "--durability", policy, "--segment-size", segSize, "--batch", fmt.Sprint(batch))

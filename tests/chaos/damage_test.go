@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -445,6 +446,9 @@ func (c *campaign) damagePhase(r int, snap string) {
 		return
 	}
 	n := 3 + rng.IntN(4)
+	if testing.Short() {
+		n = 2
+	}
 	start := time.Now()
 	for i := 0; i < n && c.violated() == 0; i++ {
 		c.damageOne(r, i, rng, b)

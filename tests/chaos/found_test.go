@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/ops/maint"
@@ -384,38 +385,29 @@ func TestVerifyDuringPruneNoFalseDamage(t *testing.T) {
 }
 
 // verify started while no writer held the lock; a writer opened meanwhile
-// (recovering a killed writer's journal: a new epoch in the segment verify
-// had listed as prepared) and staged frames. verify judged that segment as
+// (recovering an unclean journal, as a kill -9 leaves it: a new epoch in
+// the segment verify had listed as prepared) and staged frames. verify judged that segment as
 // "not the last one": damage ("non-zero bytes after the last frame in a
 // segment that is not the last one"). The campaign saw it with a writer
 // restarting during a verify; here verify's own Visit callback (run on the
 // first frame it checks, after it listed the segments and sampled the
 // lock) opens the writer, so the order is certain.
 func TestVerifyDuringWriterStartNoFalseDamage(t *testing.T) {
-	dir := t.TempDir()
-	self, _ := os.Executable()
-	cmd := exec.Command(self, "gen", "--dir", dir, "--count", "1000000000", "--rate", "50000", "--segment-size", "256KiB")
-	cmd.Env = append(os.Environ(), execEnv+"=journalctl")
-	if err := cmd.Start(); err != nil {
+	// A journal a writer left uncleanly (as a kill -9 does: its last
+	// segment's state record not CLEAN), with a prepared spare after it.
+	dir := buildJournal(t, 6000, writer.None)
+	f, err := readFacts(dir, "")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Wait for segment 3 to be active and 4 prepared, then SIGKILL.
-	deadline := time.Now().Add(slow(30 * time.Second))
-	for {
-		if f, err := readFacts(dir, ""); err == nil {
-			if l := f.lastActivated(); l != nil && l.num >= 3 && len(f.segs) > 0 && f.segs[len(f.segs)-1].num > l.num {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("the writer did not reach segment 3 with a prepared successor")
-		}
-		time.Sleep(5 * time.Millisecond) // polling the directory, with a deadline
+	last := f.lastActivated()
+	if last == nil || f.segs[len(f.segs)-1].num <= last.num {
+		t.Fatalf("no prepared spare after the last segment: %v", err)
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	p := filepath.Join(dir, last.name)
+	st, _ := testutil.SegmentState(t, p)
+	st.Flags &^= journal.StateClean
+	testutil.WriteSegmentState(t, p, st)
 
 	var w *writer.Writer
 	var werr error

@@ -45,7 +45,7 @@ type stateRec struct {
 	flags               uint32
 }
 
-func (s stateRec) clean() bool  { return s.flags&2 != 0 }
+func (s stateRec) clean() bool { return s.flags&2 != 0 }
 
 func parseState(b []byte) stateRec {
 	r := stateRec{gen: le64(b[0:]), dOff: le64(b[8:]), dSeq: le64(b[16:]), ls: le64(b[24:]), flags: le32(b[32:])}
