@@ -27,10 +27,10 @@
 //     segment, no segments at all.
 //
 // Each verb runs on its own fresh copy: verify, dump, tail and tail --name
-// (interrupted with SIGTERM once they printed a line or after a second),
-// book, inspect --dir and inspect FILE, stat, recover --dry-run, recover,
-// compress, prune --keep-segments 1, gen --count 10 (a writer open) and
-// replay into a ring file. Every run must:
+// (interrupted with SIGTERM once they printed a line or after three
+// seconds), book, inspect --dir and inspect FILE, stat, recover --dry-run,
+// recover, compress, prune --keep-segments 1, gen --count 10 (a writer
+// open) and replay into a ring file. Every run must:
 //
 //   - end within 20 s (a following tail within 20 s of its SIGTERM);
 //   - not die of a signal, not panic or crash ("panic:", "goroutine " on

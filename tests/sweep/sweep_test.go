@@ -466,7 +466,7 @@ type result struct {
 
 // run runs one verb as a process with a hard deadline. A following verb
 // (tail) is interrupted with SIGTERM once it printed a line, exited, or
-// had a second; it must then end within the deadline.
+// had three seconds; it must then end within the deadline.
 func run(v verb, args []string) result {
 	procs <- struct{}{}
 	defer func() { <-procs }()
@@ -488,7 +488,7 @@ func run(v verb, args []string) result {
 	hard := time.After(slow(20 * time.Second))
 	var r result
 	if v.follow {
-		soft := time.After(slow(time.Second))
+		soft := time.After(slow(3 * time.Second))
 	wait:
 		for {
 			select {
@@ -732,6 +732,10 @@ func check(t *testing.T, cr *caseRun) string {
 	case r.hung != "":
 		t.Errorf("%s: %s", what, r.hung)
 		return "HANG"
+	case r.signaled && v.follow && r.sig == syscall.SIGTERM:
+		// The SIGTERM the sweep sent arrived before the process installed
+		// its handler (a loaded machine): interrupted, not a failure.
+		return "TERM"
 	case r.signaled:
 		t.Errorf("%s: died of %v: %s", what, r.sig, excerpt(r.stderr))
 		return "SIG"
