@@ -41,6 +41,9 @@
 //     seqs names seqs and epochs);
 //   - verify: exit 1 naming the file for every input format.md calls
 //     damage — segment-number mismatches and mixed journal ids included;
+//   - readers (dump, tail, book, replay): exit 1 naming the file for a
+//     segment of another journal (its own frames, or just its id), rather
+//     than print another journal's frames under this journal's seqs;
 //   - never write through a symlink: its target is unchanged;
 //   - never delete data: every regular file is still there, in place or
 //     moved into orphaned-*/ (prune and compress excepted, whose job it

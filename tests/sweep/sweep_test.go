@@ -45,7 +45,7 @@ type fixture struct {
 // quote, the others 2000-byte raw frames: four 256 KiB segments hold few
 // frames, so every verb is quick), leaves a named reader positioned after
 // frame pos, and closes cleanly.
-func makeJournal(t *testing.T, n, pos int) string {
+func makeJournal(t *testing.T, n, pos int, salt int64) string {
 	t.Helper()
 	dir := t.TempDir()
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
@@ -64,10 +64,10 @@ func makeJournal(t *testing.T, n, pos int) string {
 	for i := int64(1); i <= int64(n); i++ {
 		typ, p := journal.TypeRaw, raw
 		if i%10 == 0 {
-			q := journal.Quote{BidPrice: 5000000 + i*100, BidQty: 100, AskPrice: 5000100 + i*100, AskQty: 200}
+			q := journal.Quote{BidPrice: 5000000 + i*100 + salt, BidQty: 100, AskPrice: 5000100 + i*100 + salt, AskQty: 200}
 			typ, p = journal.TypeQuote, q.Encode(make([]byte, 32))
 		} else {
-			raw[i%2000] = byte(i)
+			raw[i%2000] = byte(i + salt)
 		}
 		if _, err := w.Append(typ, 1, 1+i, p); err != nil {
 			t.Fatal(err)
@@ -90,7 +90,11 @@ func makeJournal(t *testing.T, n, pos int) string {
 }
 
 func newFixture(t *testing.T) *fixture {
-	fx := &fixture{base: makeJournal(t, 470, 150), foreign: makeJournal(t, 470, 10)}
+	// The foreign journal has the same shape (the same seqs in the same
+	// segments) but other prices and bytes: a reader that read one of its
+	// segments as this journal's would print other content under this
+	// journal's seqs.
+	fx := &fixture{base: makeJournal(t, 470, 150, 0), foreign: makeJournal(t, 470, 10, 7)}
 	fx.archived = t.TempDir()
 	copyRegular(t, fx.base, fx.archived)
 	if res, err := compress.All(fx.archived, compress.Options{}); err != nil || len(res) != 3 {
@@ -267,6 +271,10 @@ type sweepCase struct {
 	targets []string
 	// flag: verify must exit 1 and name a target.
 	flag bool
+	// refuse: the readers (dump, tail, book, replay) must exit 1 naming a
+	// target too: they would otherwise hand out another journal's frames
+	// as this journal's.
+	refuse bool
 	// file: the file `inspect FILE` looks at (default targets[0]).
 	file string
 }
@@ -289,6 +297,7 @@ func cases() []sweepCase {
 	hdr("header/first-seq-0-with-frames-last", 4, true, func(s *static) { s.first = 0 })
 	hdr("header/number-mismatch", 2, true, func(s *static) { s.number = 7 })
 	hdr("header/foreign-journal-id", 3, true, func(s *static) { s.id ^= 0xdeadbeef })
+	cs[len(cs)-1].refuse = true
 	cs = append(cs, sweepCase{name: "header/epoch-backwards", from: "base", targets: []string{seg(2), seg(3)}, flag: true,
 		build: func(t *testing.T, dir string, fx *fixture) string {
 			patchStatic(t, filepath.Join(dir, seg(2)), func(s *static) { s.epoch = 7 }) // 3 then goes back to 1
@@ -358,7 +367,7 @@ func cases() []sweepCase {
 				os.WriteFile(filepath.Join(dir, seg(3)), b, 0o640) // segment 2's bytes named 3
 				return ""
 			}},
-		sweepCase{name: "structure/mixed-journal-ids", from: "base", targets: []string{seg(3)}, flag: true,
+		sweepCase{name: "structure/mixed-journal-ids", from: "base", targets: []string{seg(3)}, flag: true, refuse: true,
 			build: func(t *testing.T, dir string, fx *fixture) string {
 				for _, n := range []string{seg(3), idx(3)} {
 					b, _ := os.ReadFile(filepath.Join(fx.foreign, n))
@@ -366,7 +375,7 @@ func cases() []sweepCase {
 				}
 				return ""
 			}},
-		sweepCase{name: "structure/mixed-journal-ids-last", from: "base", targets: []string{seg(4)}, flag: true,
+		sweepCase{name: "structure/mixed-journal-ids-last", from: "base", targets: []string{seg(4)}, flag: true, refuse: true,
 			build: func(t *testing.T, dir string, fx *fixture) string {
 				for _, n := range []string{seg(4), idx(4)} {
 					b, _ := os.ReadFile(filepath.Join(fx.foreign, n))
@@ -374,7 +383,7 @@ func cases() []sweepCase {
 				}
 				return ""
 			}},
-		sweepCase{name: "structure/foreign-last-segment-own-index", from: "base", targets: []string{seg(4), idx(4)}, flag: true,
+		sweepCase{name: "structure/foreign-last-segment-own-index", from: "base", targets: []string{seg(4), idx(4)}, flag: true, refuse: true,
 			build: func(t *testing.T, dir string, fx *fixture) string {
 				b, _ := os.ReadFile(filepath.Join(fx.foreign, seg(4)))
 				os.WriteFile(filepath.Join(dir, seg(4)), b, 0o640)
@@ -754,6 +763,9 @@ func check(t *testing.T, cr *caseRun) string {
 		(v.name == "tail-named" && strings.Contains(r.out, "were issued again"))
 	if r.code == 1 && !named {
 		t.Errorf("%s: exit 1 without naming %v: %s", what, c.targets, excerpt(r.out))
+	}
+	if c.refuse && (v.name == "dump" || v.name == "tail" || v.name == "book" || v.name == "replay") && (r.code != 1 || !namesAny(r.out, c.targets)) {
+		t.Errorf("%s: a reader must refuse a segment of another journal (format.md §2.1: journal_id is shared by every file of one journal; verify and the writer refuse it): exit %d: %s", what, r.code, excerpt(r.out))
 	}
 	if v.name == "verify" && c.flag && (r.code != 1 || !namesAny(r.out, c.targets)) {
 		t.Errorf("%s: verify must flag %v (exit 1 naming it): exit %d: %s", what, c.targets, r.code, excerpt(r.out))
