@@ -85,6 +85,7 @@ type campaign struct {
 
 	vmu        sync.Mutex
 	violations []string
+	vbase      int // violations before the current round
 	// known: library defects this campaign found and found_test.go
 	// reproduces on its own; they fail the test too (with a count and a
 	// first example) but do not stop the campaign, so it explores on.
@@ -143,6 +144,13 @@ func (c *campaign) knownBug(round int, name, format string, args ...any) {
 		c.knownHits[name] = k
 	}
 	k.count++
+}
+
+// failedRound reports a violation in the current round.
+func (c *campaign) failedRound() bool {
+	c.vmu.Lock()
+	defer c.vmu.Unlock()
+	return len(c.violations) > c.vbase
 }
 
 func (c *campaign) violated() int {
@@ -215,10 +223,16 @@ func TestChaos(t *testing.T) {
 	end := time.Now().Add(dur)
 	started := time.Now()
 	rounds := 0
+	keep := keepGoing()
 	for r := 0; r == 0 || time.Now().Before(end); r++ {
+		if keep {
+			// A round that ended in a violation may have left processes
+			// behind: stop them before the next one starts.
+			c.run.killAll()
+		}
 		c.round(r, time.Until(end))
 		rounds++
-		if c.violated() > 0 {
+		if c.violated() > 0 && !keep {
 			break
 		}
 	}
@@ -284,6 +298,9 @@ func (c *campaign) round(r int, remaining time.Duration) {
 	length = max(min(length, remaining*2/3), 2*time.Second)
 	c.cnt.add("policy/"+policy, 1)
 	c.outputs = nil
+	c.vmu.Lock()
+	c.vbase = len(c.violations)
+	c.vmu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), length)
 	defer cancel()
@@ -353,7 +370,7 @@ func (c *campaign) superviseWriter(ctx context.Context, r int, policy string) {
 		select {
 		case <-p.done:
 			c.judge(p)
-			if c.violated() > 0 {
+			if c.failedRound() {
 				return
 			}
 			sleepRand(ctx, rng, 0, 300*time.Millisecond)
@@ -789,7 +806,7 @@ func (c *campaign) finish(r int, rng *rand.Rand, policy string) {
 	if w != nil {
 		c.judge(w)
 	}
-	if c.violated() > 0 {
+	if c.failedRound() {
 		return
 	}
 
@@ -839,7 +856,7 @@ func (c *campaign) finish(r int, rng *rand.Rand, policy string) {
 		return
 	}
 	vj := c.checkVerify(r, p, false)
-	if c.violated() > 0 {
+	if c.failedRound() {
 		return
 	}
 	c.cnt.add("frames-written", int64(vj.LastSeq)-c.cnt.get("frames-written"))
@@ -876,7 +893,7 @@ func (c *campaign) finish(r int, rng *rand.Rand, policy string) {
 		<-rd.done
 		c.judge(rd)
 	}
-	if c.violated() > 0 {
+	if c.failedRound() {
 		return
 	}
 	mark("readers")
@@ -915,11 +932,11 @@ func (c *campaign) finish(r int, rng *rand.Rand, policy string) {
 	mark(fmt.Sprintf("dump+check (%d frames retained)", len(ref)))
 
 	// Damage on copies of the snapshot.
-	if c.violated() == 0 {
+	if !c.failedRound() {
 		c.damagePhase(r, snap)
 	}
 	mark("damage")
-	if c.violated() == 0 {
+	if !c.failedRound() {
 		c.cleanWork()
 	}
 }

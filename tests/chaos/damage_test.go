@@ -450,7 +450,7 @@ func (c *campaign) damagePhase(r int, snap string) {
 		n = 2
 	}
 	start := time.Now()
-	for i := 0; i < n && c.violated() == 0; i++ {
+	for i := 0; i < n && !c.failedRound(); i++ {
 		c.damageOne(r, i, rng, b)
 	}
 	c.t.Logf("round %d: %d damages in %v", r, n, time.Since(start).Round(time.Millisecond))
@@ -542,7 +542,7 @@ func (c *campaign) damageOne(r, i int, rng *rand.Rand, b *baseline) {
 	}
 	c.cnt.add("verdict/"+outcome, 1)
 	c.checkReaderOnDamage(r, d, b, work, outcome == "ok", fail)
-	if c.violated() > 0 {
+	if c.failedRound() {
 		return
 	}
 	c.checkRecoverOnDamage(r, d, b, work, fail)

@@ -9,6 +9,8 @@
 //	go test ./tests/chaos/ -run TestChaos -v -timeout 3h -chaos.duration=30m   # the long campaign
 //	MDJ_CHAOS_DURATION=30m MDJ_CHAOS_SEED=0x1234 go test ./tests/chaos/ -run TestChaos -v -timeout 3h
 //
+// The campaign stops at the first violation; -chaos.keepgoing (or
+// MDJ_CHAOS_KEEPGOING=1) runs the whole duration and reports them all.
 // -chaos.seed (or MDJ_CHAOS_SEED) seeds every choice the campaign makes:
 // policies, process kinds and moments to kill, reader positions, damage
 // targets. The seed is logged; timing still differs between runs (the

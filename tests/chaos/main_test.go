@@ -14,7 +14,11 @@ import (
 var (
 	flagDuration = flag.Duration("chaos.duration", 0, "length of the chaos campaign (default $MDJ_CHAOS_DURATION, else 60s; 25s with -short)")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "seed of the chaos campaign's choices (default $MDJ_CHAOS_SEED, else random; logged)")
+	flagKeep     = flag.Bool("chaos.keepgoing", false, "run the whole duration even after a violation (default $MDJ_CHAOS_KEEPGOING=1), reporting every one at the end")
 )
+
+// keepGoing reports -chaos.keepgoing or MDJ_CHAOS_KEEPGOING=1.
+func keepGoing() bool { return *flagKeep || os.Getenv("MDJ_CHAOS_KEEPGOING") == "1" }
 
 // execEnv makes the test binary behave as journalctl: every process of the
 // campaign is the real command line (command.Main), run as its own process
