@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest bench demo clean
+.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest powerloss nats bench demo demo-nats clean
 
 all: build
 
@@ -51,6 +51,23 @@ fuzz:
 ## crashtest: the long SIGKILL campaign (1000 kills).
 crashtest:
 	MDJ_CRASH_ITERS=$${MDJ_CRASH_ITERS:-1000} $(GO) test -count=1 -timeout 2h -run '^TestCrash$$' -v ./writer/
+
+## powerloss: the long power-cut campaign on lossyfs (needs root and
+## /dev/fuse; skips loudly otherwise): 1000 rounds across the durability
+## policies (MDJ_POWERLOSS_ROUNDS, MDJ_POWERLOSS_SEED; tests/powerloss/README.md).
+powerloss:
+	MDJ_POWERLOSS_ROUNDS=$${MDJ_POWERLOSS_ROUNDS:-1000} $(GO) test -count=1 -timeout 3h -run '^TestPowerLossCampaign$$' -v ./tests/powerloss/
+
+## nats: the long shipping campaigns (kill -9 of shipper and mirror, a
+## three-node JetStream cluster with a node killed) against real
+## nats-server processes on 127.0.0.1.
+nats:
+	MDJ_NATS_ROUNDS=$${MDJ_NATS_ROUNDS:-200} $(GO) test -count=1 -timeout 60m -v ./tests/nats/
+
+## demo-nats: ship → NATS → mirror → tail on the replica (scripts/demo-nats.sh).
+demo-nats: build
+	$(GO) build -o $(BIN)/ github.com/nats-io/nats-server/v2
+	bash scripts/demo-nats.sh
 
 ## bench: every go benchmark with its same-run baseline (see README).
 bench:

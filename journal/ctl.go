@@ -14,14 +14,14 @@ import (
 const (
 	CtlMagic        = "MDJCTL\x00\x00"
 	CtlSize         = 4096
-	ctlOffMagic     = 0  // [8]byte
-	ctlOffVersion   = 8  // uint32
-	ctlOffJournalID = 16 // uint64
-	ctlOffCreated   = 24 // int64 Unix ns when the journal was created
-	CtlOffNotify    = 64 // uint32 futex word, bumped by the writer on wake
-	CtlOffWaiters   = 68 // uint32 count of announced sleepers
-	ctlOffActive    = 128
-	ctlOffWriterPID = 136
+	ctlOffMagic     = 0   // [8]byte
+	ctlOffVersion   = 8   // uint32
+	ctlOffJournalID = 16  // uint64
+	ctlOffCreated   = 24  // int64 Unix ns when the journal was created
+	CtlOffNotify    = 64  // uint32 futex word, bumped by the writer on wake
+	CtlOffWaiters   = 68  // uint32 count of announced sleepers
+	CtlOffActive    = 128 // uint64 the active segment number (the writer stores it)
+	CtlOffWriterPID = 136 // uint32 the live writer's PID, 0 when none
 )
 
 // Ctl is a view of the mapped control file.
@@ -55,23 +55,14 @@ func (c Ctl) JournalID() uint64 { return binary.LittleEndian.Uint64(c.b[ctlOffJo
 func (c Ctl) Created() int64 { return int64(binary.LittleEndian.Uint64(c.b[ctlOffCreated:])) }
 
 // ActiveSegment is the number of the active segment (atomic).
-func (c Ctl) ActiveSegment() uint64 { return atomic.LoadUint64(c.u64(ctlOffActive)) }
-
-// ActiveSegmentPtr is the active-segment word (the writer stores it).
-func (c Ctl) ActiveSegmentPtr() *uint64 { return c.u64(ctlOffActive) }
+func (c Ctl) ActiveSegment() uint64 { return atomic.LoadUint64(c.u64(CtlOffActive)) }
 
 // WriterPID is the PID of the open writer, 0 after a clean close (atomic).
-func (c Ctl) WriterPID() uint32 { return atomic.LoadUint32(c.u32(ctlOffWriterPID)) }
-
-// WriterPIDPtr is the writer-PID word (the writer stores it).
-func (c Ctl) WriterPIDPtr() *uint32 { return c.u32(ctlOffWriterPID) }
+func (c Ctl) WriterPID() uint32 { return atomic.LoadUint32(c.u32(CtlOffWriterPID)) }
 
 // Waiters is the number of announced futex sleepers (atomic).
 func (c Ctl) Waiters() uint32 { return atomic.LoadUint32(c.u32(CtlOffWaiters)) }
 
-// NotifyWord is the futex word readers block on and the writer bumps when it
-// wakes them (4-byte aligned, in the mapping).
-func (c Ctl) NotifyWord() *uint32 { return c.u32(CtlOffNotify) }
-
-// WaitersWord counts readers announced as futex sleepers.
-func (c Ctl) WaitersWord() *uint32 { return c.u32(CtlOffWaiters) }
+// Notify is the futex word readers block on, bumped by the writer when it
+// wakes them (atomic).
+func (c Ctl) Notify() uint32 { return atomic.LoadUint32(c.u32(CtlOffNotify)) }

@@ -49,6 +49,7 @@ type CorruptionError struct {
 	Err    error
 }
 
+// Error says "FILE: offset N: reason".
 func (e *CorruptionError) Error() string {
 	return fmt.Sprintf("%s: offset %d: %s", e.File, e.Offset, e.Reason)
 }

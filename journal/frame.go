@@ -142,11 +142,12 @@ func (f *Frame) Restated() bool { return f.Flags&FrameRestated != 0 }
 // FrameStatus classifies what DecodeFrame found.
 type FrameStatus uint8
 
+// What DecodeFrame can find at an offset.
 const (
-	FrameOK        FrameStatus = iota
-	FrameEmpty                 // the commit word is zero: nothing published here
-	FrameBadLength             // the size is impossible (or a checksum without a size)
-	FrameBadCRC                // the checksum does not match
+	FrameOK        FrameStatus = iota // a whole frame whose checksum holds
+	FrameEmpty                        // the commit word is zero: nothing published here
+	FrameBadLength                    // the size is impossible (or a checksum without a size)
+	FrameBadCRC                       // the checksum does not match
 )
 
 // DecodeFrame decodes and verifies the frame at b[0:], where b extends to the

@@ -88,9 +88,6 @@ func (x Index) Capacity() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffC
 // HeaderCRC is the stored checksum of the static fields.
 func (x Index) HeaderCRC() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffHeaderCRC:]) }
 
-// CountPtr is the atomic count word (the writer publishes entries with it).
-func (x Index) CountPtr() *uint64 { return x.countPtr() }
-
 // Count is the number of published entries (never more than Capacity).
 func (x Index) Count() uint64 {
 	n := atomic.LoadUint64(x.countPtr())
@@ -162,21 +159,30 @@ func (x Index) SearchSeq(seq uint64) (IndexEntry, bool) {
 	return x.Entry(lo - 1), true
 }
 
-// SearchTime returns the last entry with TS < ts (ok=false if none), so that
-// a forward scan from it reaches the first frame with TS ≥ ts when timestamps
-// do not decrease.
+// SearchTime returns the entry before the first entry (in seq order) with
+// TS ≥ ts — the last entry if none reaches ts — and ok=false when the first
+// entry already does. A forward scan from it reaches the first frame with
+// TS ≥ ts. The search is linear, not binary: on a journal whose time goes
+// back (format.md §5, "Seeking") the first occurrence in seq order is the
+// one found, never a later one; on a time-ordered journal both agree.
 func (x Index) SearchTime(ts int64) (IndexEntry, bool) {
-	lo, hi := uint64(0), x.Count()
-	for lo < hi {
-		m := (lo + hi) / 2
-		if x.Entry(m).TS < ts {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	n := x.Count()
+	i := uint64(0)
+	for i < n && x.Entry(i).TS < ts {
+		i++
 	}
-	if lo == 0 {
+	if i == 0 {
 		return IndexEntry{}, false
 	}
-	return x.Entry(lo - 1), true
+	return x.Entry(i - 1), true
+}
+
+// Reaches reports whether an entry has TS ≥ ts.
+func (x Index) Reaches(ts int64) bool {
+	for i, n := uint64(0), x.Count(); i < n; i++ {
+		if x.Entry(i).TS >= ts {
+			return true
+		}
+	}
+	return false
 }

@@ -126,10 +126,10 @@ var CtlLayout = Layout{Name: "control page", Section: "§6", Size: CtlSize, Fiel
 	{ctlOffCreated + 8, CtlOffNotify - ctlOffCreated - 8, "reserved", KindReserved, false, "zero"},
 	{CtlOffNotify, 4, "notify", KindU32, true, "futex word, bumped by the writer on wake"},
 	{CtlOffWaiters, 4, "waiters", KindU32, true, "announced sleepers"},
-	{CtlOffWaiters + 4, ctlOffActive - CtlOffWaiters - 4, "padding", KindReserved, false, "zero"},
-	{ctlOffActive, 8, "active_segment", KindU64, true, "number of the active segment"},
-	{ctlOffWriterPID, 4, "writer_pid", KindU32, true, "PID of the open writer, 0 after a clean close"},
-	{ctlOffWriterPID + 4, CtlSize - ctlOffWriterPID - 4, "reserved", KindReserved, false, "zero"},
+	{CtlOffWaiters + 4, CtlOffActive - CtlOffWaiters - 4, "padding", KindReserved, false, "zero"},
+	{CtlOffActive, 8, "active_segment", KindU64, true, "number of the active segment"},
+	{CtlOffWriterPID, 4, "writer_pid", KindU32, true, "PID of the open writer, 0 after a clean close"},
+	{CtlOffWriterPID + 4, CtlSize - CtlOffWriterPID - 4, "reserved", KindReserved, false, "zero"},
 }}
 
 // ArchiveHeaderLayout is format.md §14 (offsets from ArchiveHeaderOff).

@@ -13,19 +13,20 @@ import (
 // of the on-disk format.
 type MsgType uint16
 
+// The message types (format.md §3.2 gives each payload's layout).
 const (
-	TypeInvalid       MsgType = 0
-	TypeSegmentEnd    MsgType = 1 // control: end-of-segment marker, no payload
-	TypeHeartbeat     MsgType = 2
-	TypeInstrumentDef MsgType = 3
-	TypeTrade         MsgType = 4
-	TypeQuote         MsgType = 5
-	TypeBookLevel     MsgType = 6
-	TypeOrderAdd      MsgType = 7
-	TypeOrderCancel   MsgType = 8
-	TypeOrderDelete   MsgType = 9
-	TypeOrderExecute  MsgType = 10
-	TypeRaw           MsgType = 11
+	TypeInvalid       MsgType = 0  // never written: a zero type is damage
+	TypeSegmentEnd    MsgType = 1  // control: end-of-segment marker, no payload
+	TypeHeartbeat     MsgType = 2  // liveness, no payload
+	TypeInstrumentDef MsgType = 3  // symbol, price scale and tick of an instrument id
+	TypeTrade         MsgType = 4  // a print: price, qty, trade id, aggressor
+	TypeQuote         MsgType = 5  // top of book: bid and ask price and qty
+	TypeBookLevel     MsgType = 6  // aggregate qty at one price level (0 removes it)
+	TypeOrderAdd      MsgType = 7  // L3: an order rests on the book
+	TypeOrderCancel   MsgType = 8  // L3: part of an order is cancelled
+	TypeOrderDelete   MsgType = 9  // L3: an order leaves the book
+	TypeOrderExecute  MsgType = 10 // L3: an order is (partly) executed
+	TypeRaw           MsgType = 11 // opaque bytes, up to MaxPayload
 	TypeTradingStatus MsgType = 12 // trading halted, paused, quotation only, trading
 	TypeGap           MsgType = 13 // source messages a feed handler could not recover
 	TypeOrderRequest  MsgType = 14 // an order a trading engine asks for (pipeline)
@@ -33,10 +34,13 @@ const (
 	typeCount                 = 16
 )
 
+// typeNames are the names the tools print and ParseMsgType reads.
 var typeNames = [typeCount]string{"invalid", "segment_end", "heartbeat", "instrument_def", "trade", "quote",
 	"book_level", "order_add", "order_cancel", "order_delete", "order_execute", "raw",
 	"trading_status", "gap", "order_request", "risk_decision"}
 
+// String returns the type's name as the tools print it ("quote",
+// "order_add"), or "type(N)" for an unknown value.
 func (t MsgType) String() string {
 	if int(t) < len(typeNames) {
 		return typeNames[t]
@@ -87,12 +91,14 @@ func (t MsgType) IsOrder() bool { return t >= TypeOrderAdd && t <= TypeOrderExec
 // Side of a book entry or an order; for a Trade, the aggressor.
 type Side uint8
 
+// The sides.
 const (
-	SideNone Side = 0
+	SideNone Side = 0 // no side: a trade with no known aggressor
 	SideBid  Side = 1 // buy
 	SideAsk  Side = 2 // sell
 )
 
+// String returns "bid", "ask" or "none".
 func (s Side) String() string {
 	switch s {
 	case SideBid:

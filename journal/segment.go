@@ -179,10 +179,6 @@ func (h Header) HeaderCRC() uint32 { return binary.LittleEndian.Uint32(h.b[segOf
 // StaticOK reports whether the static fields' checksum holds.
 func (h Header) StaticOK() bool { return CRC32C(h.b[:segStaticEnd]) == h.HeaderCRC() }
 
-// CursorPtr is the atomic write-cursor word, for the writer and for tailing
-// readers that wait on it (read only through this view).
-func (h Header) CursorPtr() *uint64 { return h.u64(SegOffCursor) }
-
 // Cursor loads the write cursor (atomic).
 func (h Header) Cursor() uint64 { return atomic.LoadUint64(h.u64(SegOffCursor)) }
 

@@ -31,6 +31,7 @@ const (
 	Damage
 )
 
+// String returns "intact", "torn_tail" or "damage".
 func (k VerdictKind) String() string {
 	switch k {
 	case Intact:

@@ -15,6 +15,7 @@ type Date struct {
 	Day   int
 }
 
+// String formats d as YYYY-MM-DD.
 func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day) }
 
 // IsZero reports whether d is unset.

@@ -50,8 +50,9 @@ type ReissuedError struct {
 	NewEpoch uint32 // by this epoch
 }
 
+// Error names the reader, its position and the re-issued range.
 func (e *ReissuedError) Error() string {
-	return fmt.Sprintf("reader %s: consumed up to seq %d in epoch %d, but seqs from %d were issued again in epoch %d after a power cut: frames %d..%d may differ from what it saw",
+	return fmt.Sprintf("reader %s: consumed up to seq %d in epoch %d, but seqs from %d were reissued in epoch %d after a power cut: frames %d..%d may differ from what it saw",
 		e.Name, e.Seq, e.Epoch, e.From, e.NewEpoch, e.From, e.Seq)
 }
 
@@ -75,10 +76,15 @@ type Named struct {
 	Epoch     uint32 // its segment's epoch
 	PID       uint32
 	JournalID uint64
+	// Empty: the file holds no position (all zero or shorter than a
+	// position: created and never written, or its content lost to a power
+	// cut). The reader starts from its Options.From; it holds nothing back.
+	Empty bool
 }
 
 // ListNamed reads every named reader's position in dir (with pread: it
-// never locks or maps them).
+// never locks or maps them). A file that is empty or all zero is listed as
+// Empty; one that holds something other than a position is damage.
 func ListNamed(dir string) ([]Named, error) {
 	ents, err := os.ReadDir(filepath.Join(dir, ReadersDir))
 	if os.IsNotExist(err) {
@@ -101,6 +107,10 @@ func ListNamed(dir string) ([]Named, error) {
 		b := make([]byte, 128)
 		n, _ := f.ReadAt(b, 0)
 		f.Close()
+		if journal.AllZero(b[:n]) {
+			out = append(out, Named{Name: name, Empty: true})
+			continue
+		}
 		if n < 128 || string(b[:8]) != journal.PosMagic {
 			return nil, journal.Corrupt(path, 0, journal.ErrBadMagic, "not a reader position file")
 		}

@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/futex"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/internal/segfile"
+	"github.com/mdjournal/mdjournal/internal/words"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/wait"
 )
@@ -90,6 +92,7 @@ type Reader struct {
 	opts Options
 
 	ctlM   []byte
+	ctlMu  sync.Mutex // Interrupt (any goroutine) against Close
 	ctl    journal.Ctl
 	sig    wait.Signal
 	hasSig bool
@@ -216,7 +219,7 @@ func (r *Reader) openCtl() {
 	}
 	r.ctlM, r.ctl = m, journal.CtlOf(m)
 	if writable && r.ctl.Magic() == journal.CtlMagic {
-		r.sig, r.hasSig = wait.SignalAt(r.ctl.NotifyWord(), r.ctl.WaitersWord()), true
+		r.sig, r.hasSig = wait.SignalAt(words.U32(m, journal.CtlOffNotify), words.U32(m, journal.CtlOffWaiters)), true
 		return
 	}
 	r.degrade()
@@ -240,6 +243,7 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 		return nil, nil, err
 	}
 	var ns, firsts []uint64
+	var unstated *journal.CorruptionError // activated (first_seq set) but no valid state record
 	for _, e := range es {
 		h, _, _, err := segfile.ReadHeader(r.dir, e.Num)
 		if err != nil {
@@ -249,7 +253,16 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 			return nil, nil, journal.Corrupt(e.Path, 0, journal.ErrBadMagic, "bad segment magic %q", h.Magic())
 		}
 		if h.Prepared() {
+			if h.FirstSeq() != 0 && unstated == nil {
+				unstated = journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrBadHeader,
+					"segment %d is activated (first seq %d) but both state records are damaged", e.Num, h.FirstSeq())
+			}
 			continue
+		}
+		if unstated != nil {
+			// A later segment is activated: the one without a state record
+			// is not an activation in progress but damage (as verify says).
+			return nil, nil, unstated
 		}
 		ns, firsts = append(ns, e.Num), append(firsts, h.FirstSeq())
 	}
@@ -284,25 +297,31 @@ func (r *Reader) position(p Position) error {
 			}
 		}
 	case posTime:
-		// The last segment whose first frame is before the target: a
-		// binary search over the segments' first timestamps (taken to be
-		// non-decreasing, like the frames').
-		var probeErr error
-		pick = sort.Search(len(ns), func(i int) bool {
-			if probeErr != nil {
-				return true
-			}
-			ts, ok, err := firstTS(r.dir, ns[i])
+		// The first segment, in seq order, that may hold a frame at or
+		// after the target: one with an index entry that reaches it, or
+		// whose successor starts at or after it (the frames after its last
+		// entry may), else the last. On a time-ordered journal that is the
+		// segment a binary search would find; on one whose time goes back
+		// (two days or symbols imported one after the other) it is the
+		// first occurrence in seq order, never a later one (format.md §5).
+		pick = len(ns) - 1
+		for i := range ns {
+			reach, err := reaches(r.dir, ns[i], p.ts)
 			if err != nil {
-				probeErr = err
-				return true
+				return err
 			}
-			return !ok || ts >= p.ts
-		}) - 1
-		if probeErr != nil {
-			return probeErr
+			if !reach && i+1 < len(ns) {
+				ts, ok, err := firstTS(r.dir, ns[i+1])
+				if err != nil {
+					return err
+				}
+				reach = ok && ts >= p.ts
+			}
+			if reach {
+				pick = i
+				break
+			}
 		}
-		pick = max(pick, 0)
 	}
 	s, err := openSeg(r.dir, ns[pick], true)
 	if err != nil {
@@ -431,6 +450,17 @@ func (r *Reader) Preamble() []journal.Frame {
 	return out
 }
 
+// reaches reports whether an index entry of segment n has a timestamp at
+// or after ts (false without an index).
+func reaches(dir string, n uint64, ts int64) (bool, error) {
+	s, err := openSeg(dir, n, false)
+	if err != nil {
+		return false, err
+	}
+	defer s.close()
+	return s.idx != nil && s.idx.View().Reaches(ts), nil
+}
+
 func firstTS(dir string, n uint64) (int64, bool, error) {
 	s, err := openSeg(dir, n, false)
 	if err != nil {
@@ -535,6 +565,10 @@ func (r *Reader) next(ctx context.Context) (f journal.Frame, err error) {
 	}
 }
 
+// futexTimeout bounds one futex sleep (a variable so that a test can make
+// the wake-up the only way out).
+var futexTimeout = wait.FutexTimeout
+
 // block sleeps on the control page's futex word until the writer publishes,
 // an interrupt, ctx is done, or the futex timeout (a writer killed between
 // its publish and its wake).
@@ -545,7 +579,7 @@ func (r *Reader) block(ctx context.Context) {
 	}
 	tok := r.sig.Announce()
 	if !r.seg.published(r.off) && !r.interrupted.Load() && ctx.Err() == nil {
-		r.sig.Block(tok, wait.FutexTimeout)
+		r.sig.Block(tok, futexTimeout)
 	}
 	r.sig.Done()
 	if stop != nil {
@@ -553,14 +587,16 @@ func (r *Reader) block(ctx context.Context) {
 	}
 }
 
-func (r *Reader) wakeSelf() { futex.Wake(r.ctl.NotifyWord(), 1<<30) } // spurious wake-ups are harmless
+func (r *Reader) wakeSelf() { futex.Wake(words.U32(r.ctlM, journal.CtlOffNotify), 1<<30) } // spurious wake-ups are harmless
 
 // Interrupt makes a blocked (or the next) Next return ErrInterrupted.
 func (r *Reader) Interrupt() {
 	r.interrupted.Store(true)
-	if r.hasSig {
+	r.ctlMu.Lock() // Close may be unmapping the control page
+	if r.hasSig && r.ctlM != nil {
 		r.wakeSelf()
 	}
+	r.ctlMu.Unlock()
 }
 
 func (r *Reader) catchFault(old bool, err *error) {
@@ -687,17 +723,35 @@ func (r *Reader) advance() error {
 		return err
 	}
 	h := next.hdr()
-	if fs := h.FirstSeq(); fs != r.lastSeq+1 || h.Prepared() {
+	fs, epoch, prepared, id := h.FirstSeq(), h.Epoch(), h.Prepared(), h.JournalID() // read before any close: h points into the mapping
+	if fs != r.lastSeq+1 || prepared {
 		next.close()
 		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 32, journal.ErrSequence, "first seq %d does not follow %d (activated=%v)", fs, r.lastSeq, fs != 0)
 	}
-	if h.Epoch() < r.epoch {
+	if cur := r.seg.hdr().JournalID(); id != cur {
 		next.close()
-		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 56, journal.ErrBadHeader, "epoch %d goes back from %d", h.Epoch(), r.epoch)
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 16, journal.ErrBadHeader, "journal id %#x, the previous segment's is %#x: files of two journals are mixed", id, cur)
+	}
+	if epoch < r.epoch {
+		next.close()
+		return journal.Corrupt(journal.SegmentPath(r.dir, r.seg.num+1), 56, journal.ErrBadHeader, "epoch %d goes back from %d", epoch, r.epoch)
+	}
+	// A named reader that resumed before the writer recovered from a power
+	// cut: the new epoch re-issues seqs from fs, and if the position is at
+	// or past fs, what it consumed there may differ from what follows
+	// (format.md §8.4). The same check Open makes.
+	if p := r.pos; p != nil && epoch > r.epoch {
+		if seq, ep := p.seq(), atomic.LoadUint32(p.epoch); ep != 0 && epoch > ep && fs <= seq {
+			if !r.opts.AcceptReissue {
+				next.close()
+				return &ReissuedError{Name: p.name, Seq: seq, Epoch: ep, From: fs, NewEpoch: epoch}
+			}
+			r.skipping = false // deliver the re-issued frames from fs
+		}
 	}
 	r.seg.close()
 	r.seg = next
-	r.epoch = h.Epoch()
+	r.epoch = epoch
 	r.off = journal.SegmentHeaderSize
 	return nil
 }
@@ -711,9 +765,11 @@ func (r *Reader) Close() error {
 		r.seg.close()
 		r.seg = nil
 	}
+	r.ctlMu.Lock()
 	if r.ctlM != nil {
 		mmap.Unmap(r.ctlM)
 		r.ctlM = nil
 	}
+	r.ctlMu.Unlock()
 	return nil
 }

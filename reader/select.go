@@ -82,7 +82,16 @@ func BoundOf(p Position) (Bound, bool) {
 type Filter struct {
 	ids   map[uint32]bool // selected instruments (nil: all)
 	types uint64          // bit t set: type t selected (0: all)
+	since int64           // frames stamped before it do not pass (Since)
+	hasTS bool
 }
+
+// Since makes the filter drop frames stamped before ts (definitions and
+// trading statuses excepted). A reader opened at Time(ts) starts at the
+// first frame at or after ts; on a journal whose time goes back, frames
+// after that position may be older, and this drops them, so that a time
+// range over selected instruments is exact per instrument (format.md §5).
+func (ft *Filter) Since(ts int64) { ft.since, ft.hasTS = ts, true }
 
 // NewFilter builds a filter. instruments are decimal ids or symbols,
 // resolved against cat (JournalCatalog); a symbol the catalogue does not
@@ -124,10 +133,13 @@ func (ft *Filter) Pass(f *journal.Frame) bool {
 	if ft.ids != nil && !ft.ids[f.Instrument] {
 		return false
 	}
-	if ft.types != 0 && f.Type != journal.TypeInstrumentDef && f.Type != journal.TypeTradingStatus {
-		return f.Type < 64 && ft.types&(1<<f.Type) != 0
+	if f.Type == journal.TypeInstrumentDef || f.Type == journal.TypeTradingStatus {
+		return true
 	}
-	return true
+	if ft.hasTS && f.TS < ft.since {
+		return false
+	}
+	return ft.types == 0 || (f.Type < 64 && ft.types&(1<<f.Type) != 0)
 }
 
 // ParseTypes reads a comma-separated list of message type names.

@@ -57,6 +57,10 @@ type Options struct {
 	// bounds the passes (the default, 0, loops until ctx is done).
 	Loop      bool
 	MaxPasses int
+	// Follow keeps replaying after the last published frame: live frames
+	// as the writer appends them (Aeron's replay merge), until To, the
+	// consumer leaving, or ctx. Not with Loop.
+	Follow bool
 	// Wait is how the producer idles while the ring is full.
 	Wait wait.Strategy
 	// FlushEvery is the publication batch of unpaced replay (default
@@ -70,6 +74,10 @@ type Options struct {
 	// due time, in nanoseconds, on the replaying goroutine (it must not
 	// block or allocate: cmd/replay records into a histogram).
 	Lateness func(ns int64)
+	// Pin binds the replaying goroutine to CPU (package pin) for the run:
+	// no migration, no CPU shared with another pinned loop.
+	Pin bool
+	CPU int
 	// Clock is the pacing time source; nil means CLOCK_MONOTONIC and
 	// time.Sleep. Tests inject a fake one.
 	Clock Clock
@@ -77,8 +85,12 @@ type Options struct {
 
 // Progress is what a progress display needs.
 type Progress struct {
-	Pass     int    // 1-based pass number
-	Frames   uint64 // frames written so far, all passes
+	Pass   int    // 1-based pass number
+	Frames uint64 // frames written so far, all passes
+	// Total is how many frames this pass will send (the selected frames of
+	// the range, counted before it starts), 0 when unknown (Follow).
+	Total    uint64
+	Sent     uint64 // frames sent in this pass
 	Seq      uint64 // seq of the last frame read in this pass
 	FirstSeq uint64 // seq of the first frame of this pass
 	EndSeq   uint64 // last seq of the range: To's seq, else the journal's last published seq when the pass began

@@ -23,6 +23,7 @@ type RecordError struct {
 	Size   uint32              // the frame's size word, if the record is long enough
 }
 
+// Error says what is wrong with the record and where.
 func (e *RecordError) Error() string {
 	switch e.Status {
 	case journal.FrameBadCRC:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/pin"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/ring"
 )
@@ -95,6 +96,9 @@ func New(opts Options) (*Replayer, error) {
 	if c := opts.RingSize; c < MinRingSize || c > ring.MaxCapacity || c&(c-1) != 0 {
 		return nil, fmt.Errorf("replay: ring size %d is not a power of two in [%d, %d]", c, MinRingSize, uint64(ring.MaxCapacity))
 	}
+	if opts.Follow && opts.Loop {
+		return nil, errors.New("replay: Follow and Loop exclude each other")
+	}
 	if opts.Speed < 0 {
 		return nil, fmt.Errorf("replay: speed %g: want > 0, or 0 for max", opts.Speed)
 	}
@@ -114,6 +118,9 @@ func New(opts Options) (*Replayer, error) {
 	ft, err := reader.NewFilter(cat, opts.Instruments, opts.Types)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
+	}
+	if ts, ok := opts.From.TimeValue(); ok {
+		ft.Since(ts) // a time range is exact per instrument (format.md §5)
 	}
 	r := &Replayer{opts: opts, ft: ft, clk: opts.Clock, paced: opts.Speed > 0, batch: opts.FlushEvery}
 	if r.clk == nil {
@@ -207,6 +214,13 @@ func (r *Replayer) Close() error {
 // ring.ErrTooLarge for a frame larger than the ring accepts.
 func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 	r.ctx = ctx
+	if r.opts.Pin {
+		p, err := pin.Thread(r.opts.CPU)
+		if err != nil {
+			return r.stats, fmt.Errorf("replay: %w", err)
+		}
+		defer p.Release()
+	}
 	if r.paced {
 		// Pacing sleeps in clock_nanosleep on this thread (monoClock.Sleep);
 		// 1 ns timer slack instead of the default 50 us makes the kernel
@@ -271,6 +285,12 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 	if r.opts.Progress != nil && prog.EndSeq == 0 {
 		prog.EndSeq = lastSeq(r.opts.Dir)
 	}
+	if r.opts.Progress != nil && !r.opts.Follow {
+		if prog.Total, err = r.count(from); err != nil {
+			return err
+		}
+	}
+	passStart := r.stats.Frames
 	r.pc.reset()
 	var firstTS, lastTS int64
 	first := true
@@ -292,7 +312,7 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 			if r.opts.Progress != nil {
 				if now := r.clk.Now(); now >= nextProgress {
 					nextProgress = now + int64(100*time.Millisecond)
-					prog.Frames = r.stats.Frames
+					prog.Frames, prog.Sent = r.stats.Frames, r.stats.Frames-passStart
 					r.opts.Progress(prog)
 				}
 			}
@@ -301,7 +321,16 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		if err != nil {
 			return err
 		}
-		if !ok || r.opts.To.Past(&f) {
+		if !ok && r.opts.Follow {
+			// Caught up: what is staged reaches the consumer, then the
+			// writer's next frame is waited for.
+			p.Flush()
+			if f, err = rd.NextContext(r.ctx); err != nil {
+				return err
+			}
+			ok = true
+		}
+		if !ok || (r.opts.To.Seq != 0 && r.opts.To.Past(&f)) {
 			return nil
 		}
 		if prog.FirstSeq == 0 {
@@ -322,6 +351,9 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		if !r.ft.Pass(&f) {
 			r.stats.Skipped++
 			continue
+		}
+		if r.opts.To.Past(&f) { // a time bound stops at the first selected frame past it (format.md §5)
+			return nil
 		}
 		if err := r.emit(&f); err != nil {
 			return err
@@ -413,6 +445,48 @@ func (r *Replayer) claimWait(n int) ([]byte, error) {
 
 // lastSeq is the journal's last published seq now (0 if unknown), for
 // progress display only.
+// count reads the range once and returns how many frames a pass from
+// from will send: the preamble's selected definitions and the selected
+// frames up to To.
+func (r *Replayer) count(from reader.Position) (uint64, error) {
+	rd, err := reader.Open(r.opts.Dir, reader.Options{From: from})
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	var n uint64
+	started := false
+	for i := 0; ; i++ {
+		if i&4095 == 0 {
+			if err := r.ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		f, ok, err := rd.TryNext()
+		if err != nil {
+			return 0, err
+		}
+		if !ok || (r.opts.To.Seq != 0 && r.opts.To.Past(&f)) {
+			return n, nil
+		}
+		if !started {
+			started = true
+			for _, d := range rd.Preamble() {
+				if r.ft.Pass(&d) {
+					n++
+				}
+			}
+		}
+		if !r.ft.Pass(&f) {
+			continue
+		}
+		if r.opts.To.Past(&f) {
+			return n, nil
+		}
+		n++
+	}
+}
+
 func lastSeq(dir string) uint64 {
 	rd, err := reader.Open(dir, reader.Options{From: reader.End()})
 	if err != nil {

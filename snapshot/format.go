@@ -10,8 +10,15 @@ import (
 // Snapshot file layout, format.md §11 "Snapshot file".
 // These constants are part of the on-disk format: changing one changes Version.
 const (
-	Magic   = "MDJSNAP\x00"
-	Version = 1 // snapshot file format version (independent of journal.Version)
+	Magic = "MDJSNAP\x00"
+	// Version is the snapshot file format version (independent of
+	// journal.Version). 2 has the byte layout of 1 and changes the writer's
+	// protocol: the writer lock is the separate file LockPath(path), not a
+	// flock on the snapshot itself (a version-1 writer would not see a
+	// version-2 writer's lock), writer_pid is synced at open and cleared by
+	// a synced close, and OpenWriter lowers last_applied to 0 in a file it
+	// cannot trust as a whole.
+	Version = 2
 
 	// HeaderSize is the header page; slot 0 starts here.
 	HeaderSize = 4096
@@ -83,15 +90,15 @@ func FileSize(depth, capacity int) int64 {
 // Level is one aggregated price level: a fixed-point price (journal.Price)
 // and the total quantity resting at it.
 type Level struct {
-	Price journal.Price
-	Qty   int64
+	Price journal.Price // fixed point: real price = Price / 10^PriceScale
+	Qty   int64         // total quantity resting at the price
 }
 
 // Trade is the last trade of an instrument as kept in its slot.
 type Trade struct {
-	Price journal.Price
-	Qty   int64
-	TS    int64 // exchange timestamp, Unix ns
+	Price journal.Price // fixed point, as Level.Price
+	Qty   int64         // traded quantity
+	TS    int64         // exchange timestamp, Unix ns
 }
 
 // layout is what a valid header says.

@@ -39,6 +39,7 @@ const (
 	Futex
 )
 
+// String returns the name Parse reads: "spin", "backoff" or "futex".
 func (s Strategy) String() string {
 	switch s {
 	case Spin:

@@ -47,11 +47,11 @@ func (w *Writer) background() {
 			w.pretouch()
 			w.prepareNext()
 			if tick != nil {
-				w.groupCommit(w.active.Load(), synced)
+				w.commitActive(synced)
 			}
 		case <-tick:
 			w.drainRetire(synced) // older segments first: DurableSeq covers a prefix
-			w.groupCommit(w.active.Load(), synced)
+			w.commitActive(synced)
 		case <-check.C:
 			if s := w.active.Load(); s != nil && w.failed.Load() == nil {
 				if err := fsx.SameFile(s.File(), s.Path); err != nil {
@@ -110,6 +110,18 @@ func (w *Writer) prepareNext() {
 		w.prepared.close()
 	}
 	w.prepared = &wseg{Seg: seg, idx: x}
+}
+
+// commitActive group-commits the active segment, unless a roll has handed
+// an older segment over that is not retired yet: the older one's frames
+// and seal must reach the disk first (the next tick, after the drain).
+func (w *Writer) commitActive(synced map[*wseg]int64) {
+	s := w.active.Load() // loaded before pendingRetire: see roll
+	if w.pendingRetire.Load() != 0 {
+		w.drainRetire(synced)
+		return
+	}
+	w.groupCommit(s, synced)
 }
 
 // groupCommit (Interval policy) makes s durable up to its published cursor:
@@ -180,7 +192,46 @@ func lastSeqBefore(s *wseg, from, cur int64, last uint64) uint64 {
 func (w *Writer) retireSegment(r retired, synced map[*wseg]int64) {
 	s := r.old
 	switch w.opts.Durability.Mode {
-	case Interval, Sync:
+	case Interval:
+		// The frames and end marker, then the successor's activation, then
+		// the seal (format.md §4.3): a cut leaves either an unsealed last
+		// segment, or a marker whose successor is activated — never a seal
+		// without its marker or without an activated successor, nor a
+		// segment that is not the last with a torn tail.
+		w.groupCommit(s, synced)
+		if w.failed.Load() == nil {
+			w.syncs.Add(1)
+			if err := r.next.Sync(0, journal.SegmentHeaderSize); err != nil {
+				w.fail(err)
+			}
+		}
+		w.durMu.Lock()
+		seal := s.seal
+		s.seal = nil
+		w.durMu.Unlock()
+		if seal != nil && w.failed.Load() == nil {
+			w.durMu.Lock()
+			st := s.st
+			st.DurableOffset, st.DurableSeq = seal.end, seal.last
+			st.Flags |= journal.StateSealed
+			st.LastSeq = seal.last
+			s.st = s.WriteState(st)
+			w.durMu.Unlock()
+			w.syncs.Add(1)
+			if err := s.Sync(0, journal.SegmentHeaderSize); err != nil {
+				w.fail(err)
+			}
+		}
+		if w.failed.Load() == nil {
+			if err := s.idx.Sync(); err != nil {
+				w.fail(err)
+			}
+			w.durMu.Lock()
+			d := s.st.DurableSeq
+			w.durMu.Unlock()
+			w.raiseDurable(d) // older segments were retired (and made durable) before this one
+		}
+	case Sync:
 		if w.failed.Load() == nil {
 			w.syncs.Add(1)
 			if err := r.next.Sync(0, journal.SegmentHeaderSize); err != nil {
@@ -250,12 +301,10 @@ func (w *Writer) repairIndexes() {
 	if err != nil {
 		return
 	}
+	// Not interrupted by Close: a writer that opens and closes at once must
+	// leave the indexes repaired too (Close waits; checking an intact index
+	// costs an open and a header check).
 	for _, e := range ents {
-		select {
-		case <-w.stop:
-			return
-		default:
-		}
 		if e.Num >= w.active.Load().Num {
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/mdjournal/mdjournal/internal/words"
 	"github.com/mdjournal/mdjournal/journal"
 )
 
@@ -45,10 +46,10 @@ func (w *Writer) guardedWake() error {
 
 func (w *Writer) setActiveSegment(n uint64) error {
 	if !w.ctlGuarded {
-		atomic.StoreUint64(w.ctl.ActiveSegmentPtr(), n)
+		atomic.StoreUint64(words.U64(w.ctlM, journal.CtlOffActive), n)
 		return nil
 	}
-	if err := guard(func() { atomic.StoreUint64(w.ctl.ActiveSegmentPtr(), n) }); err != nil {
+	if err := guard(func() { atomic.StoreUint64(words.U64(w.ctlM, journal.CtlOffActive), n) }); err != nil {
 		return w.fail(err)
 	}
 	return nil
@@ -57,7 +58,7 @@ func (w *Writer) setActiveSegment(n uint64) error {
 // ctlGuardOK reports whether the control page can be touched (it is not
 // guarded, or a guarded probe of it works).
 func (w *Writer) ctlGuardOK() bool {
-	return !w.ctlGuarded || guard(func() { _ = atomic.LoadUint32(w.ctl.WriterPIDPtr()) }) == nil
+	return !w.ctlGuarded || guard(func() { _ = atomic.LoadUint32(words.U32(w.ctlM, journal.CtlOffWriterPID)) }) == nil
 }
 
 func statUID(fi os.FileInfo) uint32 {

@@ -79,37 +79,40 @@ func (w *Writer) recoverJournal() error {
 		return w.continueAfterSealed(ents[li])
 	}
 
-	// Unsealed predecessors of the last active segment (a crash mid-roll
-	// leaves one).
-	first := li
-	for first > 0 {
-		h, e, _, err := segfile.ReadHeader(w.dir, ents[first-1].Num)
+	// Every raw segment that is not sealed is judged, not only the last
+	// active one and the predecessor a crash mid-roll leaves unsealed: a
+	// power cut under a policy that does not order rolls on disk can leave
+	// any seal not durable (format.md §8.2).
+	var judge []int
+	for k := 0; k < li; k++ {
+		if ents[k].Archived {
+			continue
+		}
+		h, _, _, err := segfile.ReadHeader(w.dir, ents[k].Num)
 		if err != nil {
 			closeAll(spares)
 			return err
 		}
-		if st, _, ok := h.State(); e.Archived || (ok && st.Sealed()) {
-			break
+		if st, _, ok := h.State(); ok && st.Sealed() {
+			continue
 		}
-		first--
-		if li-first > 2 {
-			closeAll(spares)
-			return journal.Corrupt(ents[first].Path, journal.SegOffStateA, journal.ErrBadHeader,
-				"segments %d to %d are all unsealed: only the one before the active segment can be (a crash mid-roll)", ents[first].Num, ents[li].Num)
-		}
+		judge = append(judge, k)
 	}
-	var prevLast uint64
-	if first > 0 && ents[first-1].Num+1 == ents[first].Num {
-		if h, _, _, err := segfile.ReadHeader(w.dir, ents[first-1].Num); err == nil {
-			if st, _, ok := h.State(); ok {
-				prevLast = st.LastSeq
-			}
+	judge = append(judge, li)
+	// sealedLast is the last seq a sealed (not judged) segment k records.
+	sealedLast := func(k int) (uint64, bool) {
+		h, _, _, err := segfile.ReadHeader(w.dir, ents[k].Num)
+		if err != nil {
+			return 0, false
 		}
+		st, _, ok := h.State()
+		return st.LastSeq, ok && st.Sealed()
 	}
 
 	// Judge every segment before changing any.
 	type judged struct {
 		s *wseg
+		k int
 		v journal.Verdict
 	}
 	var js []judged
@@ -119,26 +122,35 @@ func (w *Writer) recoverJournal() error {
 		}
 		closeAll(spares)
 	}
-	for k := first; k <= li; k++ {
+	for _, k := range judge {
+		var prevLast uint64
+		if k > 0 && ents[k-1].Num+1 == ents[k].Num {
+			if n := len(js); n > 0 && js[n-1].k == k-1 {
+				prevLast = js[n-1].v.LastSeq
+			} else if l, ok := sealedLast(k - 1); ok {
+				prevLast = l
+			}
+		}
 		seg, err := segfile.OpenEntry(ents[k], segfile.OpenOptions{Write: true, AllowShort: true})
 		if err != nil {
 			closeJudged()
 			return err
 		}
 		s := &wseg{Seg: seg}
-		js = append(js, judged{s: s})
+		js = append(js, judged{s: s, k: k})
 		h := seg.Header()
+		id, firstSeq := h.JournalID(), h.FirstSeq()
 		if w.journalID == 0 {
-			w.journalID = h.JournalID()
-		} else if h.JournalID() != w.journalID {
+			w.journalID = id
+		} else if id != w.journalID {
 			closeJudged()
-			return journal.Corrupt(seg.Path, 16, journal.ErrBadHeader, "journal id %#x differs from the journal's %#x", h.JournalID(), w.journalID)
+			return journal.Corrupt(ents[k].Path, 16, journal.ErrBadHeader, "journal id %#x differs from the journal's %#x", id, w.journalID)
 		}
-		if prevLast != 0 && h.FirstSeq() != prevLast+1 {
+		if prevLast != 0 && firstSeq != prevLast+1 {
 			closeJudged()
-			return journal.Corrupt(seg.Path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", h.FirstSeq(), prevLast)
+			return journal.Corrupt(ents[k].Path, 32, journal.ErrSequence, "first seq %d does not follow the previous segment's last seq %d", firstSeq, prevLast)
 		}
-		if x, err := segfile.OpenIndex(w.dir, seg.Num, h.JournalID(), seg.Capacity, true); err == nil {
+		if x, err := segfile.OpenIndex(w.dir, seg.Num, id, seg.Capacity, true); err == nil {
 			s.idx = x
 		}
 		v := journal.Assess(seg.Path, seg.Data, journal.AssessOptions{Last: k == li, Successor: k < li, IndexBefore: s.idx.Before})
@@ -147,7 +159,16 @@ func (w *Writer) recoverJournal() error {
 			return v.Err
 		}
 		js[len(js)-1].v = v
-		prevLast = v.LastSeq
+		// A sealed successor that was not judged must continue where this
+		// segment's frames end: frames between are lost (damage).
+		if k < li && k+1 < len(ents) && ents[k+1].Num == ents[k].Num+1 && (len(judge) == 0 || !contains(judge, k+1)) {
+			h2, _, _, err := segfile.ReadHeader(w.dir, ents[k+1].Num)
+			if err == nil && h2.FirstSeq() != v.LastSeq+1 {
+				path := ents[k].Path
+				closeJudged()
+				return journal.Corrupt(path, v.End, journal.ErrSequence, "the frames end at seq %d, but the next segment starts at seq %d: frames are missing", v.LastSeq, h2.FirstSeq())
+			}
+		}
 	}
 
 	// Act.
@@ -250,6 +271,15 @@ func (w *Writer) recoverJournal() error {
 	return nil
 }
 
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
 // rebuildIndex makes the index agree with the recovered frames: entries
 // below the checkpoint are kept (they were checked by the verdict's scan
 // or are covered by the clean close), the rest rebuilt from the frames.
@@ -293,6 +323,10 @@ func (w *Writer) newJournal(spares []*wseg) error {
 	if len(spares) > 0 {
 		w.journalID = spares[0].Header().JournalID()
 	}
+	if w.opts.JournalID != 0 {
+		w.journalID = w.opts.JournalID
+	}
+	first := max(w.opts.FirstSeq, 1)
 	for _, s := range spares {
 		s.close()
 		removeSegment(w.dir, s.Num)
@@ -303,7 +337,8 @@ func (w *Writer) newJournal(spares []*wseg) error {
 	}
 	s := &wseg{Seg: seg, idx: x}
 	w.epoch = 1
-	s.st = seg.Activate(1, w.epoch, w.pid)
+	s.st = seg.Activate(first, w.epoch, w.pid)
+	w.seq, w.pubSeq = first-1, first-1
 	w.seg, w.cursor, w.pubCursor = s, journal.SegmentHeaderSize, journal.SegmentHeaderSize
 	w.recovery = Recovery{Epoch: 1, Clean: true}
 	return w.syncRange(s, 0, journal.SegmentHeaderSize)

@@ -54,7 +54,16 @@ func (w *Writer) roll() error {
 		old.SetCursor(end)
 		old.idx.Publish()
 		w.pubCursor, w.cursor = end, end
-		w.writeState(old, func(st *journal.State) { st.Flags |= journal.StateSealed; st.LastSeq = w.seq })
+		if w.opts.Durability.Mode == Interval {
+			// The seal is written by the background goroutine after the
+			// frames and the successor's activation are durable: a seal
+			// never reaches the disk before either (format.md §4.3).
+			w.durMu.Lock()
+			old.seal = &sealInfo{end: end, last: w.seq}
+			w.durMu.Unlock()
+		} else {
+			w.writeState(old, func(st *journal.State) { st.Flags |= journal.StateSealed; st.LastSeq = w.seq })
+		}
 	}
 	w.pubSeq = w.seq
 	if w.opts.Durability.Mode == Sync {
@@ -69,6 +78,10 @@ func (w *Writer) roll() error {
 			return err
 		}
 	}
+	// Counted before the switch is visible: the background goroutine
+	// checks pendingRetire after loading the active segment, so it never
+	// makes the new segment's frames durable before the old one is retired.
+	w.pendingRetire.Add(1)
 	w.active.Store(next)
 	w.touchedTo.Store(min(w.opts.PretouchAhead, next.Capacity))
 	w.kickAt = journal.SegmentHeaderSize
@@ -78,7 +91,6 @@ func (w *Writer) roll() error {
 		}
 	}
 	w.stats.Rolls++
-	w.pendingRetire.Add(1)
 	w.retire <- retired{old: old, next: next} // the background goroutine syncs (Interval) and unmaps it
 	w.kickNow()
 	w.restate()

@@ -26,6 +26,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/fsx"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/internal/segfile"
+	"github.com/mdjournal/mdjournal/internal/words"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/wait"
 )
@@ -99,6 +100,12 @@ type Options struct {
 	// TimeOrder is what happens to a timestamp going backwards (default:
 	// counted).
 	TimeOrder TimeOrder
+	// JournalID and FirstSeq apply only when Open creates a new journal: its
+	// id (0: random) and the seq of its first frame (0 or 1: 1). A replica
+	// of another journal (ship/mirror) takes the origin's id and starts at
+	// the origin's first retained seq, then appends with Copy.
+	JournalID uint64
+	FirstSeq  uint64
 	// NoRestate turns off re-stating the instrument definitions and trading
 	// statuses at the start of every segment (format.md §3.4). Only a
 	// replica that copies another journal's frames verbatim sets it.
@@ -148,6 +155,18 @@ type wseg struct {
 	*segfile.Seg
 	idx *segfile.Index
 	st  journal.State
+	// seal, under Interval, is the seal roll() left for the background
+	// goroutine to write once the segment's frames and its successor's
+	// activation are durable (format.md §4.3); nil otherwise. Guarded by
+	// Writer.durMu.
+	seal *sealInfo
+}
+
+// sealInfo is a seal not yet written: the end of the segment (past its end
+// marker) and the seq of its last data frame.
+type sealInfo struct {
+	end  int64
+	last uint64
 }
 
 func (s *wseg) close() error {
@@ -365,13 +384,13 @@ func (w *Writer) openCtl() error {
 		clear(m)
 		journal.PutCtlHeader(m, w.journalID, time.Now().UnixNano())
 	}
-	atomic.StoreUint64(c.ActiveSegmentPtr(), w.seg.Num)
-	atomic.StoreUint32(c.WriterPIDPtr(), w.pid)
+	atomic.StoreUint64(words.U64(m, journal.CtlOffActive), w.seg.Num)
+	atomic.StoreUint32(words.U32(m, journal.CtlOffWriterPID), w.pid)
 	// Another user (or group) that can write the page can also truncate it:
 	// then every access is guarded, so a truncation fails the writer with an
 	// error instead of killing it with SIGBUS.
 	w.ctlGuarded = st.Mode().Perm()&0o022 != 0 || int(statUID(st)) != os.Geteuid()
-	w.ctlF, w.ctlM, w.ctl, w.sig = f, m, c, wait.SignalAt(c.NotifyWord(), c.WaitersWord())
+	w.ctlF, w.ctlM, w.ctl, w.sig = f, m, c, wait.SignalAt(words.U32(m, journal.CtlOffNotify), words.U32(m, journal.CtlOffWaiters))
 	return nil
 }
 
@@ -570,6 +589,45 @@ func (w *Writer) put(typ journal.MsgType, flags uint16, instr uint32, ts int64, 
 	w.stats.Frames++
 	w.stats.Bytes += uint64(space)
 	return w.seq
+}
+
+// Copy stages a frame taken from another journal verbatim — its seq,
+// timestamp, type, flags (re-stated, source trailer), instrument, payload
+// and trailer — for a replica. f.Seq must be LastSeq()+1: a replica never
+// skips or repeats a seq. Definitions are checked as Stage checks them. A
+// replica's writer sets NoRestate (re-stated frames come from the origin,
+// with their own seqs); Publish makes copied frames visible like staged ones.
+func (w *Writer) Copy(f *journal.Frame) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if f.Seq != w.seq+1 {
+		return fmt.Errorf("writer: copied frame has seq %d, the next seq is %d", f.Seq, w.seq+1)
+	}
+	if f.Flags&^(journal.FrameRestated|journal.FrameSource) != 0 {
+		return fmt.Errorf("writer: copied frame %d has unknown flags %#x", f.Seq, f.Flags)
+	}
+	if reason, _ := journal.CheckContent(f); reason != "" {
+		return fmt.Errorf("writer: copied frame %d: %s", f.Seq, reason)
+	}
+	_, err := w.stage(f.Type, f.Flags, f.Instrument, f.TS, f.Payload, f.RecvTS, f.SourceSeq)
+	return err
+}
+
+// Roll seals the active segment now and continues in the next one (a
+// replica can keep its origin's segment boundaries). Staged frames are
+// published first.
+func (w *Writer) Roll() error {
+	if err := w.Publish(); err != nil {
+		return err
+	}
+	if w.cursor == journal.SegmentHeaderSize {
+		return nil // nothing in it: rolling would leave an empty sealed segment
+	}
+	if err := w.roll(); err != nil {
+		return err
+	}
+	return w.Publish()
 }
 
 // checkDefinition refuses what would make the journal lie about its
@@ -823,7 +881,7 @@ func (w *Writer) Close() error {
 		}
 	}
 	if w.ctlM != nil && w.ctlGuardOK() {
-		atomic.StoreUint32(w.ctl.WriterPIDPtr(), 0)
+		atomic.StoreUint32(words.U32(w.ctlM, journal.CtlOffWriterPID), 0)
 		w.wake()
 	}
 	err = errors.Join(err, w.closeFiles())

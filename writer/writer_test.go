@@ -335,3 +335,75 @@ func TestAdmitterRefusesBeforeStaging(t *testing.T) {
 		t.Fatalf("even instrument: seq %d, %v, observed %d", seq, err, obs.seen)
 	}
 }
+
+// A replica copies an origin's frames verbatim — seqs, timestamps, types,
+// flags, payloads, source trailers — starting at any seq, keeping the
+// origin's journal id; a gap or repeat is refused.
+func TestCopyReplica(t *testing.T) {
+	origin := t.TempDir()
+	w, err := writer.Open(origin, writer.Options{SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d journal.InstrumentDef
+	d.SetSymbol("X")
+	d.PriceScale = 2
+	w.Append(journal.TypeInstrumentDef, 1, 1, d.Encode(make([]byte, 32)))
+	for i := int64(2); i <= 9000; i++ { // rolls: the origin re-states its definition
+		if _, err := w.AppendSource(journal.TypeTrade, 1, i, quote(i, make([]byte, 32)), i+5, uint64(i)*10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	read := func(dir string, from uint64) []journal.Frame {
+		r, err := reader.Open(dir, reader.Options{From: reader.Seq(from)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []journal.Frame
+		for {
+			f, ok, err := r.TryNext()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return out
+			}
+			f.Payload = append([]byte(nil), f.Payload...)
+			out = append(out, f)
+		}
+	}
+	src := read(origin, 4000)
+	replica := t.TempDir()
+	rw, err := writer.Open(replica, writer.Options{SegmentSize: 256 << 10, NoRestate: true, JournalID: 0xfeed, FirstSeq: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.Copy(&src[1]); err == nil {
+		t.Fatal("a gap was accepted")
+	}
+	for i := range src {
+		if err := rw.Copy(&src[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rw.Copy(&src[len(src)-1]); err == nil {
+		t.Fatal("a repeat was accepted")
+	}
+	if rw.JournalID() != 0xfeed {
+		t.Fatalf("journal id %x", rw.JournalID())
+	}
+	rw.Close()
+	got := read(replica, 4000)
+	if len(got) != len(src) {
+		t.Fatalf("replica has %d frames, origin %d", len(got), len(src))
+	}
+	for i := range src {
+		a, b := src[i], got[i]
+		if a.Seq != b.Seq || a.TS != b.TS || a.Type != b.Type || a.Flags != b.Flags || a.Instrument != b.Instrument ||
+			string(a.Payload) != string(b.Payload) || a.RecvTS != b.RecvTS || a.SourceSeq != b.SourceSeq {
+			t.Fatalf("frame %d: origin %+v, replica %+v", i, a, b)
+		}
+	}
+}

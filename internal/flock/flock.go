@@ -51,6 +51,10 @@ func (e *HeldError) Error() string {
 // Unwrap returns ErrLocked.
 func (e *HeldError) Unwrap() error { return ErrLocked }
 
+// ErrExposed is returned by Acquire for a lock file that another user owns
+// and that users other than its owner may open.
+var ErrExposed = errors.New("flock: lock file open to other users")
+
 func owner(pid int) string {
 	var st unix.Stat_t
 	if unix.Stat("/proc/"+strconv.Itoa(pid), &st) != nil {
@@ -78,6 +82,25 @@ func Acquire(path string, perm os.FileMode) (*Lock, error) {
 	f, err := fsx.Open(path, os.O_RDWR|os.O_CREATE, perm)
 	if err != nil {
 		return nil, err
+	}
+	// A lock file others may open is a lock others may hold (format.md
+	// §7): one of ours (re-moded, or copied) is narrowed back to perm; one
+	// another user owns is refused.
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&0o077&^uint32(perm.Perm()) != 0 {
+		if st.Uid != uint32(os.Geteuid()) {
+			f.Close()
+			return nil, fmt.Errorf("%w: %s is owned by uid %d and mode %#o: other users can open it and hold it to block this process; remove it if it is not yours",
+				ErrExposed, path, st.Uid, st.Mode&0o7777)
+		}
+		if err := f.Chmod(perm.Perm()); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)

@@ -72,6 +72,9 @@ func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
 		if errors.Is(err, unix.ENXIO) { // a FIFO opened for writing with no reader
 			return nil, &NotRegularError{Path: path, What: "FIFO"}
 		}
+		if errors.Is(err, unix.EISDIR) { // a directory opened for writing
+			return nil, &NotRegularError{Path: path, What: "directory"}
+		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	var st unix.Stat_t
@@ -188,8 +191,26 @@ func LinkNew(old, new string) error {
 // directory (a symlink to one is accepted only for the journal directory
 // itself, which the operator names).
 func MkdirAll(dir string, perm os.FileMode) error {
+	// The directories that do not exist yet, outermost first: each one
+	// created is made durable in its parent (fsync of the parent), so a
+	// power cut cannot lose a journal directory whose files were synced.
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
 	if err := os.MkdirAll(dir, perm); err != nil {
 		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := SyncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -205,7 +226,10 @@ func MkdirAll(dir string, perm os.FileMode) error {
 // refusing a symlink or file of that name.
 func Mkdir(path string, perm os.FileMode) error {
 	err := os.Mkdir(path, perm)
-	if err == nil || !errors.Is(err, os.ErrExist) {
+	if err == nil {
+		return SyncDir(filepath.Dir(path)) // the new name is durable
+	}
+	if !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	var st unix.Stat_t

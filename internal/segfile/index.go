@@ -10,6 +10,7 @@ import (
 
 	"github.com/mdjournal/mdjournal/internal/fsx"
 	"github.com/mdjournal/mdjournal/internal/mmap"
+	"github.com/mdjournal/mdjournal/internal/words"
 	"github.com/mdjournal/mdjournal/journal"
 )
 
@@ -142,7 +143,7 @@ func (x *Index) Add(off int64, seq uint64, ts int64) {
 // the frames (commit words, then the cursor) before it calls Publish.
 func (x *Index) Publish() {
 	if x.count != x.stored {
-		atomic.StoreUint64(x.View().CountPtr(), x.count)
+		atomic.StoreUint64(words.U64(x.Data, journal.IdxOffCount), x.count)
 		x.stored = x.count
 	}
 }
@@ -160,7 +161,7 @@ func (x *Index) TruncateAt(off int64) {
 	if n > 0 {
 		x.nextAt = v.Entry(n-1).Offset + journal.IndexStride
 	}
-	atomic.StoreUint64(v.CountPtr(), n)
+	atomic.StoreUint64(words.U64(x.Data, journal.IdxOffCount), n)
 	x.stored = n
 }
 

@@ -106,13 +106,22 @@ func Locate(dir string, n uint64) (Entry, error) {
 // without checking it: for tools that need a field or two, including of
 // segments that fail their check. It also returns the file's path and size.
 func ReadHeader(dir string, n uint64) (journal.Header, Entry, int64, error) {
-	e, err := Locate(dir, n)
-	if err != nil {
-		return journal.Header{}, e, 0, err
-	}
-	f, err := fsx.OpenRead(e.Path)
-	if err != nil {
-		return journal.Header{}, e, 0, err
+	var e Entry
+	var f *os.File
+	var err error
+	// compress links the archive into place, then removes the raw file: a
+	// raw file found by Locate may be gone when it is opened, and is then
+	// looked up again (found archived).
+	for try := 0; ; try++ {
+		if e, err = Locate(dir, n); err != nil {
+			return journal.Header{}, e, 0, err
+		}
+		if f, err = fsx.OpenRead(e.Path); err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) || try == 2 {
+			return journal.Header{}, e, 0, err
+		}
 	}
 	defer f.Close()
 	st, err := f.Stat()

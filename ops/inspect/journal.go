@@ -172,6 +172,7 @@ type ReaderLag struct {
 	Segment   uint64  `json:"segment"` // segment of its next frame (0: past the end)
 	Epoch     uint32  `json:"epoch"`   // epoch of the segment of its last frame
 	Error     string  `json:"error,omitempty"`
+	Note      string  `json:"note,omitempty"` // not a problem: e.g. an empty position file
 }
 
 // Problem is a verify finding, with a hexdump when asked.
@@ -305,6 +306,11 @@ func readerLags(named []reader.Named, lastSeq uint64, lastTS int64, segs []verif
 	out := []ReaderLag{}
 	for _, n := range named {
 		rl := ReaderLag{Name: n.Name, Seq: n.Seq, TS: TS(n.TS), PID: n.PID, Epoch: n.Epoch}
+		if n.Empty {
+			rl.Note = "no position yet (empty file: never written, or its content lost to a power cut): the reader starts from its Options.From"
+			out = append(out, rl)
+			continue
+		}
 		if n.Seq <= lastSeq {
 			rl.LagFrames = int64(lastSeq - n.Seq)
 		} else {

@@ -146,6 +146,9 @@ func Prune(dir string, opts Options) (*Result, error) {
 		}
 		if why == "" {
 			for _, r := range named {
+				if r.Empty {
+					continue // no position: it starts from its Options.From, needing nothing
+				}
 				if r.Seq < s.st.LastSeq { // its next frame (Seq+1) is in or before this segment
 					if opts.Force {
 						ps.Why = fmt.Sprintf("--force: named reader %q at seq %d still needs it (it will get reader.ErrOutOfRange)", r.Name, r.Seq)

@@ -37,17 +37,6 @@ func (s *SnapshotReport) add(off int64, format string, args ...any) {
 		Err: journal.Corrupt(s.Path, off, ErrSnapshot, format, args...)})
 }
 
-// carriesBook mirrors booksnap.CarriesBook (the frames that move a slot's
-// seq); duplicated because booksnap imports the writer, whose tests import
-// this package.
-func carriesBook(t journal.MsgType) bool {
-	switch t {
-	case journal.TypeInstrumentDef, journal.TypeTrade, journal.TypeQuote, journal.TypeBookLevel:
-		return true
-	}
-	return t.IsOrder()
-}
-
 // Snapshot checks the snapshot file at path against the journal in dir,
 // whose verify report is rep: the journal id must match, last_applied must
 // not pass the journal's last seq, and every written slot must equal the book
@@ -129,7 +118,7 @@ func Snapshot(dir, path string, rep *Report) (*SnapshotReport, error) {
 		if !ok {
 			break
 		}
-		if !carriesBook(f.Type) {
+		if !book.Affects(f.Type) {
 			if f.Seq == out.LastApplied {
 				checkStale(out, books, slots, slotOff)
 			}

@@ -291,3 +291,44 @@ func TestPreparedSegmentIndexFailureReturned(t *testing.T) {
 		t.Fatalf("writer.Open: %v", err)
 	}
 }
+
+// A power cut after the end marker of the active segment reached the disk
+// but before its successor's activation or its seal did: the last active
+// segment ends with a marker. The writer records the seal and continues in
+// a new segment; it never appends after a marker.
+func TestLastSegmentEndsWithMarker(t *testing.T) {
+	dir := build(t, 100, writer.Options{})
+	p := seg(dir, 1)
+	os.Remove(seg(dir, 2)) // the prepared successor, not activated
+	os.Remove(journal.IndexPath(dir, 2))
+	end := frameOff(100)
+	m := make([]byte, journal.EndMarkerSize)
+	journal.PutFrame(m, 101, 100, journal.TypeSegmentEnd, 0, 0, nil)
+	testutil.PatchFile(t, p, end, m)
+	st, _ := testutil.SegmentState(t, p)
+	st.Flags &^= journal.StateClean
+	testutil.WriteSegmentState(t, p, st)
+
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize, NoRestate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(101); i <= 110; i++ {
+		if _, err := w.Append(journal.TypeQuote, 1, i, quote(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := readSeqs(t, dir)
+	for seq := uint64(1); seq <= 110; seq++ {
+		if got[seq] != int64(seq) {
+			t.Fatalf("seq %d reads %d (%d frames)", seq, got[seq], len(got))
+		}
+	}
+	rep, err := verify.Journal(dir, verify.Options{})
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}

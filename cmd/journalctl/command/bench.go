@@ -23,7 +23,7 @@ import (
 // selfCommand re-executes journalctl (tests point it at a built binary).
 var selfCommand = func() (string, error) { return os.Executable() }
 
-const benchKinds = "append, tail, ipc, snapshot, replay or open"
+const benchKinds = "append, tail, ipc, snapshot, replay, open or ship"
 
 const benchHelp = `Usage: journalctl bench KIND [flags]
 
@@ -35,6 +35,7 @@ and reports medians and ratios. Kinds:
   snapshot   snapshot read and publish cost beside a plain struct copy
   replay     replay --speed max into a drained ring, beside a plain reader loop
   open       time to open a cleanly closed journal (writer and reader)
+  ship       origin → NATS JetStream → replica throughput and latency, beside nats.go publish and request-reply
 
 'journalctl bench KIND --help' for a kind's flags.
 `
@@ -58,6 +59,8 @@ func runBench(env *Env, args []string) error {
 		return benchSnapshot(env, args[1:])
 	case "replay":
 		return benchReplay(env, args[1:])
+	case "ship":
+		return benchShip(env, args[1:])
 	case "open":
 		return benchOpen(env, args[1:])
 	}

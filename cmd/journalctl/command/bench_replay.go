@@ -23,7 +23,7 @@ import (
 	"github.com/mdjournal/mdjournal/writer"
 )
 
-// benchReplay times replay (package replay, issue 4) at --speed max into a
+// benchReplay times replay (package replay) at --speed max into a
 // ring drained by a consumer goroutine, from raw and from zstd-archived
 // segments of the same synthetic journal, beside the same-run baseline of a
 // plain reader loop over that journal (no ring). Rounds interleave all four.

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mdjournal/mdjournal/book"
-	"github.com/mdjournal/mdjournal/booksnap"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 )
@@ -161,13 +160,22 @@ func runBook(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Only the instrument asked for is rebuilt, and a time bound applies
+	// to its frames (format.md §5: its own frames are time-ordered even in
+	// a journal whose time goes back).
+	cat, err := reader.JournalCatalog(o.dir)
+	if err != nil {
+		return err
+	}
+	ft, err := reader.NewFilter(cat, []string{o.instrument}, nil)
+	if err != nil {
+		return err
+	}
 	r, err := reader.Open(o.dir, reader.Options{})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	// Every instrument is rebuilt: a symbol is only known once its
-	// instrument_def has been read, and one pass costs the same.
 	books := book.NewBooks(0)
 	for n := 0; ; n++ {
 		if n&4095 == 0 && env.Ctx.Err() != nil {
@@ -177,10 +185,16 @@ func runBook(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if !ok || at.Past(&f) {
+		if !ok || (at.Seq != 0 && at.Past(&f)) {
 			break
 		}
-		if booksnap.CarriesBook(f.Type) {
+		if !ft.Pass(&f) {
+			continue
+		}
+		if at.Past(&f) {
+			break
+		}
+		if book.Affects(f.Type) {
 			books.ApplyFrame(&f) // a refused frame leaves its book as it was, as in the snapshot
 		}
 	}

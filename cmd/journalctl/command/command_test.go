@@ -181,3 +181,27 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %+v", v)
 	}
 }
+
+// create makes an empty journal that verifies and that a reader opens; a
+// second create refuses to touch it.
+func TestCreate(t *testing.T) {
+	dir := t.TempDir() + "/j"
+	code, out, errs := run(t, "create", "--dir", dir, "--segment-size", "256KiB")
+	if code != 0 || !strings.Contains(out, "created journal") {
+		t.Fatalf("create: exit %d %s%s", code, out, errs)
+	}
+	if code, out, _ := run(t, "verify", "--dir", dir); code != 0 {
+		t.Fatalf("verify of a new journal: exit %d %s", code, out)
+	}
+	if code, out, _ := run(t, "dump", "--dir", dir); code != 0 || out != "" {
+		t.Fatalf("dump of a new journal: exit %d %q", code, out)
+	}
+	before := testutil.Files(t, dir)
+	if code, _, errs := run(t, "create", "--dir", dir); code != ExitData || !strings.Contains(errs, "already holds a journal") {
+		t.Fatalf("second create: exit %d %q", code, errs)
+	}
+	testutil.SameFiles(t, before, testutil.Files(t, dir), "a refused create")
+	if code, _, _ := run(t, "create", "--dir", dir, "--segment-size", "1"); code != ExitUsage {
+		t.Fatalf("create --segment-size 1: exit %d", code)
+	}
+}

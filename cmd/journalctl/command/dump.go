@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"time"
@@ -96,7 +97,11 @@ func (o *rangeOptions) setup(withTo bool) (rangeSetup, error) {
 			return rs, err
 		}
 	}
-	if rs.filter, err = reader.NewFilter(cat, o.instruments, types); err != nil {
+	rs.filter, err = reader.NewFilter(cat, o.instruments, types)
+	if ts, ok := rs.from.TimeValue(); ok && err == nil {
+		rs.filter.Since(ts)
+	}
+	if err != nil {
 		if errors.Is(err, reader.ErrUnknownInstrument) {
 			return rs, err
 		}
@@ -147,11 +152,14 @@ func runDump(env *Env, args []string) error {
 			p.flush()
 			return err
 		}
-		if !ok || rs.to.Past(&f) {
+		if !ok {
 			break
 		}
 		if !rs.filter.Pass(&f) {
 			continue
+		}
+		if rs.to.Past(&f) { // a time bound stops at the first selected frame past it (format.md §5)
+			break
 		}
 		if err := p.print(&f); err != nil {
 			return err
@@ -186,10 +194,6 @@ func runTail(env *Env, args []string) error {
 		return err
 	}
 	defer r.Close()
-	go func() {
-		<-env.Ctx.Done()
-		r.Interrupt()
-	}()
 	p := newPrinter(env.Stdout, o.format, r.Catalog())
 	p.loc = rs.loc
 	defer p.flush()
@@ -199,9 +203,9 @@ func runTail(env *Env, args []string) error {
 		if err == nil && !ok {
 			// Nothing ready: flush what we printed, then block.
 			p.flush()
-			f, err = r.Next()
+			f, err = r.NextContext(env.Ctx)
 		}
-		if errors.Is(err, reader.ErrInterrupted) {
+		if errors.Is(err, reader.ErrInterrupted) || errors.Is(err, context.Canceled) {
 			break
 		}
 		if err != nil {

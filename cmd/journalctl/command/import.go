@@ -206,9 +206,13 @@ func runImport(env *Env, args []string) error {
 	var w *writer.Writer
 	var m *booksnap.Maintainer
 	if o.snapshot != "" {
+		// Every id the journal holds and every id imported gets a slot.
 		capacity := booksnap.DefaultCapacity
 		for _, in := range inputs {
 			capacity = max(capacity, int(in.id)+1)
+		}
+		for _, in := range cat.All() {
+			capacity = max(capacity, int(in.ID)+1)
 		}
 		if capacity > snapshot.MaxCapacity {
 			return fmt.Errorf("instrument id %d does not fit a snapshot (ids below %d)", capacity-1, snapshot.MaxCapacity)

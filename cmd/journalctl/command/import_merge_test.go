@@ -179,3 +179,57 @@ func TestImportNeverMergesInstruments(t *testing.T) {
 		}
 	}
 }
+
+// Two symbols of one day imported one after the other: the journal's time
+// goes back where the second starts. Time positions and bounds still mean
+// something exact (format.md §5): book --at time: per instrument matches
+// the publisher's rows, dump --from time: starts at the first occurrence
+// in seq order, and an instrument selection gives that instrument's range.
+func TestTimeBoundsWhenTimeGoesBack(t *testing.T) {
+	data := testutil.SharedData(t, "lobster/head2000")
+	dir := filepath.Join(t.TempDir(), "j")
+	for _, d := range []int{0, 2} { // AAPL, then GOOG
+		if code, _, errs := run(t, "import", "--dir", dir, filepath.Join(data, lobsterDays[d].msg)); code != 0 {
+			t.Fatalf("import %s: %s", lobsterDays[d].sym, errs)
+		}
+	}
+	for _, d := range []int{0, 2} {
+		day := lobsterDays[d]
+		rows := readLobster(t, filepath.Join(data, day.msg), filepath.Join(data, day.book))
+		for _, k := range []int{10, len(rows) / 2, len(rows) - 2} {
+			for k < len(rows)-1 && (rows[k+1].ts == rows[k].ts || !rows[k].exact) {
+				k++
+			}
+			at := "time:" + time.Unix(0, rows[k].ts).UTC().Format(time.RFC3339Nano)
+			got := bookAt(t, "--dir", dir, "--instrument", day.sym, "--at", at, "--depth", "1", "--json")
+			if fmt.Sprint(got.Bids) != fmt.Sprint(rows[k].bids[:min(1, len(rows[k].bids))]) || fmt.Sprint(got.Asks) != fmt.Sprint(rows[k].asks[:min(1, len(rows[k].asks))]) {
+				t.Errorf("%s at %s: %v / %v, LOBSTER %v / %v", day.sym, at, got.Bids, got.Asks, rows[k].bids, rows[k].asks)
+			}
+		}
+		// dump of this instrument from a time: its first frame is the first
+		// message at or after that time.
+		k := len(rows) / 3
+		at := time.Unix(0, rows[k].ts).UTC()
+		first := k
+		for first > 0 && rows[first-1].ts >= rows[k].ts {
+			first--
+		}
+		code, out, errs := run(t, "dump", "--dir", dir, "--instrument", day.sym, "--type", "order_add,order_cancel,order_delete,order_execute,trade",
+			"--from", "time:"+at.Format(time.RFC3339Nano), "--count", "3", "--format", "json")
+		var f struct {
+			TS   string `json:"ts"`
+			Type string `json:"type"`
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") { // definitions always pass: the first other frame
+			if err := json.Unmarshal([]byte(line), &f); err != nil || code != 0 {
+				t.Fatalf("dump %s --from %s: exit %d %s%s", day.sym, at, code, out, errs)
+			}
+			if f.Type != "instrument_def" && f.Type != "trading_status" {
+				break
+			}
+		}
+		if want := time.Unix(0, rows[first].ts).UTC().Format(time.RFC3339Nano); f.TS != want {
+			t.Errorf("dump %s --from %s starts at %s, want %s", day.sym, at.Format(time.RFC3339Nano), f.TS, want)
+		}
+	}
+}

@@ -216,6 +216,9 @@ func printReaders(w io.Writer, rs []inspect.ReaderLag) {
 		if r.Error != "" {
 			fmt.Fprintf(tw, "  \t! %s\n", r.Error)
 		}
+		if r.Note != "" {
+			fmt.Fprintf(tw, "  \t(%s)\n", r.Note)
+		}
 	}
 	tw.Flush()
 }

@@ -36,13 +36,13 @@ const (
 
 const usage = "replay --dir D --ring NAME [--ring-size SIZE] [--from start|seq:N|time:T] [--to seq:N|time:T]\n" +
 	"              [--instrument SYM|ID,...] [--type trade,quote,...] [--speed max|1x|10x|0.5x]\n" +
-	"              [--loop [--passes N]] [--progress] [--wait spin|yield|backoff|futex]"
+	"              [--loop [--passes N] | --follow] [--tz ZONE] [--progress] [--wait spin|yield|backoff|futex]"
 
 type cliOptions struct {
-	dir, ring, ringSize, from, to, speed, wait string
-	instruments, types                         []string
-	loop, progress                             bool
-	passes                                     int
+	dir, ring, ringSize, from, to, speed, wait, tz string
+	instruments, types                             []string
+	loop, follow, progress                         bool
+	passes, cpu                                    int
 }
 
 func (o *cliOptions) AddFlags(fs *pflag.FlagSet) {
@@ -56,8 +56,11 @@ func (o *cliOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.speed, "speed", "max", "max, or a factor of the recorded pace: 1x, 10x, 0.5x")
 	fs.BoolVar(&o.loop, "loop", false, "start again from --from after --to (or the end)")
 	fs.IntVar(&o.passes, "passes", 0, "with --loop: stop after N passes (0 = until interrupted)")
+	fs.BoolVar(&o.follow, "follow", false, "after the last published frame, keep replaying live frames as the writer appends them (until --to or interrupted)")
+	fs.StringVar(&o.tz, "tz", "", "zone of --from/--to times without an offset, e.g. America/New_York (default UTC); time:HH:MM[:SS] is that time on the journal's first day")
 	fs.BoolVar(&o.progress, "progress", false, "progress bar on stderr (only when stderr is a terminal)")
 	fs.StringVar(&o.wait, "wait", "backoff", "how to wait while the ring is full: spin|yield|backoff|futex")
+	fs.IntVar(&o.cpu, "cpu", -1, "pin the replaying thread to this CPU (-1: not pinned)")
 }
 
 type usageError struct{ msg string }
@@ -93,20 +96,37 @@ func parseCLI(args []string, stdout io.Writer) (replay.Options, *cliOptions, err
 	if strings.TrimSpace(o.ring) == "" {
 		return replay.Options{}, nil, usagef("--ring is required")
 	}
-	opts := replay.Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes}
+	if o.follow && o.loop {
+		return replay.Options{}, nil, usagef("--follow and --loop exclude each other")
+	}
+	opts := replay.Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes, Follow: o.follow, Pin: o.cpu >= 0, CPU: o.cpu}
+	loc := time.UTC
+	if o.tz != "" {
+		l, err := time.LoadLocation(o.tz)
+		if err != nil {
+			return replay.Options{}, nil, usagef("--tz %q: %v", o.tz, err)
+		}
+		loc = l
+	}
+	firstDay := func() (time.Time, error) { return reader.FirstTime(o.dir) }
 	size, err := writer.ParseSize(o.ringSize)
 	if err != nil || size < replay.MinRingSize || size > ring.MaxCapacity || size&(size-1) != 0 {
 		return replay.Options{}, nil, usagef("--ring-size %q: want a power of two from 256KiB to 4GiB", o.ringSize)
 	}
 	opts.RingSize = int(size)
-	if opts.From, err = reader.ParsePosition(o.from); err != nil {
+	if opts.From, err = reader.ParsePositionIn(o.from, loc, firstDay); err != nil {
 		return replay.Options{}, nil, usagef("--from: %v", err)
 	}
 	if opts.From.String() == "end" {
 		return replay.Options{}, nil, usagef("--from end: nothing to replay (want start, seq:N or time:T)")
 	}
-	if opts.To, err = replay.ParseBound(o.to); err != nil || (o.to != "" && !opts.To.Set) {
-		return replay.Options{}, nil, usagef("--to %q: want seq:N or time:RFC3339Nano", o.to)
+	if o.to != "" {
+		p, err := reader.ParsePositionIn(o.to, loc, firstDay)
+		b, ok := reader.BoundOf(p)
+		if err != nil || !ok {
+			return replay.Options{}, nil, usagef("--to %q: want seq:N or time:T (%s)", o.to, reader.TimeSyntax)
+		}
+		opts.To = b
 	}
 	if seq, ok := opts.From.SeqValue(); ok && opts.To.Seq != 0 && opts.To.Seq < seq {
 		return replay.Options{}, nil, usagef("--to seq:%d is before --from seq:%d", opts.To.Seq, seq)
@@ -160,7 +180,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bar = newBar(stderr)
 		if bar != nil {
 			opts.Progress = func(p replay.Progress) {
-				if p.EndSeq >= p.FirstSeq && p.FirstSeq > 0 {
+				switch {
+				case p.Total > 0: // what this pass will send, counted before it
+					bar.ChangeMax64(int64(p.Total))
+					bar.Describe(fmt.Sprintf("replay pass %d", p.Pass))
+					bar.Set64(int64(p.Sent))
+				case p.EndSeq >= p.FirstSeq && p.FirstSeq > 0: // --follow: the journal's end as it was
 					bar.ChangeMax64(int64(p.EndSeq - p.FirstSeq + 1))
 					bar.Describe(fmt.Sprintf("replay pass %d, %d frames", p.Pass, p.Frames))
 					bar.Set64(int64(p.Seq - p.FirstSeq + 1))

@@ -7,13 +7,12 @@ package benchkit
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/mdjournal/mdjournal/internal/clock"
+	"github.com/mdjournal/mdjournal/pin"
 )
 
 // Latency summarises a latency histogram in nanoseconds.
@@ -63,35 +62,31 @@ func DecodeHistogram(s string) (*hdr.Histogram, error) {
 	return hdr.Import(&snap), nil
 }
 
-// Pin locks the calling goroutine to its OS thread and that thread to cpu
-// (cpu < 0: no pinning). Unpin undoes it.
+// Pin binds the calling goroutine to cpu (package pin; cpu < 0: no
+// pinning). Unpin undoes it.
 func Pin(cpu int) error {
 	if cpu < 0 {
 		return nil
 	}
-	runtime.LockOSThread()
-	unix.SchedGetaffinity(0, &unpinned)
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin to cpu %d: %w", cpu, err)
+	p, err := pin.Thread(cpu)
+	if err != nil {
+		return err
 	}
+	pinned = p
 	return nil
 }
 
-// unpinned is the thread's CPU set before Pin.
-var unpinned unix.CPUSet
+// pinned is the binding Pin made.
+var pinned *pin.Pinned
 
-// Unpin restores the CPU set Pin(cpu) replaced and unlocks the thread, so a
-// caller that keeps running (a test) is not left on one CPU.
+// Unpin restores what Pin(cpu) changed, so a caller that keeps running (a
+// test) is not left on one CPU.
 func Unpin(cpu int) {
 	if cpu < 0 {
 		return
 	}
-	if unpinned.Count() > 0 {
-		unix.SchedSetaffinity(0, &unpinned)
-	}
-	runtime.UnlockOSThread()
+	pinned.Release()
+	pinned = nil
 }
 
 // SpinUntil busy-waits until the monotonic clock reaches t (pacing without
