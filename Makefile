@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest powerloss nats bench demo demo-nats clean
+.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest powerloss chaos nats bench demo demo-nats clean
 
 all: build
 
@@ -51,6 +51,13 @@ fuzz:
 ## crashtest: the long SIGKILL campaign (1000 kills).
 crashtest:
 	MDJ_CRASH_ITERS=$${MDJ_CRASH_ITERS:-1000} $(GO) test -count=1 -timeout 2h -run '^TestCrash$$' -v ./writer/
+
+## chaos: the long adversarial campaign (real journalctl processes under
+## SIGKILL, concurrent maintenance, damage injected on copies; 30 minutes by
+## default, MDJ_CHAOS_DURATION and MDJ_CHAOS_SEED to change it; make test
+## runs a 60 s slice and a 25 s one under -race).
+chaos:
+	MDJ_CHAOS_DURATION=$${MDJ_CHAOS_DURATION:-30m} $(GO) test -count=1 -timeout 3h -run '^TestChaos$$' -v ./tests/chaos/
 
 ## powerloss: the long power-cut campaign on lossyfs (needs root and
 ## /dev/fuse; skips loudly otherwise): 1000 rounds across the durability
