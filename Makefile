@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest powerloss chaos nats bench demo demo-nats clean
+.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest powerloss chaos wire nats bench demo demo-nats clean
 
 all: build
 
@@ -58,6 +58,12 @@ crashtest:
 ## runs a 60 s slice and a 25 s one under -race).
 chaos:
 	MDJ_CHAOS_DURATION=$${MDJ_CHAOS_DURATION:-30m} $(GO) test -count=1 -timeout 3h -run '^TestChaos$$' -v ./tests/chaos/
+
+## wire: the wire path's fidelity campaign on the six full LOBSTER days of
+## ../shared/data (publish → lossy relay → feed → compare; a few minutes).
+## make test runs it on the head2000 excerpts.
+wire:
+	MDJ_WIRE_FULL=1 $(GO) test -count=1 -timeout 1h -v ./tests/wire/
 
 ## powerloss: the long power-cut campaign on lossyfs (needs root and
 ## /dev/fuse; skips loudly otherwise): 1000 rounds across the durability

@@ -1,4 +1,4 @@
-// Package wire holds the fidelity campaign of the wire path (issue 14): a
+// Package wire holds the fidelity campaign of the wire path: a
 // LOBSTER day imported with its orderbook into a source journal
 // (`journalctl import`), published as ITCH 5.0 in MoldUDP64 on 127.0.0.1
 // (package publish) with packets dropped and reordered, received by the
