@@ -367,3 +367,34 @@ func label(b []byte) string {
 	}
 	return string(b[:n])
 }
+
+// HeaderLayout, CounterLayout and HistogramLayout are format.md §15,
+// declared once (a test ties them to format.md).
+var HeaderLayout = journal.Layout{Name: "stats header", Section: "§15", Size: HeaderSize, Fields: []journal.Field{
+	{Off: offMagic, Size: 8, Name: "magic", Kind: journal.KindBytes, Meaning: `"MDJSTATS"`},
+	{Off: offVersion, Size: 4, Name: "version", Kind: journal.KindU32, Meaning: "stats format version (1)"},
+	{Off: offPID, Size: 4, Name: "pid", Kind: journal.KindU32, Atomic: true, Meaning: "owner's PID; 0 after a clean close"},
+	{Off: offCreated, Size: 8, Name: "created", Kind: journal.KindTime, Meaning: "creation time"},
+	{Off: offHeartbeat, Size: 8, Name: "heartbeat", Kind: journal.KindTime, Atomic: true, Meaning: "owner's last sign of life (every 100 ms)"},
+	{Off: offCounters, Size: 4, Name: "counters", Kind: journal.KindU32, Atomic: true, Meaning: "registered counter slots"},
+	{Off: offHistograms, Size: 4, Name: "histograms", Kind: journal.KindU32, Atomic: true, Meaning: "registered histogram slots"},
+	{Off: offHistograms + 4, Size: offName - offHistograms - 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: offName, Size: NameLen, Name: "stage", Kind: journal.KindBytes, Meaning: "stage name, NUL-padded"},
+	{Off: offName + NameLen, Size: HeaderSize - offName - NameLen, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+}}
+
+// CounterLayout is one counter slot (MaxCounters of them from HeaderSize).
+var CounterLayout = journal.Layout{Name: "stats counter", Section: "§15", Size: CounterSize, Fields: []journal.Field{
+	{Off: 0, Size: LabelLen, Name: "label", Kind: journal.KindBytes, Meaning: "counter label, NUL-padded"},
+	{Off: LabelLen, Size: 8, Name: "value", Kind: journal.KindU64, Atomic: true, Meaning: "counter value"},
+	{Off: LabelLen + 8, Size: CounterSize - LabelLen - 8, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+}}
+
+// HistogramLayout is one histogram slot (MaxHistograms of them after the
+// counters).
+var HistogramLayout = journal.Layout{Name: "stats histogram", Section: "§15", Size: HistogramSize, Fields: []journal.Field{
+	{Off: 0, Size: LabelLen, Name: "label", Kind: journal.KindBytes, Meaning: "histogram label, NUL-padded"},
+	{Off: LabelLen, Size: 8, Name: "count", Kind: journal.KindU64, Atomic: true, Meaning: "values recorded"},
+	{Off: LabelLen + 8, Size: 8, Name: "max", Kind: journal.KindU64, Atomic: true, Meaning: "largest value recorded"},
+	{Off: 64, Size: 8 * Buckets, Name: "buckets", Kind: journal.KindBytes, Meaning: "Buckets u64 counts, log-linear (BucketOf)"},
+}}
