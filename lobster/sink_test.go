@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 )
 
@@ -46,28 +47,13 @@ func (s *memSink) frames(t testing.TB) []journal.Frame {
 	return out
 }
 
-// dataDir finds shared/data/lobster by walking up from the working directory
-// (the repo is /work/main, the data /work/shared/data/lobster); LOBSTER_DATA
-// overrides it.
+// dataDir is the real LOBSTER data (testutil.SharedData: ../shared/data or
+// $MDJ_SHARED_DATA); LOBSTER_DATA overrides it.
 func dataDir(t testing.TB) string {
 	if d := os.Getenv("LOBSTER_DATA"); d != "" {
 		return d
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		d := filepath.Join(dir, "shared", "data", "lobster")
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			return d
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("LOBSTER sample data not found: no shared/data/lobster above the working directory (set LOBSTER_DATA)")
-		}
-		dir = parent
-	}
+	return testutil.SharedData(t, "lobster")
 }
 
 type pair struct{ name, msg, book string }

@@ -31,10 +31,22 @@ func Command(t testing.TB, testName, role string, env ...string) *exec.Cmd {
 	return cmd
 }
 
-// SharedData returns the path of ../shared/data/<sub> found by walking up
-// from the working directory, or skips the test with a clear message.
+// SharedDataEnv names the directory holding the real market data when it
+// is not ../shared/data above the working directory.
+const SharedDataEnv = "MDJ_SHARED_DATA"
+
+// SharedData returns the path of <data>/<sub>, where <data> is
+// $MDJ_SHARED_DATA or ../shared/data found by walking up from the working
+// directory, or skips the test saying loudly that it did not run.
 func SharedData(t testing.TB, sub string) string {
 	t.Helper()
+	if env := os.Getenv(SharedDataEnv); env != "" {
+		p := filepath.Join(env, sub)
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			return p
+		}
+		t.Skipf("SKIPPED, NOT RUN: real market data not found: no %s (from $%s)", p, SharedDataEnv)
+	}
 	dir, _ := os.Getwd()
 	for {
 		p := filepath.Join(dir, "..", "shared", "data", sub)
@@ -43,7 +55,7 @@ func SharedData(t testing.TB, sub string) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skipf("real market data not found: no ../shared/data/%s above the working directory", sub)
+			t.Skipf("SKIPPED, NOT RUN: real market data not found: no ../shared/data/%s above the working directory (set $%s)", sub, SharedDataEnv)
 		}
 		dir = parent
 	}
