@@ -25,6 +25,9 @@ type benchIPCOptions struct {
 	json       bool
 	plot       string
 	quiet      bool
+	aeron      bool
+	dir        string
+	cFloor     bool
 }
 
 func (o *benchIPCOptions) AddFlags(fs *pflag.FlagSet) {
@@ -38,7 +41,19 @@ func (o *benchIPCOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency-percentile chart to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&o.aeron, "aeron", false, "Aeron's sample settings: --size 32 --gap 0, 2 M latency samples over the rounds, 5 M-message streams (flags given explicitly win)")
+	fs.StringVar(&o.dir, "dir", "", "directory for the journal transport's files (default $TMPDIR or /tmp; the report says whether it is tmpfs or a disk)")
+	fs.BoolVar(&o.cFloor, "c-floor", true, "add the C raw floor row (the raw ping-pong compiled with $CC or gcc; skipped, and said so, without a compiler)")
 }
+
+// Aeron's sample settings (its Ping/Pong and streaming samples): 32-byte
+// messages, no pause between pings, at least 2 M latency samples, and
+// streams of 5 M messages for sustained throughput.
+const (
+	aeronSize     = 32
+	aeronSamples  = 2_000_000
+	aeronMessages = 5_000_000
+)
 
 // ipcTarget is one of the design targets (README, Benchmarks), evaluated
 // on this run.
@@ -63,6 +78,20 @@ func benchIPC(env *Env, args []string) error {
 	}
 	if err := noArgs(fs); err != nil {
 		return err
+	}
+	if o.aeron {
+		if !fs.Changed("size") {
+			o.size = aeronSize
+		}
+		if !fs.Changed("gap") {
+			o.gap = 0
+		}
+		if !fs.Changed("messages") {
+			o.messages = aeronMessages
+		}
+		if !fs.Changed("samples") {
+			o.samples = (aeronSamples + o.rounds - 1) / max(o.rounds, 1)
+		}
 	}
 	if o.samples == 0 {
 		o.samples = max(o.messages/4, 100)
@@ -99,8 +128,20 @@ func benchIPC(env *Env, args []string) error {
 	if !o.quiet {
 		progress = env.Stderr
 	}
-	rep, err := benchkit.RunIPC(env.Ctx, benchkit.IPCOptions{Self: self, Transports: ts, Messages: o.messages, Samples: o.samples,
-		Size: o.size, GapNS: o.gap.Nanoseconds(), Rounds: o.rounds, CPUParent: cpuA, CPUChild: cpuB, Progress: progress})
+	ipo := benchkit.IPCOptions{Self: self, Transports: ts, Messages: o.messages, Samples: o.samples,
+		Size: o.size, GapNS: o.gap.Nanoseconds(), Rounds: o.rounds, CPUParent: cpuA, CPUChild: cpuB, Progress: progress, JournalDir: o.dir}
+	if o.cFloor && want["raw"] {
+		tmp, err := os.MkdirTemp("", "mdj-cfloor-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if ipo.CFloor, err = benchkit.BuildCFloor(env.Ctx, tmp); err != nil {
+			ipo.CFloorSkipped = err.Error()
+			fmt.Fprintf(env.Stderr, "journalctl bench: SKIPPED the C raw floor: %v\n", err)
+		}
+	}
+	rep, err := benchkit.RunIPC(env.Ctx, ipo)
 	if err != nil {
 		return err
 	}
@@ -145,7 +186,7 @@ func benchIPC(env *Env, args []string) error {
 
 func printIPC(w io.Writer, rep *benchkit.IPCReport, targets []ipcTarget) {
 	m := rep.Machine
-	fmt.Fprintf(w, "%s, %d cores, kernel %s, load average %s; cpus %v\n", m.CPU, m.Cores, m.Kernel, m.LoadAvg, cpusText(rep.CPUs))
+	fmt.Fprintf(w, "%s, %d cores, kernel %s, load average %s; cpus %v; journal in %s (%s)\n", m.CPU, m.Cores, m.Kernel, m.LoadAvg, cpusText(rep.CPUs), rep.JournalDir, rep.JournalFS)
 	fmt.Fprintf(w, "latency: %d B ping-pong, one-way = RTT/2, %d rounds × %d samples (+%d warm-up), %v gap; throughput: %d-message one-way stream, median of %d rounds\n\n",
 		rep.Size, rep.Rounds, rep.Samples, rep.Warmup, time.Duration(rep.GapNS), rep.Messages, rep.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -155,10 +196,21 @@ func printIPC(w io.Writer, rep *benchkit.IPCReport, targets []ipcTarget) {
 			fmt.Fprintf(tw, "%s\tfailed: %s\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Transport, r.Error)
 			continue
 		}
+		if r.Skipped != "" {
+			fmt.Fprintf(tw, "%s\tSKIPPED: %s\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Transport, r.Skipped)
+			continue
+		}
 		l := r.Latency
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\t", r.Transport, ns(l.P50), ns(l.P99), ns(l.P999), ns(l.Max), r.P50VsFloor, ns(r.Stamp.P50))
+		stamp := "–"
+		if r.Stamp.Samples > 0 {
+			stamp = ns(r.Stamp.P50)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\t", r.Transport, ns(l.P50), ns(l.P99), ns(l.P999), ns(l.Max), r.P50VsFloor, stamp)
 		for _, t := range r.Throughput {
 			fmt.Fprintf(tw, "%s\t%.0f\t%.3fx\t", rate(t.MsgsPerS), t.MBPerS, t.VsFloor)
+		}
+		if len(r.Throughput) == 0 {
+			fmt.Fprint(tw, "–\t\t\t–\t\t\t")
 		}
 		fmt.Fprint(tw, "\n")
 	}

@@ -176,7 +176,7 @@ func TestBenchIPCTable(t *testing.T) {
 func TestBenchIPCJSON(t *testing.T) {
 	needBinary(t)
 	benchTemp(t)
-	code, out, errs := run(t, "bench", "ipc", "--messages", "2000", "--rounds", "1", "--quiet", "--json", "--transports", "raw,ring,journal,pipe,unix-stream,mq")
+	code, out, errs := run(t, "bench", "ipc", "--messages", "2000", "--rounds", "1", "--quiet", "--json", "--transports", "raw,ring,journal,pipe,unix-stream,mq", "--c-floor=false")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
@@ -403,4 +403,59 @@ func alive(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z" && strings.Contains(cmdline(pid), benchkit.ChildVerb)
+}
+
+// TestBenchIPCAeronAndCFloor: --aeron gives Aeron's sample settings (32 B,
+// no gap) unless a flag is given explicitly; the C raw floor row follows
+// the Go floor with every sample measured (or says SKIPPED without a
+// compiler); the report names the journal's directory and file system.
+func TestBenchIPCAeronAndCFloor(t *testing.T) {
+	needBinary(t)
+	benchTemp(t)
+	dir := t.TempDir()
+	code, out, errs := run(t, "bench", "ipc", "--aeron", "--samples", "300", "--messages", "300", "--rounds", "2", "--quiet", "--json",
+		"--transports", "raw,journal", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	var rep struct {
+		Size       int    `json:"latency_size"`
+		Gap        int64  `json:"gap_ns"`
+		Samples    int    `json:"samples_per_round"`
+		Messages   int    `json:"messages"`
+		JournalDir string `json:"journal_dir"`
+		JournalFS  string `json:"journal_fs"`
+		Rows       []struct {
+			Transport string `json:"transport"`
+			Latency   struct {
+				Samples int64 `json:"samples"`
+				P50     int64 `json:"p50_ns"`
+			} `json:"latency"`
+			Error   string `json:"error"`
+			Skipped string `json:"skipped"`
+		} `json:"transports"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if rep.Size != 32 || rep.Gap != 0 || rep.Samples != 300 || rep.Messages != 300 {
+		t.Errorf("--aeron with --samples/--messages: size %d gap %d samples %d messages %d, want 32 0 300 300", rep.Size, rep.Gap, rep.Samples, rep.Messages)
+	}
+	if rep.JournalDir != dir || rep.JournalFS == "" {
+		t.Errorf("journal dir %q (%s), want %q", rep.JournalDir, rep.JournalFS, dir)
+	}
+	if len(rep.Rows) != 3 || rep.Rows[0].Transport != "raw" || rep.Rows[1].Transport != "c-raw" || rep.Rows[2].Transport != "journal" {
+		t.Fatalf("rows: %+v", rep.Rows)
+	}
+	c := rep.Rows[1]
+	if _, err := exec.LookPath("gcc"); err != nil {
+		if c.Skipped == "" {
+			t.Fatalf("no gcc, yet the C floor row is not marked skipped: %+v", c)
+		}
+		t.Logf("SKIPPED, NOT RUN: the C floor (no gcc): %s", c.Skipped)
+		return
+	}
+	if c.Error != "" || c.Skipped != "" || c.Latency.Samples != 600 || c.Latency.P50 <= 0 {
+		t.Errorf("C floor row: %+v (want 2 rounds × 300 samples)", c)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -218,6 +219,15 @@ type IPCOptions struct {
 	CPUParent  int      // -1: not pinned
 	CPUChild   int
 	Progress   io.Writer // one line per experiment; nil: none
+	// CFloor is the compiled C raw floor (BuildCFloor), run once per round
+	// interleaved with the transports and reported as the c-raw row after
+	// raw; "" leaves it out. CFloorSkipped, if set, is why there is none:
+	// the row says so (skipped, not failed).
+	CFloor        string
+	CFloorSkipped string
+	// JournalDir is where the journal transport's files live (default
+	// os.TempDir()); the report says which file system that is.
+	JournalDir string
 }
 
 // ThroughputSizes are the message sizes of the throughput streams.
@@ -241,6 +251,7 @@ type IPCRow struct {
 	P99VsFloor float64      `json:"p99_ratio_to_floor"`
 	Throughput []Throughput `json:"throughput"`
 	Error      string       `json:"error,omitempty"`
+	Skipped    string       `json:"skipped,omitempty"` // not measured, and why (not a failure)
 }
 
 // IPCReport is the whole comparison.
@@ -254,6 +265,10 @@ type IPCReport struct {
 	Rounds   int      `json:"rounds"`
 	CPUs     []int    `json:"cpus,omitempty"`
 	Rows     []IPCRow `json:"transports"`
+	// JournalDir and JournalFS: where the journal transport's segments
+	// were, and that file system's type (tmpfs, ext4, ...).
+	JournalDir string `json:"journal_dir"`
+	JournalFS  string `json:"journal_fs"`
 }
 
 // Warmup is how many unmeasured pings precede the samples of a round.
@@ -272,10 +287,11 @@ func RunIPC(ctx context.Context, o IPCOptions) (*IPCReport, error) {
 	if o.CPUParent >= 0 {
 		rep.CPUs = []int{o.CPUParent, o.CPUChild}
 	}
-	scratch, err := os.MkdirTemp("", "mdj-bench-ipc-")
+	scratch, err := os.MkdirTemp(o.JournalDir, "mdj-bench-ipc-")
 	if err != nil {
 		return nil, err
 	}
+	rep.JournalDir, rep.JournalFS = filepath.Dir(scratch), FSType(scratch)
 	defer os.RemoveAll(scratch)
 	shm := scratch
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -297,6 +313,8 @@ func RunIPC(ctx context.Context, o IPCOptions) (*IPCReport, error) {
 	for i := range accs {
 		accs[i] = acc{rtt: NewHistogram(), stamp: NewHistogram(), tput: make([][]float64, len(ThroughputSizes))}
 	}
+	cfloor := NewHistogram()
+	var cfloorErr error
 	seq := 0
 	one := func(s Spec) (Outcome, error) {
 		seq++
@@ -352,6 +370,17 @@ func RunIPC(ctx context.Context, o IPCOptions) (*IPCReport, error) {
 				fmt.Fprintln(o.Progress)
 			}
 		}
+		if o.CFloor != "" && cfloorErr == nil {
+			h := NewHistogram()
+			cfloorErr = RunCFloor(ctx, o.CFloor, o.Size, o.Warmup(), o.Samples, o.GapNS, o.CPUParent, o.CPUChild, h)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			cfloor.Merge(h)
+			if o.Progress != nil && cfloorErr == nil {
+				fmt.Fprintf(o.Progress, "round %d %-12s ping-pong p50 %dns\n", r+1, CFloorTransport, h.ValueAtQuantile(50))
+			}
+		}
 	}
 	for i, t := range o.Transports {
 		a := accs[i]
@@ -367,18 +396,28 @@ func RunIPC(ctx context.Context, o IPCOptions) (*IPCReport, error) {
 			}
 		}
 		rep.Rows = append(rep.Rows, row)
+		if t == "raw" || (i == 0 && t != "raw") { // the C floor goes right after the Go floor
+			switch {
+			case o.CFloor != "" && cfloorErr != nil:
+				rep.Rows = append(rep.Rows, IPCRow{Transport: CFloorTransport, Error: cfloorErr.Error()})
+			case o.CFloor != "":
+				rep.Rows = append(rep.Rows, IPCRow{Transport: CFloorTransport, Latency: Summarize(CFloorTransport, cfloor)})
+			case o.CFloorSkipped != "":
+				rep.Rows = append(rep.Rows, IPCRow{Transport: CFloorTransport, Skipped: o.CFloorSkipped})
+			}
+		}
 	}
 	// Ratios to the floor (the first row, raw, when it ran).
 	if f := rep.Rows[0]; f.Transport == "raw" && f.Error == "" {
 		for i := range rep.Rows {
 			r := &rep.Rows[i]
-			if r.Error != "" {
+			if r.Error != "" || r.Skipped != "" {
 				continue
 			}
 			r.P50VsFloor = ratio(r.Latency.P50, f.Latency.P50)
 			r.P99VsFloor = ratio(r.Latency.P99, f.Latency.P99)
 			for k := range r.Throughput {
-				if f.Throughput[k].MsgsPerS > 0 {
+				if k < len(f.Throughput) && f.Throughput[k].MsgsPerS > 0 {
 					r.Throughput[k].VsFloor = r.Throughput[k].MsgsPerS / f.Throughput[k].MsgsPerS
 				}
 			}
