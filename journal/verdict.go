@@ -98,6 +98,10 @@ type AssessOptions struct {
 	// Visit is called for every good data frame in order (only when the
 	// segment is scanned, so set Full to see every frame).
 	Visit func(*Frame)
+	// Archived: data is a compressed segment's raw image, which ends where
+	// the frames end by design (format.md §14): being shorter than the
+	// capacity is not a truncation.
+	Archived bool
 }
 
 // Assess judges an activated segment from its bytes. data is the segment
@@ -109,6 +113,7 @@ func Assess(name string, data []byte, o AssessOptions) Verdict {
 	first := h.FirstSeq()
 	capacity := int64(h.Capacity())
 	fileLen := min(int64(len(data)), capacity)
+	short := fileLen < capacity && !o.Archived
 	cursor := int64(h.Cursor())
 	v := Verdict{End: SegmentHeaderSize, LastSeq: first - 1, ValidAfter: -1}
 	if !h.CursorOK() {
@@ -147,7 +152,9 @@ func Assess(name string, data []byte, o AssessOptions) Verdict {
 
 	// The clean path: trust a cleanly closed segment's checkpoint after
 	// checking the frames just before it; nothing may follow it.
-	if st.Clean() && !o.Full && !o.Live && (dOff == capacity || (dOff+8 <= fileLen && allZero(data[dOff:dOff+8]))) {
+	// A file shorter than its capacity never takes it: the scan below
+	// decides whether the missing bytes may be restored (format.md §2.1).
+	if st.Clean() && !o.Full && !o.Live && !short && (dOff == capacity || (dOff+8 <= fileLen && allZero(data[dOff:dOff+8]))) {
 		if r, ok := checkpointHolds(name, data, h, dOff, dSeq, o.IndexBefore); ok {
 			v.End, v.LastSeq, v.Sealed = dOff, dSeq, r.Sealed
 			return finishSealState(name, v, st, o)
@@ -205,6 +212,16 @@ func Assess(name string, data []byte, o AssessOptions) Verdict {
 		if tail.NonZeroEnd > res.End {
 			return damage(Corrupt(name, res.End, ErrMidLog, "%d non-zero bytes after the end marker of a sealed segment", tail.NonZeroEnd-res.End))
 		}
+		if short {
+			// Cut in the zeroes after the end marker: nothing of the log
+			// is missing, but the file breaks §2.1 (readers refuse it).
+			if !o.Last || o.Successor {
+				return damage(Corrupt(name, fileLen, ErrTruncated, "file is %d bytes, capacity %d: a sealed segment cut after its end marker (restore it, or extend it with zeroes to its capacity)", fileLen, capacity))
+			}
+			v.Kind, v.Extend = TornTail, true
+			v.CutFrom, v.CutTo = res.End, res.End
+			v.Err = Corrupt(name, fileLen, ErrTruncated, "file truncated to %d bytes (capacity %d) after the end marker", fileLen, capacity)
+		}
 		return finishSealState(name, v, st, o)
 	}
 	if res.Err == nil && tail.NonZeroEnd == res.End {
@@ -219,7 +236,7 @@ func Assess(name string, data []byte, o AssessOptions) Verdict {
 			v.LostPublished = cursor - res.End
 			v.Err = Corrupt(name, res.End, ErrTornTail, "the write cursor claims %d bytes past the last frame (offset %d): published but not durable, lost", cursor-res.End, res.End)
 		}
-		if fileLen < capacity {
+		if short {
 			if !o.Last || o.Successor {
 				return damage(Corrupt(name, fileLen, ErrTruncated, "file is %d bytes, capacity %d", fileLen, capacity))
 			}
@@ -247,7 +264,7 @@ func Assess(name string, data []byte, o AssessOptions) Verdict {
 		return damage(Corrupt(name, res.End, errOr(res.Err), "%s in a segment that is not the last one", what))
 	}
 	v.Kind, v.CutFrom, v.CutTo = TornTail, res.End, tail.NonZeroEnd
-	v.Extend = fileLen < capacity
+	v.Extend = short
 	v.LostPublished = max(cursor-res.End, 0)
 	v.Err = Corrupt(name, res.End, ErrTornTail, "torn tail: %s; %d bytes from here are unfinished", what, tail.NonZeroEnd-res.End)
 	if v.Extend {

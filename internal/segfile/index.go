@@ -106,10 +106,10 @@ func OpenIndex(dir string, num, journalID uint64, segCapacity int64, write bool)
 		f.Close()
 		return nil, err
 	}
-	if x.Capacity() < journal.IndexCapacity(uint64(segCapacity)) {
-		mmap.Unmap(m)
+	if have, need := x.Capacity(), journal.IndexCapacity(uint64(segCapacity)); have < need {
+		mmap.Unmap(m) // x reads the mapping: nothing of it after this
 		f.Close()
-		return nil, journal.Corrupt(path, 32, journal.ErrIndexMismatch, "index has %d slots, the segment needs %d", x.Capacity(), journal.IndexCapacity(uint64(segCapacity)))
+		return nil, journal.Corrupt(path, 32, journal.ErrIndexMismatch, "index has %d slots, the segment needs %d", have, need)
 	}
 	ix := &Index{Path: path, Data: m, f: f, writable: write}
 	ix.count = x.Count()

@@ -466,7 +466,7 @@ func (r *FileReport) segment(data []byte, opts Options, archived bool) {
 		r.Summary = append(r.Summary, Field{Name: "clean", Value: fmt.Sprintf("%v", cur.Clean()),
 			Meaning: "what the state record says: the last writer closed this segment cleanly"})
 	}
-	r.scanFrames(data, h, opts)
+	r.scanFrames(data, h, opts, archived)
 }
 
 func errorsIs(err, target error) bool {
@@ -477,12 +477,12 @@ func errorsIs(err, target error) bool {
 // scanFrames judges a segment image as the writer's recovery and verify do
 // (journal.Assess, every frame read), listing frames if asked. A single
 // file is judged as a last segment unless its state says sealed.
-func (r *FileReport) scanFrames(data []byte, h journal.Header, opts Options) {
+func (r *FileReport) scanFrames(data []byte, h journal.Header, opts Options, archived bool) {
 	first := h.FirstSeq()
 	st, _, _ := h.State()
 	var frames []FrameRow
 	base := filepath.Base(r.File)
-	v := journal.Assess(r.File, data, journal.AssessOptions{Full: true, Last: !st.Sealed(), Visit: func(f *journal.Frame) {
+	v := journal.Assess(r.File, data, journal.AssessOptions{Full: true, Last: !st.Sealed(), Archived: archived, Visit: func(f *journal.Frame) {
 		if opts.Frames {
 			frames = append(frames, FrameRow{File: base, Offset: f.Offset, Seq: f.Seq, TS: TS(f.TS), Type: f.Type.String(),
 				Instr: f.Instrument, Flags: f.Flags, Size: int(f.Size), CRC: fmt.Sprintf("%08x", f.CRC)})
@@ -538,7 +538,7 @@ func (r *FileReport) archiveFrames(path string, opts Options) {
 	}
 	r.Note = ""
 	r.hex = false // offsets are raw-image offsets: a hexdump of the compressed file would mislead
-	r.scanFrames(img, journal.HeaderOf(img), opts)
+	r.scanFrames(img, journal.HeaderOf(img), opts, true)
 }
 
 // index decodes a sparse index and checks that its entries ascend.

@@ -298,7 +298,7 @@ func (p *plan) planIndex(n uint64) {
 			}
 			defer s.Close()
 			h := s.Header()
-			v := journal.Assess(s.Path, s.Data, journal.AssessOptions{Full: true})
+			v := journal.Assess(s.Path, s.Data, journal.AssessOptions{Full: true, Archived: s.Archived})
 			return segfile.RebuildIndex(p.dir, n, h.JournalID(), s.Data, v.End, p.opts.Perm)
 		}})
 }

@@ -309,7 +309,7 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool
 		count = x.View().Count()
 	}
 	v := journal.Assess(e.Path, s.Data, journal.AssessOptions{Last: last, Successor: successor, Live: live,
-		Full: true, Visit: visit(opts, e.Num)})
+		Full: true, Visit: visit(opts, e.Num), Archived: s.Archived})
 	seg.Verdict = v
 	seg.Frames, seg.LastSeq, seg.FirstTS, seg.LastTS, seg.Used = v.Frames, v.LastSeq, v.FirstTS, v.LastTS, v.End
 	switch v.Kind {
