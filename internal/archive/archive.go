@@ -82,7 +82,11 @@ func OpenFile(f *os.File, path string) (*Segment, error) {
 	if s.RawSize > journal.MaxArchiveRaw || s.RawSize > journal.MaxArchiveRatio*st.Size() {
 		return nil, journal.Corrupt(path, journal.ArchiveHeaderOff+16, journal.ErrBadHeader, "raw size %d is implausible for a %d-byte archive", s.RawSize, st.Size())
 	}
-	if s.RawSize < journal.SegmentHeaderSize || s.RawSize > int64(h.Capacity()) || s.RawSize != int64(h.Cursor()) ||
+	// raw_size covers at least the durable checkpoint (its state record);
+	// the write cursor is only a hint (§2.1) and is not consulted. A
+	// damaged state record is left to the verdict (journal.Assess).
+	sr, _, stOK := h.State()
+	if s.RawSize < journal.SegmentHeaderSize || s.RawSize > int64(h.Capacity()) || (stOK && s.RawSize < sr.DurableOffset) ||
 		n > uint64(s.RawSize) || table < journal.ArchiveDataOff || table+int64(n)*journal.ChunkEntrySize != st.Size() {
 		return nil, journal.Corrupt(path, journal.ArchiveHeaderOff, journal.ErrBadHeader, "archive header does not fit the file (raw size %d, %d chunks, table at %d, file %d bytes)",
 			s.RawSize, n, table, st.Size())

@@ -146,12 +146,15 @@ func MoveAside(dir string, names []string, now time.Time) (string, error) {
 	return sub, fsx.SyncDir(dir)
 }
 
-// RemoveTemps deletes leftover *.tmp files of segments, indexes, archives
-// and the control page (a crash during their creation left them; none is
+// RemoveTemps deletes leftover *.tmp files of segments, indexes and the
+// control page (a crash during their creation left them; none is
 // ever read).
 func RemoveTemps(dir string) {
+	// Not *.seg.zst.tmp: a compress running beside the writer (under the
+	// maintenance lock only) is writing it; the next maintenance command
+	// removes a crashed one's (format.md §8.2 step 1, §14).
 	for _, pat := range []string{"*" + journal.SegmentExt + journal.TmpExt, "*" + journal.IndexExt + journal.TmpExt,
-		"*" + journal.ArchiveExt + journal.TmpExt, journal.CtlFile + journal.TmpExt} {
+		journal.CtlFile + journal.TmpExt} {
 		ms, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, m := range ms {
 			fsx.RemoveRegular(m)
