@@ -188,7 +188,11 @@ func Journal(dir string, opts Options) (*Report, error) {
 		// activated segment, and any activated since the listing, are
 		// judged only up to their write cursor.
 		live := rep.WriterLive && i >= lastActive && !e.Archived
-		seg := rep.segment(e, i == lastActive || live, i < lastActive, i > lastActive, live, opts)
+		var named uint64 // the first seq the previous segment's end marker names
+		if prevSealed && prevLast != 0 {
+			named = prevLast + 1
+		}
+		seg := rep.segment(e, i == lastActive || live, i < lastActive, i > lastActive, live, named, opts)
 		rep.Segments = append(rep.Segments, seg)
 		if seg.State == StatePrepared {
 			if i == lastActive+1 && prevSealed && !seg.Verdict.Sealed && seg.Frames > 0 {
@@ -237,16 +241,21 @@ func Journal(dir string, opts Options) (*Report, error) {
 	return rep, nil
 }
 
+// segJournalID is segment n's journal id, or 0 when its header cannot be
+// trusted (bad magic or checksum): a damaged header is reported as such,
+// and must not make every other segment look foreign.
 func segJournalID(dir string, n uint64) uint64 {
 	h, _, _, err := segfile.ReadHeader(dir, n)
-	if err != nil || h.Magic() != journal.SegmentMagic {
+	if err != nil || h.Magic() != journal.SegmentMagic || !h.StaticOK() {
 		return 0
 	}
 	return h.JournalID()
 }
 
 // segment verifies one segment file.
-func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool, opts Options) (seg Segment) {
+// named, when not 0, is the first seq the sealed predecessor's end marker
+// gives this segment: a segment with that first seq was activated (§4.3).
+func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool, named uint64, opts Options) (seg Segment) {
 	seg = Segment{Path: e.Path, Number: e.Num, State: StateDamaged}
 	s, err := segfile.OpenEntry(e, segfile.OpenOptions{AllowShort: true, LoadArchive: true})
 	if err != nil {
@@ -278,6 +287,14 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool
 		// header read after the bytes tells a roll in progress from a
 		// segment that was never activated.
 		prepared = h.Prepared()
+	}
+	if prepared && named != 0 && h.FirstSeq() == named {
+		// Activated — the sealed predecessor's end marker names its first
+		// seq — but neither state record is valid: damaged state, never an
+		// activation in progress (§2.2; the reader and the writer refuse it).
+		rep.add(Damage, journal.Corrupt(e.Path, journal.SegOffStateA, journal.ErrBadHeader,
+			"the end marker says segment %d starts at seq %d, but it has no valid state record", e.Num, named))
+		return seg
 	}
 	if prepared {
 		if !trailing {
