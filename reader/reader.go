@@ -161,8 +161,14 @@ func (r *Reader) waitForJournal() error {
 	for {
 		ns, err := segfile.Numbers(r.dir)
 		if err == nil && len(ns) > 0 {
-			if h, _, _, err := segfile.ReadHeader(r.dir, ns[0]); err == nil && !h.Prepared() {
+			h, _, _, herr := segfile.ReadHeader(r.dir, ns[0])
+			if herr == nil && !h.Prepared() {
 				return nil
+			}
+			// Segments appear complete (created under a temporary name):
+			// one that cannot be read is damage, named, not "no journal".
+			if herr != nil && !errors.Is(herr, os.ErrNotExist) {
+				return herr
 			}
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -354,6 +354,17 @@ func (p *plan) tooShortToBeASegment(n uint64, pr verify.Problem) bool {
 	if size >= journal.SegmentHeaderSize || !last {
 		return false
 	}
+	if n > 1 {
+		// A sealed predecessor proves this segment was activated (§4.3:
+		// activation before the seal): frames up to its durable checkpoint
+		// were in it, and moving it aside would let the next writer issue
+		// their seqs again with other content. Damage: refused.
+		if h, _, _, err := segfile.ReadHeader(p.dir, n-1); err == nil {
+			if st, _, ok := h.State(); ok && st.Sealed() {
+				return false
+			}
+		}
+	}
 	p.aside = append(p.aside, filepath.Base(e.Path), journal.IndexName(n))
 	p.add(Action{Op: OpMoveAside, File: filepath.Base(e.Path),
 		Detail: fmt.Sprintf("%d bytes, shorter than a segment header: moved into orphaned-<time>/ (kept); %s", size, pr.Err.Reason),
