@@ -12,6 +12,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 
@@ -49,6 +50,9 @@ const (
 	StateCompressed State = "compressed"
 	StatePrepared   State = "prepared"
 	StateDamaged    State = "damaged"
+	// StatePruned: deleted (with every segment before it) by a prune that
+	// ran while verify read the journal; not a finding.
+	StatePruned State = "pruned"
 )
 
 // Problem is one finding.
@@ -194,6 +198,10 @@ func Journal(dir string, opts Options) (*Report, error) {
 		}
 		seg := rep.segment(e, i == lastActive || live, i < lastActive, i > lastActive, live, named, opts)
 		rep.Segments = append(rep.Segments, seg)
+		if seg.State == StatePruned {
+			prevLast, prevSealed = 0, false // the next retained segment starts the run again
+			continue
+		}
 		if seg.State == StatePrepared {
 			if i == lastActive+1 && prevSealed && !seg.Verdict.Sealed && seg.Frames > 0 {
 				rep.add(Torn, journal.Corrupt(seg.Path, journal.SegmentHeaderSize, ErrRollOrder,
@@ -252,6 +260,22 @@ func segJournalID(dir string, n uint64) uint64 {
 	return h.JournalID()
 }
 
+// prunedSince reports whether segment n, listed earlier, is gone together
+// with every segment before it: a prune (which deletes from the oldest)
+// ran since the listing. A hole between retained segments is not this.
+func prunedSince(dir string, n uint64) bool {
+	ents, err := segfile.List(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Num <= n {
+			return false
+		}
+	}
+	return true
+}
+
 // segment verifies one segment file.
 // named, when not 0, is the first seq the sealed predecessor's end marker
 // gives this segment: a segment with that first seq was activated (§4.3).
@@ -259,6 +283,10 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool
 	seg = Segment{Path: e.Path, Number: e.Num, State: StateDamaged}
 	s, err := segfile.OpenEntry(e, segfile.OpenOptions{AllowShort: true, LoadArchive: true})
 	if err != nil {
+		if (errors.Is(err, journal.ErrMissing) || errors.Is(err, os.ErrNotExist)) && prunedSince(filepath.Dir(e.Path), e.Num) {
+			seg.State = StatePruned
+			return seg
+		}
 		rep.add(Damage, err)
 		return seg
 	}
@@ -280,6 +308,15 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool
 		}
 	}
 	prepared := h.Prepared()
+	if trailing && !prepared {
+		// Prepared when listed, activated now: a writer started since
+		// (verify takes no lock). It is the last segment, and live if the
+		// writer still holds the journal.
+		last = true
+		if _, held, err := flock.Holder(filepath.Join(filepath.Dir(e.Path), journal.LockFile)); err == nil && held && !opts.OwnLock {
+			live = true
+		}
+	}
 	empty := prepared && segfile.ProvablyEmpty(s)
 	if prepared && !empty {
 		// Bytes seen in a segment that looked prepared: a writer activates
@@ -393,6 +430,9 @@ func (rep *Report) checkIndex(e segfile.Entry, h journal.Header, data []byte, x 
 		_, err := segfile.OpenIndex(filepath.Dir(e.Path), e.Num, h.JournalID(), int64(h.Capacity()), false)
 		if err == nil {
 			return
+		}
+		if errors.Is(err, os.ErrNotExist) && prunedSince(filepath.Dir(e.Path), e.Num) {
+			return // pruned with its segment while verify read it
 		}
 		var ce *journal.CorruptionError
 		if !errors.As(err, &ce) {
