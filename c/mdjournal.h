@@ -2108,6 +2108,7 @@ static int mdj__position(mdj_reader *r) {
     int rc;
     mdj__entry e;
     int have_entry = 0, unstated = 0;
+    uint64_t first_id = 0;
     mdj_error ust;
     char path[MDJ_PATH_LEN];
     mdj__err_clear(&ust);
@@ -2142,6 +2143,17 @@ static int mdj__position(mdj_reader *r) {
         if (unstated) {
             r->err = ust;
             rc = ust.code;
+            goto out;
+        }
+        /* every activated segment belongs to one journal (§4): a reader
+           starting inside a foreign one would hand out its frames */
+        if (na == 0) {
+            first_id = h.journal_id;
+        } else if (h.journal_id != first_id) {
+            rc = mdj__err(&r->err, MDJ_ERR_BAD_HEADER, path, 16,
+                          "journal id %#llx, segment %llu's is %#llx: files of two journals are mixed",
+                          MDJ__CAST(unsigned long long, h.journal_id), MDJ__CAST(unsigned long long, num[0]),
+                          MDJ__CAST(unsigned long long, first_id));
             goto out;
         }
         num[na] = v[i].number;
@@ -2845,6 +2857,16 @@ static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, in
          * prepared segment cannot hold (as Go's verify). */
         int zero;
         uint64_t end = MDJ__CAST(uint64_t, st.st_size) < h.capacity ? MDJ__CAST(uint64_t, st.st_size) : h.capacity;
+        if (prev->sealed && prev->scanned_whole && h.first_seq != 0 && h.first_seq == prev->next_seq) {
+            /* Activated: the sealed predecessor's end marker names its
+             * first seq (§4.3); without a valid state record that is
+             * damaged state, never an activation in progress (§2.2). */
+            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                         "the end marker says segment %llu starts at seq %llu, but it has no valid state record",
+                         MDJ__CAST(unsigned long long, e->number), MDJ__CAST(unsigned long long, h.first_seq));
+            close(fd);
+            return;
+        }
         if (successor) {
             mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
                          "segment %llu is not activated (no valid state record) but a later segment is",

@@ -48,12 +48,13 @@ type ReissuedError struct {
 	Epoch    uint32 // in this epoch
 	From     uint64 // the first seq issued again
 	NewEpoch uint32 // by this epoch
+	File     string // the segment where NewEpoch starts
 }
 
 // Error names the reader, its position and the re-issued range.
 func (e *ReissuedError) Error() string {
-	return fmt.Sprintf("reader %s: consumed up to seq %d in epoch %d, but seqs from %d were reissued in epoch %d after a power cut: frames %d..%d may differ from what it saw",
-		e.Name, e.Seq, e.Epoch, e.From, e.NewEpoch, e.From, e.Seq)
+	return fmt.Sprintf("reader %s: consumed up to seq %d in epoch %d, but seqs from %d were reissued in epoch %d (%s) after a power cut: frames %d..%d may differ from what it saw",
+		e.Name, e.Seq, e.Epoch, e.From, e.NewEpoch, e.File, e.From, e.Seq)
 }
 
 // Unwrap returns ErrReissued.
@@ -239,17 +240,25 @@ func (r *Reader) checkReissue(p *position) error {
 	if err != nil {
 		return err
 	}
+	// Epochs never go back along the journal (§8.4); one that does is
+	// damage, not a reissue, and is named as such.
+	var found *ReissuedError
+	var prev uint32
 	for _, n := range ns {
-		h, _, _, err := segfile.ReadHeader(r.dir, n)
+		h, e, _, err := segfile.ReadHeader(r.dir, n)
 		if err != nil || h.Prepared() {
 			continue
 		}
-		if h.Epoch() > ep {
-			if h.FirstSeq() <= seq {
-				return &ReissuedError{Name: p.name, Seq: seq, Epoch: ep, From: h.FirstSeq(), NewEpoch: h.Epoch()}
-			}
-			return nil
+		if h.Epoch() < prev {
+			return journal.Corrupt(e.Path, 56, journal.ErrBadHeader, "epoch %d goes back from the previous segment's %d", h.Epoch(), prev)
 		}
+		prev = h.Epoch()
+		if found == nil && h.Epoch() > ep && h.FirstSeq() <= seq {
+			found = &ReissuedError{Name: p.name, Seq: seq, Epoch: ep, From: h.FirstSeq(), NewEpoch: h.Epoch(), File: e.Path}
+		}
+	}
+	if found != nil {
+		return found
 	}
 	return nil
 }

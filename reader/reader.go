@@ -250,6 +250,7 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 	}
 	var ns, firsts []uint64
 	var unstated *journal.CorruptionError // activated (first_seq set) but no valid state record
+	var firstID uint64
 	for _, e := range es {
 		h, _, _, err := segfile.ReadHeader(r.dir, e.Num)
 		if err != nil {
@@ -269,6 +270,15 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 			// A later segment is activated: the one without a state record
 			// is not an activation in progress but damage (as verify says).
 			return nil, nil, unstated
+		}
+		// Every activated segment belongs to one journal: a reader that
+		// starts inside a foreign segment would hand out another journal's
+		// frames under this journal's seqs (a roll checks the id too).
+		if id := h.JournalID(); len(ns) == 0 {
+			firstID = id
+		} else if id != firstID {
+			return nil, nil, journal.Corrupt(e.Path, 16, journal.ErrBadHeader,
+				"journal id %#x, segment %d's is %#x: files of two journals are mixed", id, ns[0], firstID)
 		}
 		ns, firsts = append(ns, e.Num), append(firsts, h.FirstSeq())
 	}
@@ -763,7 +773,7 @@ func (r *Reader) advance() error {
 		if seq, ep := p.seq(), atomic.LoadUint32(p.epoch); ep != 0 && epoch > ep && fs <= seq {
 			if !r.opts.AcceptReissue {
 				next.close()
-				return &ReissuedError{Name: p.name, Seq: seq, Epoch: ep, From: fs, NewEpoch: epoch}
+				return &ReissuedError{Name: p.name, Seq: seq, Epoch: ep, From: fs, NewEpoch: epoch, File: journal.SegmentPath(r.dir, r.seg.num+1)}
 			}
 			r.skipping = false // deliver the re-issued frames from fs
 		}
