@@ -84,14 +84,24 @@ func (w *Writer) recoverJournal() error {
 	// power cut under a policy that does not order rolls on disk can leave
 	// any seal not durable (format.md §8.2).
 	var judge []int
-	for k := 0; k < li; k++ {
-		if ents[k].Archived {
-			continue
-		}
+	for k := 0; k <= li; k++ {
+		// One journal id for all: a segment of another journal among ours
+		// (copied in, or a crafted header) is refused, never adopted.
 		h, _, _, err := segfile.ReadHeader(w.dir, ents[k].Num)
 		if err != nil {
 			closeAll(spares)
 			return err
+		}
+		if h.Magic() == journal.SegmentMagic && h.StaticOK() {
+			if w.journalID == 0 {
+				w.journalID = h.JournalID()
+			} else if id := h.JournalID(); id != w.journalID {
+				closeAll(spares)
+				return journal.Corrupt(ents[k].Path, 16, journal.ErrBadHeader, "journal id %#x differs from the journal's %#x (segment %d): files of two journals are mixed", id, w.journalID, ents[0].Num)
+			}
+		}
+		if k == li || ents[k].Archived {
+			continue
 		}
 		if st, _, ok := h.State(); ok && st.Sealed() {
 			continue
@@ -238,6 +248,12 @@ func (w *Writer) recoverJournal() error {
 		if !last {
 			s.close()
 			continue
+		}
+		if s.idx == nil { // missing or unusable, and a clean segment skipped the rebuild above
+			if err := s.rebuildIndex(w, v); err != nil {
+				closeJudged()
+				return err
+			}
 		}
 		w.seg = s
 		w.cursor, w.pubCursor, w.seq, w.pubSeq, w.lastTS = end, end, v.LastSeq, v.LastSeq, v.LastTS
