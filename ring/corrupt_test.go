@@ -2,9 +2,11 @@ package ring
 
 import (
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mdjournal/mdjournal/journal"
@@ -26,7 +28,8 @@ func TestDamagedHeader(t *testing.T) {
 	}{
 		{"bad magic", func(h []byte) { h[0] = 'X' }, 0, ErrBadMagic, offMagic},
 		{"zeroed header", func(h []byte) { clear(h) }, 0, ErrBadMagic, offMagic},
-		{"bad version", func(h []byte) { le.PutUint32(h[offVersion:], 2); reseal(h) }, 0, ErrVersion, offVersion},
+		{"format version 1", func(h []byte) { le.PutUint32(h[offVersion:], 1); reseal(h) }, 0, ErrVersion, offVersion},
+		{"format version 3", func(h []byte) { le.PutUint32(h[offVersion:], 3); reseal(h) }, 0, ErrVersion, offVersion},
 		{"bad header size", func(h []byte) { le.PutUint32(h[offHeaderSize:], 512); reseal(h) }, 0, ErrBadHeader, offHeaderSize},
 		{"capacity not power of two", func(h []byte) { le.PutUint64(h[offCapacity:], 3000); reseal(h) }, 0, ErrBadCapacity, offCapacity},
 		{"capacity zero", func(h []byte) { le.PutUint64(h[offCapacity:], 0); reseal(h) }, 0, ErrBadCapacity, offCapacity},
@@ -35,14 +38,22 @@ func TestDamagedHeader(t *testing.T) {
 		{"capacity over 4 GiB", func(h []byte) { le.PutUint64(h[offCapacity:], 1<<33); reseal(h) }, 0, ErrBadCapacity, offCapacity},
 		{"capacity larger than file", func(h []byte) { le.PutUint64(h[offCapacity:], 8192); reseal(h) }, 0, ErrTruncated, HeaderSize + capacity},
 		{"checksum", func(h []byte) { h[offCreated] ^= 1 }, 0, ErrChecksum, offHeaderCRC},
+		{"generation changed in place", func(h []byte) { h[offGeneration] ^= 1 }, 0, ErrChecksum, offHeaderCRC},
+		{"generation zero", func(h []byte) { le.PutUint64(h[offGeneration:], 0); reseal(h) }, 0, ErrBadHeader, offGeneration},
 		{"truncated data area", nil, HeaderSize + capacity - 1, ErrTruncated, HeaderSize + capacity - 1},
 		{"shorter than header", nil, 100, ErrTruncated, 100},
 		{"empty file", nil, -1, ErrTruncated, 0},
 		{"tail unaligned", func(h []byte) { le.PutUint64(h[OffTail:], 12) }, 0, ErrBadPosition, OffTail},
 		{"head unaligned", func(h []byte) { le.PutUint64(h[OffTail:], 16); le.PutUint64(h[OffHead:], 4) }, 0, ErrBadPosition, OffHead},
 		{"head past tail", func(h []byte) { le.PutUint64(h[OffHead:], 8) }, 0, ErrBadPosition, OffHead},
-		{"tail over a lap ahead", func(h []byte) { le.PutUint64(h[OffTail:], capacity+8) }, 0, ErrBadPosition, OffHead},
-		{"unknown side state", func(h []byte) { le.PutUint32(h[OffConsumer+sideOffState:], 7) }, 0, ErrBadHeader, OffConsumer + sideOffState},
+		{"tail over a lap ahead", func(h []byte) { le.PutUint64(h[OffTail:], capacity) }, 0, ErrBadPosition, OffHead},
+		{"unknown side state", func(h []byte) { le.PutUint32(h[OffConsumer+sideOffState:], 4) }, 0, ErrBadHeader, OffConsumer + sideOffState},
+		{"tail but no producer ever", func(h []byte) { le.PutUint64(h[OffTail:], 16) }, 0, ErrBadPosition, OffTail},
+		{"head but no consumer ever", func(h []byte) {
+			le.PutUint32(h[OffProducer+sideOffState:], StateClosed)
+			le.PutUint64(h[OffTail:], 16)
+			le.PutUint64(h[OffHead:], 16)
+		}, 0, ErrBadPosition, OffHead},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +88,17 @@ func TestDamagedHeader(t *testing.T) {
 			if ce.File != path || ce.Offset != tc.off {
 				t.Fatalf("error names %s offset %d, want %s offset %d (%v)", ce.File, ce.Offset, path, tc.off, err)
 			}
+			if tc.name == "format version 1" && !strings.Contains(err.Error(), "version 1") {
+				t.Fatalf("the version-1 message does not say so: %v", err)
+			}
+			// The session constructors refuse it the same way (never
+			// replace a file that is not a valid ring).
+			if _, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: -1}); !errors.Is(err, tc.sentinel) {
+				t.Fatalf("NewConsumer: %v, want %v", err, tc.sentinel)
+			}
+			if _, err := NewProducer(path, capacity, &ProducerOptions{Options: Options{Replace: true}}); !errors.Is(err, tc.sentinel) {
+				t.Fatalf("NewProducer with Replace: %v, want %v", err, tc.sentinel)
+			}
 		})
 	}
 }
@@ -92,11 +114,11 @@ func TestDamagedRecord(t *testing.T) {
 		idx    uint64         // data-area index of the bad header
 	}{
 		{"length over max payload", func(d []byte) { le.PutUint32(d[0:], capacity/2) }, 0},
-		{"length past published end", func(d []byte) { le.PutUint32(d[32:], 9) }, 32},
 		{"length huge", func(d []byte) { le.PutUint32(d[0:], 0xffffffff) }, 0},
 		{"unknown kind", func(d []byte) { le.PutUint32(d[4:], 7) }, 0},
 		{"zero kind", func(d []byte) { le.PutUint32(d[32+4:], 0) }, 32},
 		{"padding not to the end", func(d []byte) { le.PutUint64(d[0:], 8|KindPad<<32) }, 0},
+		{"record crossing the end", func(d []byte) { le.PutUint64(d[32:], 120|KindData<<32); le.PutUint64(d[160:], 100|KindData<<32) }, 160},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,16 +147,40 @@ func TestDamagedRecord(t *testing.T) {
 			c.TryRead()
 		}
 		c.Release()
+		c.TryRead()
 		p.TryWrite(make([]byte, 40)) // pad 32 at 224, record at 0
 		le.PutUint32(r.data[224:], 100)
 		c.TryRead()
 		corruptionOf(t, c.Err(), ErrBadRecord)
 	})
-	t.Run("producer position over a lap ahead", func(t *testing.T) {
-		r, p, c := newPair(t, capacity, wait.Spin)
-		p.TryWrite(make([]byte, 24))
-		le.PutUint64(r.m[OffTail:], capacity+64)
-		c.TryRead()
+	// A header chain that runs a lap past the producer position: stale
+	// bytes of an earlier lap, never a published record.
+	t.Run("record a lap past the producer position", func(t *testing.T) {
+		r, _, c := newPair(t, capacity, wait.Spin)
+		le.PutUint64(r.data[0:], 120|KindData<<32)
+		le.PutUint64(r.data[128:], 120|KindData<<32)
+		n := 0
+		for {
+			if _, ok := c.TryRead(); !ok {
+				break
+			}
+			n++
+		}
+		ce := corruptionOf(t, c.Err(), ErrBadRecord)
+		if n != 2 || ce.Offset != HeaderSize {
+			t.Fatalf("%d records, then %v; want 2 then damage at offset %d", n, ce, HeaderSize)
+		}
+	})
+	t.Run("producer position unaligned", func(t *testing.T) {
+		r, _, c := newPair(t, capacity, wait.Spin)
+		le.PutUint64(r.data[0:], 120|KindData<<32)
+		le.PutUint64(r.data[128:], 120|KindData<<32)
+		le.PutUint64(r.m[OffTail:], 12)
+		for {
+			if _, ok := c.TryRead(); !ok {
+				break
+			}
+		}
 		ce := corruptionOf(t, c.Err(), ErrBadPosition)
 		if ce.Offset != OffTail {
 			t.Fatalf("offset %d", ce.Offset)
@@ -155,7 +201,9 @@ func TestRandomDamageNoPanic(t *testing.T) {
 	for i := range 3000 {
 		r := rings[rng.IntN(len(rings))]
 		capacity := r.Capacity()
+		// Forge a never-used consumer side, so a fresh consumer attaches.
 		binary.LittleEndian.PutUint64(r.m[OffHead:], 0)
+		binary.LittleEndian.PutUint64(r.m[OffConsumer:], 0)
 		c, err := r.Consumer(wait.Spin)
 		if err != nil {
 			t.Fatal(err)
