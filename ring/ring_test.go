@@ -263,7 +263,7 @@ func TestRecordExactlyFitsEnd(t *testing.T) {
 	mustRead(t, c, fill(8, 0))
 	mustWrite(t, p, fill(16, 1)) // [16,40)
 	mustRead(t, c, fill(16, 1))
-	c.TryRead() // empty: publishes head
+	c.TryRead()                  // empty: publishes head
 	mustWrite(t, p, fill(13, 2)) // 8+13 -> 24 bytes, [40,64): ends exactly at the end
 	if tail := r.h.tail(); tail != 64 {
 		t.Fatalf("tail %d, want 64: a record ending at the boundary must not be padded", tail)
