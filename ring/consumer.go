@@ -104,10 +104,13 @@ func (c *Consumer) SetDeadline(t time.Time) { c.deadline = t }
 // counts as dead (default DefaultPeerTimeout, at least MinPeerTimeout).
 func (c *Consumer) SetPeerTimeout(d time.Duration) { c.timeout = peerTimeout(d) }
 
-func (c *Consumer) fault(old bool) {
+func (c *Consumer) fault(errp *error, old bool) {
 	debug.SetPanicOnFault(old)
 	if e := recover(); e != nil {
 		c.err = c.r.faultError(e, "consumer")
+		if errp != nil {
+			*errp = c.err
+		}
 	}
 }
 
@@ -119,7 +122,7 @@ func (c *Consumer) fault(old bool) {
 // caller outside the package's fault guard: if the file may be truncated
 // under you, read records inside ReadBatch's handler instead.
 func (c *Consumer) TryRead() (b []byte, ok bool) {
-	defer c.fault(debug.SetPanicOnFault(true))
+	defer c.fault(nil, debug.SetPanicOnFault(true))
 	return c.tryRead()
 }
 
@@ -228,7 +231,7 @@ func (c *Consumer) Release() {
 	if !c.pending {
 		return
 	}
-	defer c.fault(debug.SetPanicOnFault(true))
+	defer c.fault(nil, debug.SetPanicOnFault(true))
 	c.release()
 }
 
@@ -238,7 +241,7 @@ func (c *Consumer) Release() {
 // published was read, a *journal.CorruptionError on damage (ErrTruncated
 // if the file was truncated), and os.ErrDeadlineExceeded past the deadline.
 func (c *Consumer) Read() (b []byte, err error) {
-	defer c.fault(debug.SetPanicOnFault(true))
+	defer c.fault(&err, debug.SetPanicOnFault(true))
 	for {
 		if b, ok := c.tryRead(); ok {
 			return b, nil
@@ -259,7 +262,7 @@ func (c *Consumer) Read() (b []byte, err error) {
 // the file is truncated. An error (damage, truncation, io.EOF, ErrPeerDead)
 // is returned only with n == 0 except for damage found after some records.
 func (c *Consumer) TryReadBatch(limit int, fn func(rec []byte)) (n int, err error) {
-	defer c.fault(debug.SetPanicOnFault(true))
+	defer c.fault(&err, debug.SetPanicOnFault(true))
 	n = c.batch(limit, fn)
 	if c.err != nil {
 		return n, c.err
@@ -276,7 +279,7 @@ func (c *Consumer) TryReadBatch(limit int, fn func(rec []byte)) (n int, err erro
 // ReadBatch is TryReadBatch that first waits, with the consumer's
 // strategy, for at least one record (errors as Read).
 func (c *Consumer) ReadBatch(limit int, fn func(rec []byte)) (n int, err error) {
-	defer c.fault(debug.SetPanicOnFault(true))
+	defer c.fault(&err, debug.SetPanicOnFault(true))
 	for {
 		if n = c.batch(limit, fn); n > 0 || c.err != nil {
 			return n, c.err
@@ -354,7 +357,7 @@ func (c *Consumer) ready() bool {
 // producer died and the ring is drained, or the damage found. It may make
 // system calls (liveness check), so poll it only when idle.
 func (c *Consumer) Err() (err error) {
-	defer c.fault(debug.SetPanicOnFault(true))
+	defer c.fault(&err, debug.SetPanicOnFault(true))
 	if c.err != nil {
 		return c.err
 	}

@@ -128,10 +128,13 @@ func (p *Producer) SetDeadline(t time.Time) { p.deadline = t }
 func (p *Producer) SetPeerTimeout(d time.Duration) { p.timeout = peerTimeout(d) }
 
 // fault is the deferred half of the fault guard of every public call.
-func (p *Producer) fault(old bool) {
+func (p *Producer) fault(errp *error, old bool) {
 	debug.SetPanicOnFault(old)
 	if e := recover(); e != nil {
 		p.err = p.r.faultError(e, "producer")
+		if errp != nil {
+			*errp = p.err
+		}
 	}
 }
 
@@ -141,7 +144,7 @@ func (p *Producer) fault(old bool) {
 // ErrTooLarge when n > MaxPayload. Claiming again before committing
 // abandons the earlier claim (nothing of it becomes visible).
 func (p *Producer) TryClaim(n int) (b []byte, err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	b, err = p.tryClaim(n)
 	return b, p.sticky(err)
 }
@@ -206,7 +209,7 @@ func (p *Producer) loadHead() bool {
 // ErrPeerClosed if the consumer detached, os.ErrDeadlineExceeded past the
 // deadline. Records staged with CommitNoFlush are published before waiting.
 func (p *Producer) Claim(n int) (b []byte, err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	for {
 		b, err = p.tryClaim(n)
 		if err != ErrFull {
@@ -222,7 +225,7 @@ func (p *Producer) Claim(n int) (b []byte, err error) {
 // record becomes visible with the next Commit, Flush or publishing write,
 // together with every record staged before it.
 func (p *Producer) CommitNoFlush() (err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	return p.sticky(p.commit())
 }
 
@@ -252,7 +255,7 @@ func (p *Producer) commit() error {
 // Commit completes the pending claim and publishes it (and any staged
 // records) to the consumer.
 func (p *Producer) Commit() (err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	if err := p.commit(); err != nil {
 		return p.sticky(err)
 	}
@@ -264,7 +267,7 @@ func (p *Producer) Commit() (err error) {
 // record's header word (the consumer spins on it), one store of tail, then
 // a wake-up of the consumer if (and only if) it announced itself waiting.
 func (p *Producer) Flush() {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(nil, debug.SetPanicOnFault(true))
 	p.flush()
 }
 
@@ -301,7 +304,7 @@ func (p *Producer) activeBeat() {
 // TryAppend copies rec into the ring as one record without publishing it
 // (see Flush). It returns ErrFull, ErrTooLarge, ErrClaimPending or ErrClosed.
 func (p *Producer) TryAppend(rec []byte) (err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	return p.sticky(p.tryAppend(rec))
 }
 
@@ -320,7 +323,7 @@ func (p *Producer) tryAppend(rec []byte) error {
 // TryWrite copies rec into the ring as one record and publishes it. It
 // never blocks: it returns ErrFull when there is no room now.
 func (p *Producer) TryWrite(rec []byte) (err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	if err := p.tryAppend(rec); err != nil {
 		return p.sticky(err)
 	}
@@ -330,7 +333,7 @@ func (p *Producer) TryWrite(rec []byte) (err error) {
 
 // Write is TryWrite that waits while the ring is full (see Claim for errors).
 func (p *Producer) Write(rec []byte) (err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	for {
 		err = p.tryAppend(rec)
 		if err == nil {
@@ -496,7 +499,7 @@ func (p *Producer) detach() {
 // detach or die (format.md §12 "Generations": the producer's linger). It
 // polls: lingering is not latency critical.
 func (p *Producer) lingerFor(d time.Duration) (err error) {
-	defer p.fault(debug.SetPanicOnFault(true))
+	defer p.fault(&err, debug.SetPanicOnFault(true))
 	deadline := time.Now().Add(d)
 	tail := p.pub
 	sleep := 100 * time.Microsecond
@@ -504,8 +507,11 @@ func (p *Producer) lingerFor(d time.Duration) (err error) {
 	for {
 		h := atomic.LoadUint64(p.headp)
 		st := p.peer.state()
-		if h == tail || st == StateClosed || st == StateRetired {
+		if h == tail || st == StateClosed {
 			return nil
+		}
+		if st == StateRetired {
+			return fmt.Errorf("%s: %w: %d bytes published, the ring file was replaced before a consumer attached", p.r.path, ErrUndelivered, tail)
 		}
 		if err := p.r.truncated(); err != nil {
 			return err

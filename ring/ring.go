@@ -363,7 +363,8 @@ func (r *Ring) faultError(e any, who string) error {
 	if re, ok := e.(runtime.Error); ok {
 		if a, ok := e.(interface{ Addr() uintptr }); ok {
 			if addr := a.Addr(); addr >= r.mbase && addr < r.mbase+r.mlen {
-				ce := journal.Corrupt(r.path, int64(addr-r.mbase), ErrTruncated, "ring file truncated under the %s (%v)", who, re)
+				ce := journal.Corrupt(r.path, int64(addr-r.mbase), ErrTruncated,
+					"ring file truncated under the %s: memory fault at this offset of the mapping (%v)", who, re)
 				r.trunc.CompareAndSwap(nil, ce)
 				return ce
 			}
@@ -372,10 +373,14 @@ func (r *Ring) faultError(e any, who string) error {
 	panic(e)
 }
 
-// truncated returns the truncation the keeper found, if any.
+// truncated returns the truncation found (by a fault, the keeper, or now
+// with fstat), if any. Idle paths only: it makes a system call.
 func (r *Ring) truncated() error {
 	if ce := r.trunc.Load(); ce != nil {
 		return ce
+	}
+	if !r.sizeOK() {
+		return r.trunc.Load()
 	}
 	return nil
 }

@@ -73,6 +73,9 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func helper(role string) error {
+	if h, ok := helpers[role]; ok {
+		return h()
+	}
 	path := os.Getenv("MDJ_RING_PATH")
 	n, _ := strconv.ParseUint(os.Getenv("MDJ_RING_N"), 10, 64)
 	seed, _ := strconv.ParseUint(os.Getenv("MDJ_RING_SEED"), 10, 64)
@@ -187,6 +190,9 @@ func helper(role string) error {
 	return fmt.Errorf("unknown role %q", role)
 }
 
+// helpers holds the helper roles defined by other test files.
+var helpers = map[string]func() error{}
+
 // helperCmd starts a helper process; its stdout is returned as a line reader.
 func helperCmd(t *testing.T, role, path string, n uint64, seed uint64, s wait.Strategy, extra ...string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
@@ -257,8 +263,12 @@ func messages(def uint64) uint64 {
 // consumer also checks every message byte for byte as it goes.
 func runStream(t *testing.T, n uint64, capacity int, ps, cs wait.Strategy, extra ...string) {
 	t.Helper()
-	path := filepath.Join(ringDir(t), "stream")
-	r, err := Create(path, capacity, nil)
+	runStreamAt(t, filepath.Join(ringDir(t), "stream"), nil, n, capacity, ps, cs, extra...)
+}
+
+func runStreamAt(t *testing.T, path string, opts *Options, n uint64, capacity int, ps, cs wait.Strategy, extra ...string) {
+	t.Helper()
+	r, err := Create(path, capacity, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
