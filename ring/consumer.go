@@ -231,8 +231,16 @@ func (c *Consumer) Release() {
 	if !c.pending {
 		return
 	}
+	c.pending = false
+	c.h = c.next
+	if c.h-c.pubHead >= c.chunk {
+		c.guardedPublishHead() // the only access to the mapping here
+	}
+}
+
+func (c *Consumer) guardedPublishHead() {
 	defer c.fault(nil, debug.SetPanicOnFault(true))
-	c.release()
+	c.publishHead()
 }
 
 // Read is TryRead that waits, with the consumer's strategy, for a record.

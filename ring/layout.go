@@ -112,7 +112,6 @@ func (h header) version() uint32    { return binary.LittleEndian.Uint32(h.b[offV
 func (h header) headerSize() uint32 { return binary.LittleEndian.Uint32(h.b[offHeaderSize:]) }
 func (h header) capacity() uint64   { return binary.LittleEndian.Uint64(h.b[offCapacity:]) }
 func (h header) generation() uint64 { return atomic.LoadUint64(h.u64(offGeneration)) }
-func (h header) flags() uint32      { return binary.LittleEndian.Uint32(h.b[offFlags:]) }
 func (h header) headerCRC() uint32  { return binary.LittleEndian.Uint32(h.b[offHeaderCRC:]) }
 func (h header) tail() uint64       { return atomic.LoadUint64(h.u64(OffTail)) }
 func (h header) head() uint64       { return atomic.LoadUint64(h.u64(OffHead)) }

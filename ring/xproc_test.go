@@ -235,7 +235,7 @@ func readLine(t *testing.T, r *bufio.Reader, prefix string) string {
 	}
 }
 
-func ringDir(t *testing.T) string {
+func ringDir(t testing.TB) string {
 	if st, err := os.Stat(DefaultDir); err == nil && st.IsDir() {
 		d, err := os.MkdirTemp(DefaultDir, "mdjring-test")
 		if err == nil {
