@@ -72,6 +72,18 @@ func TestZeroAllocs(t *testing.T) {
 			panic("batch")
 		}
 	})
+	batch := [][]byte{msg[:10], msg[:20], msg[:30]}
+	check("TryWriteBatch + WriteBatch + TryReadBatch", func() {
+		if n, err := p.TryWriteBatch(batch); n != 3 || err != nil {
+			panic("TryWriteBatch")
+		}
+		if p.WriteBatch(batch) != nil {
+			panic("WriteBatch")
+		}
+		if n, err := c.TryReadBatch(8, handler); n != 6 || err != nil {
+			panic("batch")
+		}
+	})
 	check("Write + ReadBatch", func() {
 		if p.Write(msg) != nil {
 			panic("write")

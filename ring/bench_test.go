@@ -70,51 +70,86 @@ func mpsReport(b *testing.B, n int) {
 	}
 }
 
-// BenchmarkStream streams b.N messages of 64 B and 1 KiB through a 1 MiB
-// ring between two pinned goroutines. The producer writes each message
-// (TryWrite: copy in, publish); the consumer copies each payload out,
-// per record (TryRead/Release) or per batch (TryReadBatch, one head store
-// per batch). raw is the floor (see rawStream).
+// BenchmarkStream streams messages of 64 B and 1 KiB one way between two
+// goroutines pinned to two CPUs, through (1) raw, the floor (see rawQueue),
+// (2) the ring per record: TryWrite publishes each message, TryRead and
+// Release take each (a fault guard per call), and (3) the ring per batch:
+// TryWriteBatch publishes up to 16 messages at once, TryReadBatch takes up
+// to 256 (one guard, one publication or head store per batch). The
+// producer copies each message in; the consumer copies each payload out
+// and checks its sequence number. The three run interleaved in 10 rounds
+// of b.N/10 messages each, so machine noise hits them alike; it reports
+// the median rate of each (M msgs/s) and the ring's ratios to the raw floor.
 func BenchmarkStream(b *testing.B) {
 	for _, size := range []int{64, 1024} {
-		b.Run(fmt.Sprintf("raw/%d", size), func(b *testing.B) { rawStream(b, size) })
-		b.Run(fmt.Sprintf("record/%d", size), func(b *testing.B) { ringStream(b, size, false) })
-		b.Run(fmt.Sprintf("batch/%d", size), func(b *testing.B) { ringStream(b, size, true) })
+		b.Run(strconv.Itoa(size), func(b *testing.B) { interleavedStream(b, size) })
 	}
 }
 
-func ringStream(b *testing.B, size int, batch bool) {
+type streamJob struct {
+	raw, batch bool
+	n          int
+}
+
+func interleavedStream(b *testing.B, size int) {
+	const rounds = 10
+	per := max(b.N/rounds, 1)
+	// raw floor: fixed slots in a 1 MiB shared mapping
+	m, err := shmMap(b, 1<<20+256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw := rawQueue{tailp: (*uint64)(unsafe.Pointer(&m[0])), headp: (*uint64)(unsafe.Pointer(&m[128])), data: m[256:], size: size}
+	raw.slots = uint64(len(raw.data) / size)
 	_, p, c := newPair(b, 1<<20, wait.Spin)
 	pc, cc := benchCPUs()
-	n := b.N
-	b.SetBytes(int64(size))
-	b.ReportAllocs()
-	done := make(chan error, 1)
-	start := make(chan struct{})
+	jobs := make(chan streamJob)
+	done := make(chan struct{})
 	go func() {
 		undo, err := pin(pc)
 		defer undo()
 		if err != nil {
-			done <- err
-			return
+			b.Logf("producer not pinned: %v", err)
 		}
 		msg := make([]byte, size)
-		<-start
-		for i := 0; i < n; i++ {
-			binary.LittleEndian.PutUint64(msg, uint64(i))
-			for p.TryWrite(msg) != nil {
-			}
+		var batch [16][]byte
+		for i := range batch {
+			batch[i] = make([]byte, size)
 		}
-		done <- nil
+		seq := uint64(0)
+		for j := range jobs {
+			switch {
+			case j.raw:
+				raw.produce(j.n, msg)
+			case !j.batch:
+				for i := 0; i < j.n; i++ {
+					binary.LittleEndian.PutUint64(msg, seq)
+					seq++
+					for p.TryWrite(msg) != nil {
+					}
+				}
+			default:
+				for i := 0; i < j.n; {
+					k := min(len(batch), j.n-i)
+					for x := range k {
+						binary.LittleEndian.PutUint64(batch[x], seq+uint64(x))
+					}
+					w, _ := p.TryWriteBatch(batch[:k])
+					seq += uint64(w)
+					i += w
+				}
+			}
+			done <- struct{}{}
+		}
 	}()
 	undo, err := pin(cc)
 	defer undo()
 	if err != nil {
-		b.Logf("not pinned: %v", err)
+		b.Logf("consumer not pinned: %v", err)
 	}
 	out := make([]byte, size)
-	var bad int
 	next := uint64(0)
+	bad := 0
 	handle := func(v []byte) {
 		copy(out, v)
 		if binary.LittleEndian.Uint64(out) != next {
@@ -122,94 +157,97 @@ func ringStream(b *testing.B, size int, batch bool) {
 		}
 		next++
 	}
+	var rates [3][]float64
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
 	b.ResetTimer()
-	close(start)
-	if batch {
-		for got := 0; got < n; {
-			k, _ := c.TryReadBatch(256, handle)
-			got += k
-		}
-	} else {
-		for i := 0; i < n; i++ {
-			v, ok := c.TryRead()
-			for !ok {
-				v, ok = c.TryRead()
+	for range rounds {
+		for kind := range 3 {
+			t0 := clock.Nanotime()
+			jobs <- streamJob{raw: kind == 0, batch: kind == 2, n: per}
+			switch kind {
+			case 0:
+				bad += raw.consume(per, out)
+			case 1:
+				for i := 0; i < per; i++ {
+					v, ok := c.TryRead()
+					for !ok {
+						v, ok = c.TryRead()
+					}
+					handle(v)
+					c.Release()
+				}
+			case 2:
+				for got := 0; got < per; {
+					k, _ := c.TryReadBatch(256, handle)
+					got += k
+				}
 			}
-			handle(v)
-			c.Release()
+			el := clock.Nanotime() - t0
+			<-done
+			rates[kind] = append(rates[kind], float64(per)/float64(el)*1e3)
 		}
 	}
 	b.StopTimer()
-	if err := <-done; err != nil {
-		b.Logf("producer not pinned: %v", err)
-	}
+	close(jobs)
 	if bad != 0 {
 		b.Fatalf("%d messages out of order", bad)
 	}
-	mpsReport(b, n)
+	med := func(s []float64) float64 { slices.Sort(s); return s[len(s)/2] }
+	r, rec, bat := med(rates[0]), med(rates[1]), med(rates[2])
+	b.ReportMetric(r, "raw-Mmsgs/s")
+	b.ReportMetric(rec, "record-Mmsgs/s")
+	b.ReportMetric(bat, "batch-Mmsgs/s")
+	b.ReportMetric(rec/r, "record/raw")
+	b.ReportMetric(bat/r, "batch/raw")
 }
 
-// rawStream is the throughput floor: a queue of fixed size-byte slots in a
-// 1 MiB shared mapping with one position word per side, each cached by the
+// rawQueue is the throughput floor: fixed size-byte slots in a 1 MiB
+// shared mapping with one position word per side, each cached by the
 // other side, plain stores, the consumer releasing every 64 slots. No
 // framing, no validation, no wrap handling: the least a shared-memory
 // queue can do per message, with the same copy in and copy out.
-func rawStream(b *testing.B, size int) {
-	m, err := shmMap(b, 1<<20+256)
-	if err != nil {
-		b.Fatal(err)
+type rawQueue struct {
+	tailp, headp *uint64
+	data         []byte
+	size         int
+	slots        uint64
+	pos          uint64 // producer's
+	headCache    uint64
+	cpos         uint64 // consumer's
+	tailCache    uint64
+}
+
+func (q *rawQueue) produce(n int, msg []byte) {
+	for range n {
+		i := q.pos
+		for i-q.headCache >= q.slots {
+			q.headCache = atomic.LoadUint64(q.headp)
+		}
+		binary.LittleEndian.PutUint64(msg, i)
+		copy(q.data[(i%q.slots)*uint64(q.size):], msg)
+		q.pos++
+		storePlain(unsafe.Pointer(q.tailp), q.pos)
 	}
-	tailp := (*uint64)(unsafe.Pointer(&m[0]))
-	headp := (*uint64)(unsafe.Pointer(&m[128]))
-	data := m[256:]
-	slots := uint64(len(data) / size)
-	pc, cc := benchCPUs()
-	n := uint64(b.N)
-	b.SetBytes(int64(size))
-	b.ReportAllocs()
-	done := make(chan struct{})
-	start := make(chan struct{})
-	go func() {
-		undo, _ := pin(pc)
-		defer undo()
-		msg := make([]byte, size)
-		var headCache uint64
-		<-start
-		for i := uint64(0); i < n; i++ {
-			for i-headCache >= slots {
-				headCache = atomic.LoadUint64(headp)
-			}
-			binary.LittleEndian.PutUint64(msg, i)
-			copy(data[(i%slots)*uint64(size):], msg)
-			storePlain(unsafe.Pointer(tailp), i+1)
+}
+
+func (q *rawQueue) consume(n int, out []byte) (bad int) {
+	for range n {
+		i := q.cpos
+		for i >= q.tailCache {
+			q.tailCache = atomic.LoadUint64(q.tailp)
 		}
-		close(done)
-	}()
-	undo, _ := pin(cc)
-	defer undo()
-	out := make([]byte, size)
-	var tailCache uint64
-	bad := 0
-	b.ResetTimer()
-	close(start)
-	for i := uint64(0); i < n; i++ {
-		for i >= tailCache {
-			tailCache = atomic.LoadUint64(tailp)
-		}
-		copy(out, data[(i%slots)*uint64(size):][:size])
+		copy(out, q.data[(i%q.slots)*uint64(q.size):][:q.size])
 		if binary.LittleEndian.Uint64(out) != i {
 			bad++
 		}
-		if i%64 == 63 {
-			storePlain(unsafe.Pointer(headp), i+1)
+		q.cpos++
+		if q.cpos%64 == 0 {
+			storePlain(unsafe.Pointer(q.headp), q.cpos)
 		}
 	}
-	b.StopTimer()
-	<-done
-	if bad != 0 {
-		b.Fatalf("%d raw messages out of order", bad)
-	}
-	mpsReport(b, int(n))
+	storePlain(unsafe.Pointer(q.headp), q.cpos)
+	return bad
 }
 
 // shmMap maps a fresh shared file (tmpfs when available) of n bytes.
@@ -233,55 +271,73 @@ func shmMap(b *testing.B, n int) ([]byte, error) {
 
 // BenchmarkStreamXProc streams b.N messages from this process (pinned to
 // the first CPU) to a consumer process (pinned to the second) that copies
-// and checks every message, reading in batches. The clock runs from the
-// first write to the producer's Close returning, which waits until the
-// consumer has drained the ring.
+// and checks every message, reading with ReadBatch. The producer publishes
+// each message (record: TryWrite) or up to 16 at once (batch:
+// TryWriteBatch). The clock runs from the first write to the producer's
+// Close returning, which waits until the consumer has drained the ring.
 func BenchmarkStreamXProc(b *testing.B) {
-	for _, size := range []int{64, 1024} {
-		b.Run(strconv.Itoa(size), func(b *testing.B) {
-			path := filepath.Join(ringDir(b), "xproc")
-			p, err := NewProducer(path, 1<<20, &ProducerOptions{Wait: wait.Spin})
-			if err != nil {
-				b.Fatal(err)
-			}
-			pc, cc := benchCPUs()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-			cmd.Env = append(os.Environ(), helperEnv+"=bench-consumer", "MDJ_RING_PATH="+path,
-				"MDJ_RING_N="+strconv.Itoa(b.N), "MDJ_RING_SIZE="+strconv.Itoa(size), "MDJ_RING_CPU="+strconv.Itoa(cc))
-			cmd.Stderr = os.Stderr
-			out, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer cmd.Wait()
-			rd := bufio.NewReader(out)
-			if line, err := rd.ReadString('\n'); !strings.HasPrefix(line, "attached") {
-				b.Fatalf("consumer: %q %v", line, err)
-			}
-			undo, err := pin(pc)
-			defer undo()
-			if err != nil {
-				b.Logf("not pinned: %v", err)
-			}
-			msg := make([]byte, size)
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				binary.LittleEndian.PutUint64(msg, uint64(i))
-				for p.TryWrite(msg) != nil {
-				}
-			}
-			if err := p.Close(); err != nil { // lingers until drained
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			line, _ := rd.ReadString('\n')
-			if want := fmt.Sprintf("consumed %d", b.N); !strings.HasPrefix(line, want) {
-				b.Fatalf("consumer says %q, want %q", line, want)
-			}
-			mpsReport(b, b.N)
-		})
+	for _, mode := range []string{"record", "batch"} {
+		for _, size := range []int{64, 1024} {
+			b.Run(fmt.Sprintf("%s/%d", mode, size), func(b *testing.B) { xprocStream(b, size, mode == "batch") })
+		}
 	}
+}
+
+func xprocStream(b *testing.B, size int, batch bool) {
+	path := filepath.Join(ringDir(b), "xproc")
+	p, err := NewProducer(path, 1<<20, &ProducerOptions{Wait: wait.Spin})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, cc := benchCPUs()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=bench-consumer", "MDJ_RING_PATH="+path,
+		"MDJ_RING_N="+strconv.Itoa(b.N), "MDJ_RING_SIZE="+strconv.Itoa(size), "MDJ_RING_CPU="+strconv.Itoa(cc))
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	rd := bufio.NewReader(out)
+	if line, err := rd.ReadString('\n'); !strings.HasPrefix(line, "attached") {
+		b.Fatalf("consumer: %q %v", line, err)
+	}
+	undo, err := pin(pc)
+	defer undo()
+	if err != nil {
+		b.Logf("not pinned: %v", err)
+	}
+	msgs := make([][]byte, 16)
+	for i := range msgs {
+		msgs[i] = make([]byte, size)
+	}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		if !batch {
+			binary.LittleEndian.PutUint64(msgs[0], uint64(i))
+			for p.TryWrite(msgs[0]) != nil {
+			}
+			i++
+			continue
+		}
+		k := min(len(msgs), b.N-i)
+		for x := range k {
+			binary.LittleEndian.PutUint64(msgs[x], uint64(i+x))
+		}
+		w, _ := p.TryWriteBatch(msgs[:k])
+		i += w
+	}
+	if err := p.Close(); err != nil { // lingers until drained
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	line, _ := rd.ReadString('\n')
+	if want := fmt.Sprintf("consumed %d", b.N); !strings.HasPrefix(line, want) {
+		b.Fatalf("consumer says %q, want %q", line, want)
+	}
+	mpsReport(b, b.N)
 }
 
 func init() {

@@ -271,6 +271,9 @@ func (c *Consumer) Read() (b []byte, err error) {
 // is returned only with n == 0 except for damage found after some records.
 func (c *Consumer) TryReadBatch(limit int, fn func(rec []byte)) (n int, err error) {
 	defer c.fault(&err, debug.SetPanicOnFault(true))
+	if c.closed {
+		return 0, ErrClosed
+	}
 	n = c.batch(limit, fn)
 	if c.err != nil {
 		return n, c.err

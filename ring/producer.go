@@ -278,11 +278,10 @@ func (p *Producer) flush() {
 	hp := unsafe.Add(p.base, p.holdIdx)
 	if p.plain {
 		storePlain(hp, p.holdWord)
-		storePlain(unsafe.Pointer(p.tailp), p.pos)
 	} else {
 		atomic.StoreUint64((*uint64)(hp), p.holdWord) // sequentially consistent: orders the waiter load below
-		atomic.StoreUint64(p.tailp, p.pos)
 	}
+	storePlain(unsafe.Pointer(p.tailp), p.pos)
 	p.hold = false
 	p.pub = p.pos
 	p.dataSig.Wake()
@@ -316,9 +315,17 @@ func (p *Producer) tryAppend(rec []byte) error {
 	if err != nil {
 		return err
 	}
-	copy(b, rec)
+	// Copy the part of the payload beyond the header's cache line first,
+	// then the part in it: the consumer spins on the header word, so its
+	// line is stolen back and forth least if all stores to it come last.
+	k := min(len(b), int(cacheLine-1-(p.claimRec+RecordHeaderSize-1)%cacheLine))
+	copy(b[k:], rec[k:])
+	copy(b[:k], rec)
 	return p.commit()
 }
+
+// cacheLine is the size of the lines the consumer's spinning steals.
+const cacheLine = 64
 
 // TryWrite copies rec into the ring as one record and publishes it. It
 // never blocks: it returns ErrFull when there is no room now.
@@ -347,6 +354,53 @@ func (p *Producer) Write(rec []byte) (err error) {
 			return p.sticky(err)
 		}
 	}
+}
+
+// TryWriteBatch copies as many of recs as fit now into the ring, in order,
+// and publishes them together: one header store, one tail store, one
+// wake-up check and one fault guard for the batch, which makes it the
+// producer's fast path (per-record calls pay the guard each). It never
+// blocks and returns how many records it wrote; err is nil if at least one
+// was written and only lack of space stopped it, ErrFull if none fitted,
+// else the error for recs[n] (ErrTooLarge, ErrClaimPending, ErrClosed,
+// damage).
+func (p *Producer) TryWriteBatch(recs [][]byte) (n int, err error) {
+	defer p.fault(&err, debug.SetPanicOnFault(true))
+	for n < len(recs) {
+		if err = p.tryAppend(recs[n]); err != nil {
+			break
+		}
+		n++
+	}
+	p.flush()
+	if err == ErrFull && n > 0 {
+		err = nil
+	}
+	return n, p.sticky(err)
+}
+
+// WriteBatch writes every record of recs, in order, waiting for space with
+// the producer's strategy like Write; records are published in groups, as
+// many at once as fit. On an error the records before the failing one are
+// published.
+func (p *Producer) WriteBatch(recs [][]byte) (err error) {
+	defer p.fault(&err, debug.SetPanicOnFault(true))
+	for i := 0; i < len(recs); {
+		err = p.tryAppend(recs[i])
+		if err == nil {
+			i++
+			continue
+		}
+		if err != ErrFull {
+			p.flush()
+			return p.sticky(err)
+		}
+		if err = p.waitSpace(len(recs[i])); err != nil { // publishes what is staged first
+			return p.sticky(err)
+		}
+	}
+	p.flush()
+	return p.err
 }
 
 // waitSpace idles until an n-byte record probably fits, or an error.
@@ -378,8 +432,8 @@ func (p *Producer) idleUntil(ready func() bool, check func() error) error {
 			if p.peer.flags()&SideFlagPlainPublish != 0 && !heavyBarrier() {
 				d = min(d, time.Millisecond) // no barrier: bound a missed wake-up
 			}
-			if !ready() && p.peer.state() == StateAttached {
-				p.space.Block(tok, d)
+			if st := p.peer.state(); !ready() && st != StateClosed && st != StateRetired {
+				p.space.Block(tok, d) // a consumer still to come does not wake us: d bounds it
 			}
 			p.space.Done()
 			if err := check(); err != nil {

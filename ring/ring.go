@@ -155,7 +155,7 @@ func Create(path string, capacity int, opts *Options) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := publish(t, path, opts.Replace, roleNone); err != nil {
+	if err := publish(t, path, opts.Replace, roleNone, DefaultPeerTimeout); err != nil {
 		t.r.Close()
 		os.Remove(t.name)
 		return nil, err
@@ -687,7 +687,7 @@ var errJoin = errors.New("join the existing ring")
 // free; otherwise, if replace is set and the file there is a leftover,
 // sealed and renamed over under that file's flock. For roleProducer, a
 // ring waiting for a producer is not replaced: publish returns errJoin.
-func publish(t *temp, path string, replace bool, who role) error {
+func publish(t *temp, path string, replace bool, who role, timeout time.Duration) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		err := unix.Link(t.name, path)
@@ -698,7 +698,7 @@ func publish(t *temp, path string, replace bool, who role) error {
 		if err != unix.EEXIST {
 			return fmt.Errorf("ring create %s: %w", path, &os.PathError{Op: "link", Path: path, Err: err})
 		}
-		done, err := replaceExisting(t, path, replace, who, deadline)
+		done, err := replaceExisting(t, path, replace, who, timeout, deadline)
 		if done || err != nil {
 			return err
 		}
@@ -710,7 +710,7 @@ func publish(t *temp, path string, replace bool, who role) error {
 
 // replaceExisting deals with the file found at path: done=false means the
 // path changed meanwhile and publishing should be retried.
-func replaceExisting(t *temp, path string, replace bool, who role, deadline time.Time) (done bool, err error) {
+func replaceExisting(t *temp, path string, replace bool, who role, timeout time.Duration, deadline time.Time) (done bool, err error) {
 	f, err := openFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -733,7 +733,7 @@ func replaceExisting(t *temp, path string, replace bool, who role, deadline time
 	}
 	var v verdict
 	if err := old.guarded(func() error {
-		v = old.verdict(DefaultPeerTimeout)
+		v = old.verdict(timeout)
 		return nil
 	}); err != nil {
 		return true, err

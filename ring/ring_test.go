@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -750,5 +751,60 @@ func TestProducerCachesHead(t *testing.T) {
 	}
 	if n != 35 || !errors.Is(err, ErrBadPosition) {
 		t.Fatalf("%d writes, then %v; want 35 writes on the cached head, then ErrBadPosition from the damaged one", n, err)
+	}
+}
+
+// TestWriteBatch: TryWriteBatch writes what fits and publishes it at once;
+// WriteBatch writes everything, waiting for space.
+func TestWriteBatch(t *testing.T) {
+	r, p, c := newPair(t, 256, wait.Spin)
+	recs := [][]byte{fill(24, 1), fill(24, 2), fill(24, 3), fill(24, 4), fill(24, 5), fill(24, 6), fill(24, 7), fill(24, 8)}
+	// 256 - 8 reserve = 248 bytes: seven 32-byte records fit.
+	n, err := p.TryWriteBatch(recs)
+	if n != 7 || err != nil {
+		t.Fatalf("TryWriteBatch = %d, %v; want 7, nil", n, err)
+	}
+	if r.h.tail() != 7*32 {
+		t.Fatalf("tail %d after the batch", r.h.tail())
+	}
+	if n, err := p.TryWriteBatch(recs[7:]); n != 0 || err != ErrFull {
+		t.Fatalf("TryWriteBatch into a full ring = %d, %v; want 0, ErrFull", n, err)
+	}
+	got := 0
+	c.TryReadBatch(100, func(b []byte) {
+		if !bytes.Equal(b, recs[got]) {
+			t.Fatalf("record %d: %x", got, b)
+		}
+		got++
+	})
+	if got != 7 {
+		t.Fatalf("read %d records", got)
+	}
+	// An oversized record stops the batch; those before it are published.
+	n, err = p.TryWriteBatch([][]byte{fill(8, 1), make([]byte, r.MaxPayload()+1), fill(8, 2)})
+	if n != 1 || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("TryWriteBatch with an oversized record = %d, %v", n, err)
+	}
+	mustRead(t, c, fill(8, 1))
+	// WriteBatch of many more records than fit, against a consumer.
+	var many [][]byte
+	for i := range 1000 {
+		many = append(many, lookalike(i%100, byte(i)))
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.WriteBatch(many) }()
+	for i := 0; i < len(many); {
+		n, err := c.ReadBatch(50, func(b []byte) {
+			if !bytes.Equal(b, many[i]) {
+				panic(fmt.Sprintf("record %d: %x", i, b))
+			}
+			i++
+		})
+		if err != nil || n == 0 {
+			t.Fatalf("ReadBatch: %d %v", n, err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }

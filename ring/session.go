@@ -124,7 +124,7 @@ func NewProducer(path string, capacity int, opts *ProducerOptions) (*Producer, e
 		}
 		p, err := t.r.Producer(opts.Wait)
 		if err == nil {
-			err = publish(t, path, opts.Replace, roleProducer)
+			err = publish(t, path, opts.Replace, roleProducer, timeout)
 		}
 		if err != nil {
 			t.r.Close()
