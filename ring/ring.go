@@ -748,9 +748,9 @@ func replaceExisting(t *temp, path string, replace bool, who role, timeout time.
 		if !replace {
 			return true, fmt.Errorf("ring create %s: %w (%s)", path, os.ErrExist, v.why)
 		}
-		// Create with Replace also replaces a fresh ring or one whose
-		// consumer waits for a producer: that consumer has read nothing
-		// and moves on to the new generation.
+		// Create with Replace also replaces a ring whose consumer waits
+		// for a producer: that consumer has read nothing and moves on to
+		// the new generation.
 	case vLeftover:
 		if !replace {
 			return true, &LeftoverError{Path: path, Generation: old.gen, Reason: v.why}
@@ -801,10 +801,11 @@ type verdict struct {
 // at its path (format.md §12 "Generations"):
 //
 //   - producer attached (or attaching) and present: live, never replaced;
-//   - producer free, consumer free or attached and present: joinable;
+//   - producer free, consumer attached (or attaching) and present, i.e. a
+//     consumer waiting for a producer: joinable;
 //   - anything else — producer closed (a finished generation), producer
-//     attached but gone, producer free with the consumer closed or gone,
-//     a sealed side: leftover.
+//     attached but gone, producer free with the consumer free (nobody
+//     there), closed or gone, a sealed side: leftover.
 func (r *Ring) verdict(timeout time.Duration) verdict {
 	p, c := side{r.h, OffProducer}, side{r.h, OffConsumer}
 	pp, ps := p.pid(), p.state()
@@ -823,7 +824,7 @@ func (r *Ring) verdict(timeout time.Duration) verdict {
 	cp, cs := c.pid(), c.state()
 	switch {
 	case cp == 0 && cs == StateFree:
-		return verdict{kind: vJoinable, why: "no side attached yet"}
+		return verdict{kind: vLeftover, why: "no side ever attached (no live peer)"}
 	case cp == SealedPID || cs == StateRetired:
 		return verdict{kind: vLeftover, why: "consumer side sealed"}
 	case cs == StateClosed:

@@ -141,8 +141,8 @@ func TestCreatePermissions(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(dir, "b")); st.Mode().Perm() != 0o660 {
 		t.Fatalf("mode %v, want 0660 despite umask 077", st.Mode().Perm())
 	}
-	if _, err := Create(filepath.Join(dir, "b"), 4096, nil); !errors.Is(err, os.ErrExist) {
-		t.Fatalf("Create over an existing fresh ring: %v, want os.ErrExist", err)
+	if _, err := Create(filepath.Join(dir, "b"), 4096, nil); !errors.Is(err, ErrLeftover) {
+		t.Fatalf("Create over an existing unused ring: %v, want ErrLeftover", err)
 	}
 }
 

@@ -45,12 +45,13 @@ type ProducerOptions struct {
 //   - no file at path: a new generation of capacity bytes is created with
 //     the producer already attached, and linked into place;
 //   - a ring whose producer side is free and whose consumer is waiting
-//     (attached and alive) or absent: the producer joins it (its capacity
-//     is the existing one);
+//     (attached and alive): the producer joins it (its capacity is the
+//     existing one);
 //   - a ring with a live producer: *BusyError;
-//   - a leftover (finished generation, dead producer, consumer gone
-//     without a producer, sealed): replaced by a new generation if
-//     opts.Replace, else *LeftoverError;
+//   - a leftover (no live peer — nobody attached, a dead producer, a
+//     consumer gone without a producer — or a finished generation, or
+//     sealed): replaced by a new generation if opts.Replace, else
+//     *LeftoverError;
 //   - anything that is not a valid ring file (symbolic link, FIFO, damaged
 //     header, format version 1): its error; it is never replaced.
 //
