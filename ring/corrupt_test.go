@@ -57,7 +57,7 @@ func TestDamagedHeader(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "r")
+			path := filepath.Join(ringDir(t), "r")
 			r, err := Create(path, capacity, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -232,7 +232,7 @@ func TestRandomDamageNoPanic(t *testing.T) {
 }
 
 func FuzzOpen(f *testing.F) {
-	dir := f.TempDir()
+	dir := ringDir(f) // tmpfs: the fuzz loop writes and maps a file per input
 	good := filepath.Join(dir, "good")
 	r, err := Create(good, 64, nil)
 	if err != nil {
@@ -242,8 +242,28 @@ func FuzzOpen(f *testing.F) {
 	b, _ := os.ReadFile(good)
 	f.Add(b)
 	f.Add(b[:100])
+	// A ring with records, padding and a closed producer.
+	used := filepath.Join(dir, "used")
+	r, err = Create(used, 128, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, _ := r.Producer(wait.Spin)
+	c, _ := r.Consumer(wait.Spin)
+	for i := range 5 {
+		p.TryWrite(make([]byte, 10+i*7))
+		c.TryRead()
+	}
+	c.TryRead()
+	p.TryWrite([]byte("last"))
+	p.Close()
+	r.Close()
+	b, _ = os.ReadFile(used)
+	binary.LittleEndian.PutUint64(b[OffConsumer:], 0) // consumer side free again
+	binary.LittleEndian.PutUint64(b[OffHead:], 0)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(t.TempDir(), "r")
+		path := filepath.Join(dir, "r")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -257,9 +277,14 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		for range 1000 {
-			if _, ok := c.TryRead(); !ok {
+			v, ok := c.TryRead()
+			if !ok {
 				break
 			}
+			for i := range v { // views lie inside the data area
+				_ = v[i]
+			}
 		}
+		c.Err()
 	})
 }

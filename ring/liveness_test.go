@@ -30,7 +30,7 @@ func forgeSide(r *Ring, off int, pid, state uint32, heartbeat int64, pidns uint6
 func otherNS() uint64 { return self.pidns + 1 }
 
 func TestPresentSide(t *testing.T) {
-	r, err := Create(filepath.Join(t.TempDir(), "r"), 4096, nil)
+	r, err := Create(filepath.Join(ringDir(t), "r"), 4096, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestUnknownProducerNeverBlocksForever(t *testing.T) {
 		{"our namespace, live PID, stale heartbeat", self.pidns, func() int64 { return clock.Nanotime() - int64(time.Hour) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := Create(filepath.Join(t.TempDir(), "r"), 4096, nil)
+			r, err := Create(filepath.Join(ringDir(t), "r"), 4096, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

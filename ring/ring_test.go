@@ -20,7 +20,7 @@ import (
 // newPair creates a ring in a temp dir and attaches both sides in-process.
 func newPair(t testing.TB, capacity int, s wait.Strategy) (*Ring, *Producer, *Consumer) {
 	t.Helper()
-	r, err := Create(filepath.Join(t.TempDir(), "r"), capacity, nil)
+	r, err := Create(filepath.Join(ringDir(t), "r"), capacity, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,7 @@ func init() {
 	helpers["session-consumer-hang"] = consumer(true)
 }
 
-func sessionPath(t *testing.T) string { return filepath.Join(t.TempDir(), "s") }
+func sessionPath(t *testing.T) string { return filepath.Join(ringDir(t), "s") }
 
 // finishedLeftover leaves a finished generation at path whose producer has
 // left (closed without lingering), records unread.
