@@ -302,18 +302,42 @@ func (c *Consumer) ReadBatch(limit int, fn func(rec []byte)) (n int, err error) 
 }
 
 func (c *Consumer) batch(limit int, fn func(rec []byte)) int {
-	n := 0
-	for n < limit {
-		b, ok := c.tryRead()
-		if !ok {
-			break
-		}
-		fn(b)
-		n++
-	}
 	if c.pending {
 		c.pending = false
 		c.h = c.next
+	}
+	if c.err != nil || c.closed {
+		return 0
+	}
+	n := 0
+	for n < limit {
+		h := c.h
+		idx := h & c.mask
+		w := atomic.LoadUint64((*uint64)(unsafe.Add(c.base, idx))) // acquire
+		if w == 0 {
+			break
+		}
+		if h >= c.tailLimit && !c.loadTail(idx) {
+			break
+		}
+		ln, kind := w&0xffffffff, w>>32
+		if kind == KindData {
+			size := align8(RecordHeaderSize + ln)
+			if ln > c.maxPay || idx+size > c.capacity {
+				c.badRecord(idx, h, ln, kind)
+				break
+			}
+			c.h = h + size // consumed even if fn panics
+			fn(unsafe.Slice((*byte)(unsafe.Add(c.base, idx+RecordHeaderSize)), ln))
+			n++
+			continue
+		}
+		if kind == KindPad && ln+RecordHeaderSize == c.capacity-idx {
+			c.h = h + c.capacity - idx
+			continue
+		}
+		c.badRecord(idx, h, ln, kind)
+		break
 	}
 	c.publishHead()
 	return n

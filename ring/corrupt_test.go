@@ -3,6 +3,7 @@ package ring
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -121,24 +122,34 @@ func TestDamagedRecord(t *testing.T) {
 		{"record crossing the end", func(d []byte) { le.PutUint64(d[32:], 120|KindData<<32); le.PutUint64(d[160:], 100|KindData<<32) }, 160},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r, p, c := newPair(t, capacity, wait.Spin)
-			p.TryWrite(make([]byte, 24))
-			p.TryWrite(make([]byte, 8))
-			tc.damage(r.data)
-			for {
-				if _, ok := c.TryRead(); !ok {
-					break
+		for _, batch := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/batch=%v", tc.name, batch), func(t *testing.T) {
+				r, p, c := newPair(t, capacity, wait.Spin)
+				p.TryWrite(make([]byte, 24))
+				p.TryWrite(make([]byte, 8))
+				tc.damage(r.data)
+				var err error
+				if batch {
+					for err == nil {
+						_, err = c.TryReadBatch(10, func([]byte) {})
+					}
+				} else {
+					for {
+						if _, ok := c.TryRead(); !ok {
+							break
+						}
+					}
+					err = c.Err()
 				}
-			}
-			ce := corruptionOf(t, c.Err(), ErrBadRecord)
-			if want := int64(HeaderSize + tc.idx); ce.Offset != want || ce.File != r.Path() {
-				t.Fatalf("error at %s offset %d, want offset %d: %v", ce.File, ce.Offset, want, ce)
-			}
-			if _, err := c.Read(); err != c.Err() {
-				t.Fatalf("Read after damage: %v", err)
-			}
-		})
+				ce := corruptionOf(t, err, ErrBadRecord)
+				if want := int64(HeaderSize + tc.idx); ce.Offset != want || ce.File != r.Path() {
+					t.Fatalf("error at %s offset %d, want offset %d: %v", ce.File, ce.Offset, want, ce)
+				}
+				if _, err := c.Read(); err != c.Err() {
+					t.Fatalf("Read after damage: %v", err)
+				}
+			})
+		}
 	}
 	t.Run("padding crossing into the next lap", func(t *testing.T) {
 		r, p, c := newPair(t, capacity, wait.Spin)
