@@ -541,3 +541,71 @@ func TestRemoveOnlyOwnGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConsumerFollowsReplacement: a consumer attached to a ring that has no
+// producer yet follows the path when the ring is replaced (it has read
+// nothing), and reads the new generation.
+func TestConsumerFollowsReplacement(t *testing.T) {
+	path := sessionPath(t)
+	a, err := Create(path, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	type result struct {
+		gen uint64
+		rec string
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: 20 * time.Second})
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		b, err := c.Read()
+		got <- result{c.Ring().Generation(), string(b), err}
+	}()
+	waitFor(t, 10*time.Second, "the consumer to attach to the first ring", func() bool { return (side{a.h, OffConsumer}).state() == StateAttached })
+	b, err := Create(path, 4096, &Options{Replace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if s := (side{a.h, OffProducer}); s.state() != StateRetired {
+		t.Fatalf("the replaced ring's free producer side is in state %d, want sealed", s.state())
+	}
+	waitFor(t, 10*time.Second, "the consumer to move to the new ring", func() bool { return (side{b.h, OffConsumer}).state() == StateAttached })
+	if st := (side{a.h, OffConsumer}).state(); st != StateClosed {
+		t.Fatalf("the consumer left the replaced ring in state %d, want closed", st)
+	}
+	p, err := b.Producer(wait.Spin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Write([]byte("from the new generation"))
+	r := <-got
+	if r.err != nil || r.gen != b.Generation() || r.rec != "from the new generation" {
+		t.Fatalf("consumer: generation %x record %q err %v; want generation %x", r.gen, r.rec, r.err, b.Generation())
+	}
+}
+
+func TestNewConsumerBusy(t *testing.T) {
+	path := sessionPath(t)
+	p, err := NewProducer(path, 4096, &ProducerOptions{Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := NewConsumer(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var be *BusyError
+	if _, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: -1}); !errors.As(err, &be) || be.Side != "consumer" {
+		t.Fatalf("second consumer: %v, want *BusyError for the consumer side", err)
+	}
+}
