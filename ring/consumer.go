@@ -434,7 +434,25 @@ func (c *Consumer) endErr(live bool) error {
 	if c.pending {
 		return nil // a view is out: not drained
 	}
-	switch st := c.peer.state(); st {
+	st := c.peer.state()
+	if st == StateAttached {
+		if !live {
+			return nil
+		}
+		pr := presentSide(c.peer, c.timeout)
+		if pr.present {
+			return nil
+		}
+		// Gone, unless it closed meanwhile: a producer stores its closed
+		// state before it stops beating, so this load sees it.
+		if st = c.peer.state(); st == StateAttached {
+			if c.ready() {
+				return nil // still records to read first
+			}
+			return fmt.Errorf("%w: producer %s", ErrPeerDead, pr.why)
+		}
+	}
+	switch st {
 	case StateClosed:
 		if c.ready() {
 			return nil // still records to read first
@@ -445,15 +463,6 @@ func (c *Consumer) endErr(live bool) error {
 			return c.err
 		}
 		return io.EOF
-	case StateAttached:
-		if !live {
-			return nil
-		}
-		pr := presentSide(c.peer, c.timeout)
-		if pr.present || c.ready() {
-			return nil
-		}
-		return fmt.Errorf("%w: producer %s", ErrPeerDead, pr.why)
 	case StateRetired:
 		if c.ready() {
 			return nil

@@ -331,11 +331,47 @@ const cacheLine = 64
 // never blocks: it returns ErrFull when there is no room now.
 func (p *Producer) TryWrite(rec []byte) (err error) {
 	defer p.fault(&err, debug.SetPanicOnFault(true))
+	if p.writeFast(rec) {
+		return nil
+	}
 	if err := p.tryAppend(rec); err != nil {
 		return p.sticky(err)
 	}
 	p.flush()
 	return p.err
+}
+
+// writeFast is TryWrite's common case in one function: nothing staged or
+// claimed, no padding needed, room by the cached head. It reports false
+// (having done nothing) otherwise. The caller holds the fault guard.
+func (p *Producer) writeFast(rec []byte) bool {
+	size := align8(RecordHeaderSize + uint64(len(rec)))
+	idx := p.pos & p.mask
+	end := p.pos + size
+	if p.hold || p.claimed || p.closed || p.err != nil || len(rec) > p.maxPay ||
+		idx+size > p.capacity || end+EndReserve-p.headCache > p.capacity {
+		return false
+	}
+	storePlain(unsafe.Add(p.base, end&p.mask), 0) // the next header word
+	b := unsafe.Slice((*byte)(unsafe.Add(p.base, idx+RecordHeaderSize)), len(rec))
+	k := min(len(b), int(cacheLine-1-(idx+RecordHeaderSize-1)%cacheLine))
+	copy(b[k:], rec[k:]) // the header's cache line last (see tryAppend)
+	copy(b[:k], rec)
+	w := uint64(len(rec)) | KindData<<32
+	hp := unsafe.Add(p.base, idx)
+	if p.plain {
+		storePlain(hp, w)
+	} else {
+		atomic.StoreUint64((*uint64)(hp), w)
+	}
+	storePlain(unsafe.Pointer(p.tailp), end)
+	p.pos, p.pub = end, end
+	p.dataSig.Wake()
+	if p.beats--; p.beats == 0 {
+		p.beats = beatEvery
+		p.activeBeat()
+	}
+	return true
 }
 
 // Write is TryWrite that waits while the ring is full (see Claim for errors).
@@ -479,7 +515,9 @@ func (p *Producer) check(end uint64) error {
 			return fmt.Errorf("%w: consumer PID %d detached", ErrPeerClosed, p.peer.pid())
 		}
 	case StateAttached:
-		if pr := presentSide(p.peer, p.timeout); !pr.present && !p.fits(end) {
+		// A consumer stores its closed state before it stops beating: the
+		// second state load tells a departure from a death.
+		if pr := presentSide(p.peer, p.timeout); !pr.present && p.peer.state() == StateAttached && !p.fits(end) {
 			return fmt.Errorf("%w: consumer %s", ErrPeerDead, pr.why)
 		}
 	}
@@ -575,6 +613,13 @@ func (p *Producer) lingerFor(d time.Duration) (err error) {
 			next = now.Add(peerCheckInterval)
 			if st == StateAttached || p.peer.pid() != 0 {
 				if pr := presentSide(p.peer, p.timeout); !pr.present {
+					// It may have drained and detached since our loads: a
+					// consumer publishes head and its closed state before
+					// it stops beating, so these loads see them.
+					h, st = atomic.LoadUint64(p.headp), p.peer.state()
+					if h == tail || st == StateClosed {
+						return nil
+					}
 					return fmt.Errorf("%s: %w: consumer %s with %d bytes unread", p.r.path, ErrPeerDead, pr.why, tail-h)
 				}
 			} else if !sameFile(p.r.path, p.r.f) {
