@@ -326,18 +326,22 @@ func (r *Ring) unmap() error {
 	return err
 }
 
-// Remove deletes the ring file if the path still names this ring's file
-// (not a newer generation that replaced it). Attached processes keep their
-// mapping.
+// Remove deletes the ring file if the path still names this generation
+// (not a newer one that replaced it). Attached processes keep their
+// mapping. It works before and after Close.
 func (r *Ring) Remove() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.f == nil {
-		return ErrClosed
+	f, err := openFile(r.path)
+	if err != nil {
+		return err
 	}
-	removed, err := removeIfSame(r.path, r.f, time.Now().Add(2*time.Second))
-	if err == nil && !removed {
+	defer f.Close()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], offGeneration); err != nil || binary.LittleEndian.Uint64(b[:]) != r.gen {
 		return fmt.Errorf("ring remove %s: %w (the path names another ring generation now)", r.path, os.ErrNotExist)
+	}
+	removed, err := removeIfSame(r.path, f, time.Now().Add(2*time.Second))
+	if err == nil && !removed {
+		return fmt.Errorf("ring remove %s: %w (the path changed meanwhile)", r.path, os.ErrNotExist)
 	}
 	return err
 }

@@ -202,8 +202,15 @@ func TestDefaultDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Remove()
-	defer r.Close()
+	defer func() {
+		r.Close()
+		if err := r.Remove(); err != nil { // after Close, too
+			t.Errorf("Remove: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(DefaultDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("ring file still there: %v", err)
+		}
+	}()
 	if r.Path() != filepath.Join(DefaultDir, name) {
 		t.Fatalf("path %s", r.Path())
 	}
