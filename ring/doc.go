@@ -115,11 +115,12 @@
 // Every access to the mapping runs under a fault guard
 // (debug.SetPanicOnFault and recover): if another process truncates the
 // file, both sides get a *journal.CorruptionError wrapping ErrTruncated
-// (journal.ErrTruncated), never SIGBUS. The guard costs ~7–13 ns per call
-// on the project's VM (BenchmarkFaultGuard), so it is set once per public
-// call — once per batch for TryReadBatch/ReadBatch, whose handler runs
-// inside it (views read there are covered too); views returned by TryRead
-// and Read are read by the caller outside it. Idle paths also compare the
+// (journal.ErrTruncated), never SIGBUS. The guard costs ~13 ns per call on
+// the project's 2-core VM when quiet, 20–35 ns under load
+// (BenchmarkFaultGuard), so it is set once per public call — once per batch
+// for TryWriteBatch, TryReadBatch and ReadBatch, the fast paths (the read
+// handler runs inside it: views read there are covered too); views
+// returned by TryRead and Read are read by the caller outside it. Idle paths also compare the
 // file size (fstat), and the heartbeat goroutine does every 100 ms.
 //
 // Ring files are created 0600 (Options.Perm). Open and the constructors
