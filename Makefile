@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build test vet fmt-check unit race fuzz-smoke fuzz crashtest bench demo clean
+.PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest powerloss chaos wire nats bench demo demo-nats clean
 
 all: build
 
@@ -15,7 +15,7 @@ build:
 ## (crash loop of 50 SIGKILLs, fault table, fuzz seed corpora, cross-process
 ## tests), the race detector over all packages (-short bounds the process
 ## loops), and a bounded slice of every fuzz target.
-test: fmt-check vet unit race fuzz-smoke
+test: fmt-check vet staticcheck unit race fuzz-smoke
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -23,6 +23,11 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	GOOS=darwin $(GO) vet ./journal/...
+
+## staticcheck: pinned as a tool in go.mod, so nothing is installed by hand.
+staticcheck:
+	$(GO) tool staticcheck $(PKGS)
 
 unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
@@ -46,6 +51,36 @@ fuzz:
 ## crashtest: the long SIGKILL campaign (1000 kills).
 crashtest:
 	MDJ_CRASH_ITERS=$${MDJ_CRASH_ITERS:-1000} $(GO) test -count=1 -timeout 2h -run '^TestCrash$$' -v ./writer/
+
+## chaos: the long adversarial campaign (real journalctl processes under
+## SIGKILL, concurrent maintenance, damage injected on copies; 30 minutes by
+## default, MDJ_CHAOS_DURATION and MDJ_CHAOS_SEED to change it; make test
+## runs a 60 s slice and a 25 s one under -race).
+chaos:
+	MDJ_CHAOS_DURATION=$${MDJ_CHAOS_DURATION:-30m} $(GO) test -count=1 -timeout 3h -run '^TestChaos$$' -v ./tests/chaos/
+
+## wire: the wire path's fidelity campaign on the six full LOBSTER days of
+## ../shared/data (publish → lossy relay → feed → compare; a few minutes).
+## make test runs it on the head2000 excerpts.
+wire:
+	MDJ_WIRE_FULL=1 $(GO) test -count=1 -timeout 1h -v ./tests/wire/
+
+## powerloss: the long power-cut campaign on lossyfs (needs root and
+## /dev/fuse; skips loudly otherwise): 1000 rounds across the durability
+## policies (MDJ_POWERLOSS_ROUNDS, MDJ_POWERLOSS_SEED; tests/powerloss/README.md).
+powerloss:
+	MDJ_POWERLOSS_ROUNDS=$${MDJ_POWERLOSS_ROUNDS:-1000} $(GO) test -count=1 -timeout 3h -run '^TestPowerLossCampaign$$' -v ./tests/powerloss/
+
+## nats: the long shipping campaigns (kill -9 of shipper and mirror, a
+## three-node JetStream cluster with a node killed) against real
+## nats-server processes on 127.0.0.1.
+nats:
+	MDJ_NATS_ROUNDS=$${MDJ_NATS_ROUNDS:-200} $(GO) test -count=1 -timeout 60m -v ./tests/nats/
+
+## demo-nats: ship → NATS → mirror → tail on the replica (scripts/demo-nats.sh).
+demo-nats: build
+	$(GO) build -o $(BIN)/ github.com/nats-io/nats-server/v2
+	bash scripts/demo-nats.sh
 
 ## bench: every go benchmark with its same-run baseline (see README).
 bench:

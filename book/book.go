@@ -242,3 +242,15 @@ func (b *Book) TS() int64 { return b.ts }
 
 // Stats returns the counters.
 func (b *Book) Stats() Stats { return b.stats }
+
+// Affects reports whether frames of type t change what a Book holds (its
+// levels, definition or last trade): definitions, trades, quotes, book
+// levels and the L3 order events. The snapshot maintainer and its checker
+// skip every other type.
+func Affects(t journal.MsgType) bool {
+	switch t {
+	case journal.TypeInstrumentDef, journal.TypeTrade, journal.TypeQuote, journal.TypeBookLevel:
+		return true
+	}
+	return t.IsOrder()
+}

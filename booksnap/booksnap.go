@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"unsafe"
 
 	"github.com/mdjournal/mdjournal/book"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/snapshot"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -23,14 +23,31 @@ const (
 type Config struct {
 	Path string // snapshot file
 	// Depth is the number of price levels per side kept in the file
-	// (DefaultDepth if 0; 1..snapshot.MaxDepth).
+	// (DefaultDepth if 0; 1..snapshot.MaxDepth). A depth greater than any
+	// book's makes every slot the instrument's whole book, which is what
+	// lets a restart on a pruned journal continue exactly from the file
+	// (see Rebuild).
 	Depth int
 	// Capacity is the number of slots: instrument ids 0..Capacity-1
-	// (DefaultCapacity if 0). Frames of larger ids are not mirrored.
+	// (DefaultCapacity if 0; 1..snapshot.MaxCapacity). A book frame of a
+	// larger id is refused by the journal writer (Admit), and a journal
+	// that already holds one fails Start: no frame is ever silently left
+	// out of the snapshot.
 	Capacity int
 	// BookCapacity is the number of levels per side each in-memory book
 	// reserves (book.DefaultCapacity if 0), so applies do not allocate.
 	BookCapacity int
+	// Perm is the mode of the snapshot file (snapshot.DefaultPerm, 0640, if
+	// 0). Its lock file is always 0600.
+	Perm os.FileMode
+	// AllowIncomplete lets Start rebuild the books from a journal whose
+	// first segments were pruned even when some of them cannot be rebuilt
+	// exactly; Rebuild().Incomplete then lists them. Without it Start
+	// refuses (*PrunedError) and leaves the snapshot file as it was.
+	AllowIncomplete bool
+	// Logf, if set, is told when Start replaces the snapshot file and which
+	// books it rebuilt incomplete.
+	Logf func(format string, args ...any)
 }
 
 func (c *Config) fill() error {
@@ -49,19 +66,53 @@ func (c *Config) fill() error {
 	if c.Capacity < 1 || c.Capacity > snapshot.MaxCapacity {
 		return fmt.Errorf("booksnap: capacity %d outside [1,%d]", c.Capacity, snapshot.MaxCapacity)
 	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
 	return nil
+}
+
+func (c *Config) options(journalID uint64) snapshot.Options {
+	return snapshot.Options{Depth: c.Depth, Capacity: c.Capacity, JournalID: journalID, Perm: c.Perm}
 }
 
 // Stats count what the maintainer did.
 type Stats struct {
-	Frames     uint64 // frames observed
-	Published  uint64 // slot publishes
-	Rejected   uint64 // book frames the book refused (bad side, negative qty): slot unchanged
-	OutOfRange uint64 // book frames of instrument ids ≥ Capacity: not mirrored
+	Frames    uint64 // frames observed
+	Published uint64 // slot publishes
+	Rejected  uint64 // book frames the book refused (bad side, negative qty): slot unchanged
+	// OutOfRange counts book frames of instrument ids ≥ Capacity given to
+	// Observe directly. Through a journal writer it stays 0: the writer asks
+	// Admit first and refuses such a frame.
+	OutOfRange uint64
 	Early      uint64 // frames observed before Start (CatchUp replays them)
 	Replayed   uint64 // frames read from the journal by CatchUp
-	Recreated  uint64 // times the snapshot file was deleted and created afresh
+	Recreated  uint64 // times the snapshot file was replaced by a new one
 }
+
+// CapacityError is an instrument id the snapshot has no slot for. It wraps
+// snapshot.ErrInstrument.
+type CapacityError struct {
+	Path       string // the snapshot file
+	Instrument uint32 // the id without a slot
+	Capacity   int    // the snapshot's number of slots
+	// Seq is the journal frame of that instrument that Start found (0 for a
+	// frame Admit refused: it was never written).
+	Seq uint64
+}
+
+// Error names the instrument, the frame and the capacity.
+func (e *CapacityError) Error() string {
+	where := "refused"
+	if e.Seq != 0 {
+		where = fmt.Sprintf("at journal seq %d", e.Seq)
+	}
+	return fmt.Sprintf("booksnap: book frame of instrument %d %s: snapshot %s has %d slots (ids 0..%d) and would not mirror it; configure a Capacity above %d",
+		e.Instrument, where, e.Path, e.Capacity, e.Capacity-1, e.Instrument)
+}
+
+// Unwrap returns snapshot.ErrInstrument.
+func (e *CapacityError) Unwrap() error { return snapshot.ErrInstrument }
 
 // Maintainer mirrors every book into a snapshot file. Its methods run on
 // the writer's appender goroutine (or, before the writer starts appending,
@@ -69,7 +120,9 @@ type Stats struct {
 type Maintainer struct {
 	cfg       Config
 	journalID uint64
+	started   bool // Open or Start ran: journalID is known
 	snap      *snapshot.Writer
+	damaged   string // why the file at cfg.Path could not be opened (replaced by the next rebuild)
 
 	books   []*book.Book // by instrument id, created on first use
 	tradeTS []int64      // last trade's timestamp by instrument id (book keeps no time)
@@ -79,7 +132,8 @@ type Maintainer struct {
 	bids, asks   []book.Level
 	sbids, sasks []snapshot.Level
 
-	stats Stats
+	stats   Stats
+	rebuild Rebuild
 }
 
 func newMaintainer(cfg Config) (*Maintainer, error) {
@@ -101,17 +155,24 @@ func newMaintainer(cfg Config) (*Maintainer, error) {
 	return m, nil
 }
 
-// Open opens the snapshot file at path for writing, creating it if needed (or
-// recreating it if its depth, capacity or journal id differ), for the journal
-// with id journalID. The in-memory books start empty: call CatchUp before
-// observing frames of a journal that already holds some.
+// Open opens the snapshot file at path for writing for the journal with id
+// journalID, without a journal writer (tools, benchmarks): it keeps the
+// file if it fits (same journal, depth and capacity, intact), else replaces
+// it with an empty one. The in-memory books start empty: call CatchUp
+// before observing frames of a journal that already holds some.
 func Open(path string, depth, capacity int, journalID uint64) (*Maintainer, error) {
 	m, err := newMaintainer(Config{Path: path, Depth: depth, Capacity: capacity})
 	if err != nil {
 		return nil, err
 	}
-	if err := m.open(journalID); err != nil {
+	m.journalID, m.started = journalID, true
+	if err := m.openExisting(); err != nil {
 		return nil, err
+	}
+	if why := m.misfit(m.snap); why != "" {
+		if err := m.replace(why, func(*snapshot.Writer) {}); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -120,26 +181,45 @@ func Open(path string, depth, capacity int, journalID uint64) (*Maintainer, erro
 // after any Observer opts already had) and that Maintainer, whose snapshot
 // file is not open yet: call Start with the writer once writer.Open returned.
 // It exists because the maintainer needs the writer's journal id and last seq,
-// which only an open writer knows.
+// which only an open writer knows. The chained observer is a writer.Admitter:
+// the writer asks the Maintainer (and opts' Observer, if it is one) before it
+// stages a frame.
 func WriterOptions(opts writer.Options, cfg Config) (writer.Options, *Maintainer, error) {
 	m, err := newMaintainer(cfg)
 	if err != nil {
 		return opts, nil, err
 	}
 	if opts.Observer != nil {
-		opts.Observer = tee{opts.Observer, m}
+		t := tee{a: opts.Observer, m: m}
+		t.aa, _ = opts.Observer.(writer.Admitter)
+		opts.Observer = t
 	} else {
 		opts.Observer = m
 	}
 	return opts, m, nil
 }
 
-// tee calls two observers in turn.
-type tee struct{ a, b writer.Observer }
+// tee calls another observer, then the maintainer.
+type tee struct {
+	a  writer.Observer
+	aa writer.Admitter // a, if it is one
+	m  *Maintainer
+}
 
+// Observe passes f to the other observer, then to the maintainer.
 func (t tee) Observe(f *journal.Frame) {
 	t.a.Observe(f)
-	t.b.Observe(f)
+	t.m.Observe(f)
+}
+
+// Admit asks the other observer if it is an Admitter, then the maintainer.
+func (t tee) Admit(typ journal.MsgType, instrument uint32) error {
+	if t.aa != nil {
+		if err := t.aa.Admit(typ, instrument); err != nil {
+			return err
+		}
+	}
+	return t.m.Admit(typ, instrument)
 }
 
 // OpenWriter opens the journal in dir for writing with the snapshot
@@ -161,132 +241,104 @@ func OpenWriter(dir string, opts writer.Options, cfg Config) (*writer.Writer, *M
 	return w, m, nil
 }
 
-// Start opens the snapshot file for w's journal and catches up with every
-// frame w's journal already holds (a writer restart), so the books continue
-// from the journal's state. Call it before the first Append; frames appended
-// earlier are covered only once published.
+// Start opens the snapshot file for w's journal and rebuilds the books from
+// what the journal holds (a writer restart), so they continue from the
+// journal's state: see CatchUp and Rebuild. Call it before the first
+// Append. Frames the writer staged before (after a crash its recovery
+// re-states every definition in a new segment, format.md §8.4) are
+// published first, so the rebuild reads them. On error the snapshot file is
+// left as it was, or not created.
 func (m *Maintainer) Start(w *writer.Writer) error {
 	if w.LastSeq() != w.PublishedSeq() {
-		return fmt.Errorf("booksnap: writer has staged frames %d..%d not yet published: start the maintainer before appending", w.PublishedSeq()+1, w.LastSeq())
-	}
-	if m.snap == nil {
-		if err := m.open(w.JournalID()); err != nil {
-			return err
+		if err := w.Publish(); err != nil {
+			return fmt.Errorf("booksnap: publishing the frames staged before Start: %w", err)
 		}
 	}
+	if m.snap != nil && m.journalID != w.JournalID() {
+		m.snap.Close() // opened by Open for another journal: judged afresh
+		m.snap = nil
+	}
+	m.journalID, m.started = w.JournalID(), true
 	return m.CatchUp(w.Dir(), w.LastSeq())
 }
 
-// open maps the snapshot file for writing, recreating it if it does not fit.
-func (m *Maintainer) open(journalID uint64) error {
-	m.journalID = journalID
+// openExisting opens the file at cfg.Path for writing, if there is one. A
+// damaged file (its header fails validation, another format version) is
+// derived data: it is noted and replaced by the next rebuild. Anything else
+// — another writer holds it, a symlink or FIFO at the path, a file other
+// users could truncate — is an error.
+func (m *Maintainer) openExisting() error {
+	m.damaged = ""
 	w, err := snapshot.OpenWriter(m.cfg.Path)
+	var ce *journal.CorruptionError
 	switch {
+	case err == nil:
+		m.snap = w
 	case errors.Is(err, os.ErrNotExist):
-		return m.create()
-	case err != nil:
-		return err
-	}
-	if w.Depth() != m.cfg.Depth || w.Capacity() != m.cfg.Capacity || w.JournalID() != journalID {
-		w.Close()
-		return m.recreate()
-	}
-	m.snap = w
-	return nil
-}
-
-func (m *Maintainer) create() error {
-	w, err := snapshot.Create(m.cfg.Path, snapshot.Options{Depth: m.cfg.Depth, Capacity: m.cfg.Capacity, JournalID: m.journalID})
-	if err != nil {
+	case errors.As(err, &ce):
+		m.damaged = "damaged: " + err.Error()
+	default:
 		return fmt.Errorf("booksnap: %w", err)
 	}
-	m.snap = w
 	return nil
 }
 
-// recreate deletes the file and creates an empty one. Readers that have the
-// old file mapped keep reading its (stale but consistent) content; new
-// readers open the new file.
-func (m *Maintainer) recreate() error {
+// misfit says why w cannot be kept as it is for this maintainer ("" if it
+// can): absent, damaged, another journal, depth or capacity, not intact.
+func (m *Maintainer) misfit(w *snapshot.Writer) string {
+	switch {
+	case m.damaged != "":
+		return m.damaged
+	case w == nil:
+		return ""
+	case w.JournalID() != m.journalID:
+		return fmt.Sprintf("it mirrors journal %016x, not %016x", w.JournalID(), m.journalID)
+	case w.Depth() != m.cfg.Depth || w.Capacity() != m.cfg.Capacity:
+		return fmt.Sprintf("its depth %d and capacity %d differ from the configured %d and %d", w.Depth(), w.Capacity(), m.cfg.Depth, m.cfg.Capacity)
+	case !w.Intact():
+		return untrusted(w)
+	}
+	return ""
+}
+
+func untrusted(w *snapshot.Writer) string {
+	if len(w.Emptied()) > 0 {
+		return fmt.Sprintf("a writer died mid-publish in slots %v, whose books are lost", w.Emptied())
+	}
+	return fmt.Sprintf("its writer (PID %d) did not close it and it was last written before the system booted: a power cut may have kept some of its pages and not others", w.PreviousPID())
+}
+
+// replace builds a new file (Prepare), lets fill publish into it, and
+// renames it over the old one (Install): readers never see it partial.
+func (m *Maintainer) replace(why string, fill func(*snapshot.Writer)) error {
 	if m.snap != nil {
 		m.snap.Close()
 		m.snap = nil
 	}
-	if err := os.Remove(m.cfg.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	w, err := snapshot.Prepare(m.cfg.Path, m.cfg.options(m.journalID))
+	if err != nil {
 		return fmt.Errorf("booksnap: %w", err)
 	}
-	m.stats.Recreated++
-	return m.create()
-}
-
-// ErrPruned is returned by CatchUp when the journal no longer starts at seq 1:
-// the books cannot be rebuilt from what it retains.
-var ErrPruned = errors.New("booksnap: journal does not start at seq 1")
-
-// CatchUp rebuilds every book from the journal in dir, frames 1..upTo (the
-// writer's LastSeq), then republishes every slot and sets the snapshot's
-// last-applied seq to upTo. Until then readers keep seeing the snapshot's
-// previous content. If the snapshot claims a seq beyond upTo (it saw frames
-// a crash then lost) it is recreated first.
-func (m *Maintainer) CatchUp(dir string, upTo uint64) error {
-	if m.snap == nil {
-		return errors.New("booksnap: CatchUp before the snapshot is open")
+	fill(w)
+	if err := w.Install(); err != nil {
+		w.Close()
+		return fmt.Errorf("booksnap: %w", err)
 	}
-	if m.snap.LastApplied() > upTo {
-		if err := m.recreate(); err != nil {
-			return err
-		}
-	}
-	for _, b := range m.books {
-		if b != nil {
-			b.Reset()
-		}
-	}
-	clear(m.tradeTS)
-	if upTo > 0 {
-		if err := m.replay(dir, upTo); err != nil {
-			return err
-		}
-	}
-	for id, b := range m.books {
-		if b == nil || b.Seq() == 0 {
-			continue
-		}
-		m.setDef(uint32(id), b)
-		m.publish(uint32(id), b)
-	}
-	m.snap.Advance(upTo)
-	return nil
-}
-
-func (m *Maintainer) replay(dir string, upTo uint64) error {
-	r, err := reader.Open(dir, reader.Options{From: reader.Start()})
-	if err != nil {
-		return fmt.Errorf("booksnap: catch-up: %w", err)
-	}
-	defer r.Close()
-	for r.LastSeq() < upTo {
-		f, ok, err := r.TryNext()
-		if err != nil {
-			return fmt.Errorf("booksnap: catch-up: %w", err)
-		}
-		if !ok {
-			return fmt.Errorf("booksnap: catch-up: journal %s ends at seq %d, before %d", dir, r.LastSeq(), upTo)
-		}
-		if m.stats.Replayed == 0 && f.Seq != 1 {
-			return fmt.Errorf("%w (first retained frame is seq %d)", ErrPruned, f.Seq)
-		}
-		m.stats.Replayed++
-		m.apply(&f)
+	m.snap, m.damaged = w, ""
+	if why != "" {
+		m.stats.Recreated++
+		m.rebuild.Replaced = why
+		m.cfg.Logf("booksnap: replaced snapshot %s: %s", m.cfg.Path, why)
 	}
 	return nil
 }
 
 // Observe implements writer.Observer: apply f to its book and publish the
 // book's top into the snapshot. It allocates nothing once the instrument's
-// book exists. Problems (a frame the book refuses, an id beyond Capacity) are
-// counted in Stats, never returned: the journal must not stop because its
-// mirror cannot show a frame.
+// book exists. Problems (a frame the book refuses) are counted in Stats,
+// never returned: the journal must not stop because its mirror cannot show
+// a frame. Ids the snapshot cannot hold never get here through a writer:
+// Admit refuses them first.
 func (m *Maintainer) Observe(f *journal.Frame) {
 	m.stats.Frames++
 	if m.snap == nil {
@@ -303,22 +355,31 @@ func (m *Maintainer) Observe(f *journal.Frame) {
 	m.snap.Advance(f.Seq)
 }
 
+// Admit implements writer.Admitter: it refuses (*CapacityError) a frame
+// that carries book information for an instrument id the snapshot has no
+// slot for, before the writer stages it, so the journal never holds a book
+// frame its snapshot does not mirror. Frames without book information
+// (heartbeats, raw, trading status) are admitted whatever their id: the
+// snapshot keeps nothing of them. It allocates nothing when it admits.
+func (m *Maintainer) Admit(typ journal.MsgType, instrument uint32) error {
+	if instrument < uint32(len(m.books)) || !book.Affects(typ) {
+		return nil
+	}
+	return &CapacityError{Path: m.cfg.Path, Instrument: instrument, Capacity: m.cfg.Capacity}
+}
+
 // apply applies a frame to its book and returns the book if the frame
 // changed it (nil for frames without book information, refused or
 // unmirrored ones).
 func (m *Maintainer) apply(f *journal.Frame) *book.Book {
-	if !CarriesBook(f.Type) {
+	if !book.Affects(f.Type) {
 		return nil
 	}
 	if f.Instrument >= uint32(len(m.books)) {
 		m.stats.OutOfRange++
 		return nil
 	}
-	b := m.books[f.Instrument]
-	if b == nil {
-		b = book.New(m.cfg.BookCapacity)
-		m.books[f.Instrument] = b
-	}
+	b := m.book(f.Instrument)
 	if err := b.ApplyFrame(f); err != nil {
 		m.stats.Rejected++
 		return nil
@@ -329,14 +390,13 @@ func (m *Maintainer) apply(f *journal.Frame) *book.Book {
 	return b
 }
 
-// CarriesBook reports whether frames of type t change (or define) an
-// instrument's book: those are the frames that move a snapshot slot's seq.
-func CarriesBook(t journal.MsgType) bool {
-	switch t {
-	case journal.TypeInstrumentDef, journal.TypeTrade, journal.TypeQuote, journal.TypeBookLevel:
-		return true
+func (m *Maintainer) book(id uint32) *book.Book {
+	b := m.books[id]
+	if b == nil {
+		b = book.New(m.cfg.BookCapacity)
+		m.books[id] = b
 	}
-	return t.IsOrder()
+	return b
 }
 
 func (m *Maintainer) setDef(id uint32, b *book.Book) {
@@ -346,13 +406,17 @@ func (m *Maintainer) setDef(id uint32, b *book.Book) {
 }
 
 func (m *Maintainer) publish(id uint32, b *book.Book) {
+	m.publishTo(m.snap, id, b)
+}
+
+func (m *Maintainer) publishTo(w *snapshot.Writer, id uint32, b *book.Book) {
 	nb := b.Top(journal.SideBid, m.bids)
 	na := b.Top(journal.SideAsk, m.asks)
 	var tr snapshot.Trade
 	if px, qty, n := b.LastTrade(); n > 0 {
 		tr = snapshot.Trade{Price: px, Qty: qty, TS: m.tradeTS[id]}
 	}
-	m.snap.Publish(id, b.Seq(), b.TS(), m.sbids[:nb], m.sasks[:na], tr) // id < Capacity: cannot fail
+	w.Publish(id, b.Seq(), b.TS(), m.sbids[:nb], m.sasks[:na], tr) // id < Capacity: cannot fail
 	m.stats.Published++
 }
 
@@ -371,12 +435,14 @@ func (m *Maintainer) Stats() Stats { return m.stats }
 // Config returns the configuration in force (defaults filled in).
 func (m *Maintainer) Config() Config { return m.cfg }
 
-// Snapshot returns the snapshot writer (nil before Start or Open).
+// Snapshot returns the snapshot writer (nil before Start or Open, and after
+// a failed Start).
 func (m *Maintainer) Snapshot() *snapshot.Writer { return m.snap }
 
-// Close closes the snapshot file. Close the writer first, so no frame is
-// observed afterwards. The file is not synced: it is derived data, rebuilt
-// from the journal by the next Start.
+// Close closes the snapshot file: it is synced and marked closed cleanly
+// (snapshot.Writer.Close), so that a restart on a pruned journal can
+// continue from it. Close the writer first, so no frame is observed
+// afterwards.
 func (m *Maintainer) Close() error {
 	if m.snap == nil {
 		return nil
@@ -384,4 +450,33 @@ func (m *Maintainer) Close() error {
 	err := m.snap.Close()
 	m.snap = nil
 	return err
+}
+
+// symbolOf names an instrument for messages: its symbol if its book has a
+// definition.
+func (m *Maintainer) symbolOf(id uint32) string {
+	if id < uint32(len(m.books)) && m.books[id] != nil {
+		if d, ok := m.books[id].Def(); ok {
+			return d.SymbolString()
+		}
+	}
+	return ""
+}
+
+func listIncomplete(in []Incomplete) string {
+	var sb strings.Builder
+	for i, x := range in {
+		if i == 8 {
+			fmt.Fprintf(&sb, " and %d more", len(in)-i)
+			break
+		}
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%d", x.Instrument)
+		if x.Symbol != "" {
+			fmt.Fprintf(&sb, " (%s)", x.Symbol)
+		}
+	}
+	return sb.String()
 }

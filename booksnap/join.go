@@ -3,10 +3,11 @@ package booksnap
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"strings"
 
 	"github.com/mdjournal/mdjournal/book"
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/snapshot"
@@ -14,6 +15,7 @@ import (
 
 // Loaded is a book seeded from one snapshot slot.
 type Loaded struct {
+	// Book is seeded from the slot: its levels, definition and last trade.
 	Book *book.Book
 	// Seq is the slot's seq S: the book reflects every frame of its
 	// instrument with seq ≤ S. Tail the journal from S+1. 0 means the slot
@@ -73,57 +75,85 @@ func LoadFrom(r *snapshot.Reader, instr uint32) (*Loaded, error) {
 // tailing the journal from the frame after the slot's seq.
 type Joiner struct {
 	Loaded
-	Instrument uint32
+	Instrument uint32 // the instrument whose book the joiner keeps
 	r          *reader.Reader
 }
 
 // Join loads instr's slot from the snapshot at snapPath and opens the journal
-// in dir from seq S+1 (opts.From is overridden; opts.Wait is kept). It fails
-// if the snapshot mirrors another journal.
+// in dir from seq S+1 with the reader package (opts.From is overridden;
+// opts.Wait is kept), which reads compressed (.seg.zst) segments as well as
+// raw ones. It fails if the snapshot mirrors another journal, or if the
+// journal no longer holds seq S+1 (pruned: reader.ErrOutOfRange).
 func Join(snapPath, dir string, instr uint32, opts reader.Options) (*Joiner, error) {
 	l, err := Load(snapPath, instr)
 	if err != nil {
 		return nil, err
 	}
-	if id, err := firstJournalID(dir); err != nil {
-		return nil, err
-	} else if id != l.JournalID {
-		return nil, fmt.Errorf("booksnap: snapshot %s mirrors journal %#x, %s is journal %#x", snapPath, l.JournalID, dir, id)
-	}
 	opts.From = reader.Start()
 	if l.Seq > 0 {
 		opts.From = reader.Seq(l.Seq + 1)
 	}
-	r, err := reader.Open(dir, opts)
+	r, err := openReader(dir, opts)
 	if err != nil {
+		if errors.Is(err, reader.ErrOutOfRange) {
+			return nil, fmt.Errorf("booksnap: slot %d of snapshot %s reflects the journal up to seq %d, and the journal in %s no longer holds seq %d: %w",
+				instr, snapPath, l.Seq, dir, l.Seq+1, err)
+		}
 		return nil, err
+	}
+	num, _ := r.Segment()
+	id, err := journalIDOf(dir, num)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	if id != l.JournalID {
+		r.Close()
+		return nil, fmt.Errorf("booksnap: snapshot %s mirrors journal %#x, %s is journal %#x", snapPath, l.JournalID, dir, id)
 	}
 	return &Joiner{Loaded: *l, Instrument: instr, r: r}, nil
 }
 
-// firstJournalID reads the journal id from the first segment's header.
-func firstJournalID(dir string) (uint64, error) {
-	nums, err := journal.ListSegments(dir)
-	if err != nil {
-		return 0, err
+// raceRetries bounds the retries of an open that lost a race with
+// compression: compress renames NNNN.seg.zst into place and only then
+// deletes NNNN.seg, so a raw segment listed a moment ago can be gone when it
+// is opened, its archive in its place. Each retry lists the files again.
+const raceRetries = 8
+
+// openReader is reader.Open, retried when a raw segment it listed vanished
+// before it opened it (compressed meanwhile).
+func openReader(dir string, opts reader.Options) (*reader.Reader, error) {
+	for i := 0; ; i++ {
+		r, err := reader.Open(dir, opts)
+		if err == nil || i == raceRetries || !vanished(err) {
+			return r, err
+		}
 	}
-	if len(nums) == 0 {
-		return 0, fmt.Errorf("%w: %s", journal.ErrNotFound, dir)
+}
+
+// journalIDOf reads the journal id from segment n's header (raw or
+// compressed: an archive starts with the same header page), retried like
+// openReader.
+func journalIDOf(dir string, n uint64) (uint64, error) {
+	for i := 0; ; i++ {
+		h, e, _, err := segfile.ReadHeader(dir, n)
+		if err != nil {
+			if i < raceRetries && vanished(err) {
+				continue
+			}
+			return 0, err
+		}
+		if h.Magic() != journal.SegmentMagic {
+			return 0, journal.Corrupt(e.Path, 0, journal.ErrBadMagic, "bad segment magic")
+		}
+		return h.JournalID(), nil
 	}
-	f, err := os.Open(journal.SegmentPath(dir, nums[0]))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	buf := make([]byte, journal.SegmentHeaderSize)
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return 0, fmt.Errorf("%s: %w", f.Name(), err)
-	}
-	h := journal.HeaderOf(buf)
-	if h.Magic() != journal.SegmentMagic {
-		return 0, journal.Corrupt(f.Name(), 0, journal.ErrBadMagic, "bad segment magic")
-	}
-	return h.JournalID(), nil
+}
+
+// vanished reports an open of a raw segment that is no longer there.
+func vanished(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe) && errors.Is(err, os.ErrNotExist) && strings.HasSuffix(pe.Path, journal.SegmentExt)
 }
 
 // Next returns the next frame of the journal (any instrument), waiting for it
@@ -149,7 +179,7 @@ func (j *Joiner) TryNext() (journal.Frame, bool, error) {
 // apply uses the maintainer's rule, so Seq moves exactly as the slot's would.
 // A frame the book refuses is skipped: the maintainer skipped it too.
 func (j *Joiner) apply(f *journal.Frame) {
-	if f.Instrument != j.Instrument || !CarriesBook(f.Type) {
+	if f.Instrument != j.Instrument || !book.Affects(f.Type) {
 		return
 	}
 	if j.Book.ApplyFrame(f) == nil {

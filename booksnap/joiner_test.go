@@ -230,7 +230,7 @@ func replayLive(dir string) (*book.Books, uint64, error) {
 		if f.Type == journal.TypeHeartbeat {
 			return bs, f.Seq, nil
 		}
-		if booksnap.CarriesBook(f.Type) {
+		if book.Affects(f.Type) {
 			if err := bs.ApplyFrame(&f); err != nil {
 				return nil, 0, fmt.Errorf("seq %d: %w", f.Seq, err)
 			}

@@ -1,6 +1,7 @@
 package booksnap_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -122,7 +123,7 @@ func replayBooks(t *testing.T, dir string) (*book.Books, uint64) {
 		if !ok {
 			return bs, r.LastSeq()
 		}
-		if booksnap.CarriesBook(f.Type) {
+		if book.Affects(f.Type) {
 			bs.ApplyFrame(&f)
 		}
 	}
@@ -234,13 +235,20 @@ func TestRestartCatchesUp(t *testing.T) {
 	// 3. A plain restart: same file, books rebuilt, appends continue from there.
 	w, m = reopen(cfg)
 	appendFrames(t, w, s.cycle[2*third:])
-	// A heartbeat moves last-applied but not the slot; a frame of an id
-	// beyond the capacity and a frame the book refuses are counted.
+	// A heartbeat moves last-applied but not the slot; a frame the book
+	// refuses is counted; a book frame of an id beyond the capacity is
+	// refused by the writer (Admit), a heartbeat of that id is not.
 	bad := (&journal.Order{Price: mid, Qty: 1, Side: journal.SideNone}).Encode(make([]byte, 32))
 	w.Append(journal.TypeOrderAdd, instr, 1, bad)
-	w.Append(journal.TypeOrderAdd, 9, 1, bad)
+	before := w.LastSeq()
+	if _, err := w.Append(journal.TypeOrderAdd, 9, 1, bad); !errors.Is(err, snapshot.ErrInstrument) || w.LastSeq() != before {
+		t.Fatalf("book frame of id 9 with capacity 4: %v, last seq %d -> %d", err, before, w.LastSeq())
+	}
+	if _, err := w.Append(journal.TypeHeartbeat, 9, 1, nil); err != nil {
+		t.Fatal(err)
+	}
 	last, _ := w.Append(journal.TypeHeartbeat, instr, 1, nil)
-	if st := m.Stats(); st.Rejected != 1 || st.OutOfRange != 1 {
+	if st := m.Stats(); st.Rejected != 1 || st.OutOfRange != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	if la := m.Snapshot().LastApplied(); la != last {
@@ -283,8 +291,12 @@ func TestRestartCatchesUp(t *testing.T) {
 	m.Close()
 }
 
-func TestStartRefusesStagedFrames(t *testing.T) {
+// TestStartPublishesStagedFrames: frames staged before Start (a writer's
+// recovery re-states the definitions after a crash) are published by
+// Start, then replayed into the books like every other frame.
+func TestStartPublishesStagedFrames(t *testing.T) {
 	tmp := t.TempDir()
+	s := newStream(10)
 	opts, m, err := booksnap.WriterOptions(writer.Options{}, booksnap.Config{Path: filepath.Join(tmp, "s.snap")})
 	if err != nil {
 		t.Fatal(err)
@@ -294,13 +306,16 @@ func TestStartRefusesStagedFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	w.Stage(journal.TypeHeartbeat, 0, 1, nil)
-	if err := m.Start(w); err == nil {
-		t.Fatal("Start accepted a writer with unpublished frames it cannot replay")
+	defer m.Close()
+	seq, _ := w.Stage(s.def.Type, s.def.Instrument, 1, s.def.Payload)
+	if err := m.Start(w); err != nil {
+		t.Fatal(err)
 	}
-	if m.Stats().Early != 1 {
-		t.Fatalf("stats %+v", m.Stats())
+	if w.PublishedSeq() != seq || m.Stats().Early != 1 || m.Stats().Replayed != 1 || m.Snapshot().LastApplied() != seq {
+		t.Fatalf("published %d (staged %d), stats %+v, last applied %d", w.PublishedSeq(), seq, m.Stats(), m.Snapshot().LastApplied())
 	}
+	b, _ := m.Book(instr)
+	checkSlot(t, filepath.Join(tmp, "s.snap"), instr, b)
 	if _, _, err := booksnap.WriterOptions(writer.Options{}, booksnap.Config{Path: "x", Depth: snapshot.MaxDepth + 1}); err == nil {
 		t.Fatal("depth beyond the snapshot maximum accepted")
 	}

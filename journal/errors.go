@@ -26,6 +26,12 @@ var (
 	ErrIndexMismatch = errors.New("journal: index does not match data")
 
 	// Non-corruption errors.
+
+	// ErrNotRegular: a path where a journal file is expected is a symlink,
+	// a FIFO, a device or a directory. mdjournal never follows a symlink or
+	// opens anything but a regular file there (a FIFO would block forever;
+	// a symlink planted by another user would redirect writes).
+	ErrNotRegular    = errors.New("journal: not a regular file")
 	ErrFrameTooLarge = errors.New("journal: frame too large")
 	ErrClosed        = errors.New("journal: closed")
 	ErrNotFound      = errors.New("journal: no journal in directory")
@@ -43,6 +49,7 @@ type CorruptionError struct {
 	Err    error
 }
 
+// Error says "FILE: offset N: reason".
 func (e *CorruptionError) Error() string {
 	return fmt.Sprintf("%s: offset %d: %s", e.File, e.Offset, e.Reason)
 }

@@ -1,15 +1,20 @@
 package journal
 
 import (
+	"bytes"
 	"testing"
 )
 
 // FuzzDecodeFrame: any bytes decode without panicking, and whatever decodes
-// as OK re-encodes to the same bytes (so nothing is invented).
+// as OK is rebuilt byte for byte by PutStored (so nothing is invented).
 func FuzzDecodeFrame(f *testing.F) {
 	good := make([]byte, FrameSpace(32))
-	PutFrame(good, 1, 2, TypeQuote, 3, make([]byte, 32))
+	PutFrame(good, 1, 2, TypeQuote, 0, 3, make([]byte, 32))
 	f.Add(good)
+	src := make([]byte, FrameSpace(32+SourceTrailerSize))
+	w := PutFrameBodySource(src, 1, 2, TypeTrade, 0, 3, make([]byte, 32), 4, 5)
+	src[0], src[1], src[2], src[3], src[4], src[5], src[6], src[7] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24), byte(w>>32), byte(w>>40), byte(w>>48), byte(w>>56)
+	f.Add(src)
 	f.Add(make([]byte, 40))
 	f.Add([]byte{0, 0, 0, 0, 32, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -17,18 +22,13 @@ func FuzzDecodeFrame(f *testing.F) {
 		if st != FrameOK {
 			return
 		}
-		if n > len(b) || n%FrameAlign != 0 {
+		if n > len(b) || n%FrameAlign != 0 || n != StoredLen(&fr) {
 			t.Fatalf("n=%d len=%d", n, len(b))
 		}
 		c := make([]byte, n)
-		PutFrame(c, fr.Seq, fr.TS, fr.Type, fr.Instrument, fr.Payload)
-		// flags are not written by PutFrame: compare all but the flags field
-		c[frameOffFlags], c[frameOffFlags+1] = b[frameOffFlags], b[frameOffFlags+1]
-		SealFrame(c, FrameHeaderSize+len(fr.Payload))
-		for i := 0; i < FrameHeaderSize+len(fr.Payload); i++ {
-			if c[i] != b[i] {
-				t.Fatalf("re-encoded frame differs at byte %d", i)
-			}
+		PutStored(c, &fr)
+		if !bytes.Equal(c[:fr.Size], b[:fr.Size]) {
+			t.Fatalf("rebuilt frame differs")
 		}
 	})
 }
@@ -36,54 +36,62 @@ func FuzzDecodeFrame(f *testing.F) {
 // FuzzHeaderCheck: any header page is either accepted with sane fields or
 // rejected with a CorruptionError; never a panic.
 func FuzzHeaderCheck(f *testing.F) {
-	m, _ := buildSegment(MinSegmentSize, 1, 1)
-	f.Add(append([]byte{}, m[:SegmentHeaderSize]...), int64(MinSegmentSize))
+	s := newTestSeg(MinSegmentSize, 1).quotes(1)
+	f.Add(append([]byte{}, s.m[:SegmentHeaderSize]...), int64(MinSegmentSize))
 	f.Add(make([]byte, SegmentHeaderSize), int64(0))
 	f.Fuzz(func(t *testing.T, hdr []byte, size int64) {
 		page := make([]byte, SegmentHeaderSize)
 		copy(page, hdr)
 		h := HeaderOf(page)
-		err := h.Check("fuzz", size)
+		err := h.Check("fuzz", size, 0)
 		if err != nil {
 			if _, ok := err.(*CorruptionError); !ok {
 				t.Fatalf("untyped error %v", err)
 			}
 			return
 		}
-		if h.Cursor() > h.Capacity() || int64(h.Capacity()) > size || h.Capacity() < MinSegmentSize {
-			t.Fatalf("accepted insane header: cursor %d capacity %d size %d", h.Cursor(), h.Capacity(), size)
+		if int64(h.Capacity()) > size || h.Capacity() < MinSegmentSize || h.Capacity() > MaxSegmentSize {
+			t.Fatalf("accepted insane header: capacity %d size %d", h.Capacity(), size)
 		}
+		h.State() // never panics
 	})
 }
 
-// FuzzRecoveryScan: a damaged segment image is scanned and its tail examined
-// without panicking; the scan never reports a frame past a bad one, and
-// every frame it visits has a good checksum and contiguous seq.
-func FuzzRecoveryScan(f *testing.F) {
-	m, _ := buildSegment(MinSegmentSize, 1, 40)
-	body := append([]byte{}, m[SegmentHeaderSize:SegmentHeaderSize+40*64]...)
-	f.Add(body, uint16(100), byte(0xff))
-	f.Add(body, uint16(0), byte(0))
-	f.Fuzz(func(t *testing.T, body []byte, at uint16, x byte) {
+// FuzzAssess: a damaged segment image is judged without panicking; a torn
+// tail is never cut at or below the checkpoint of a valid state record, and
+// every frame visited has a good checksum and contiguous seq.
+func FuzzAssess(f *testing.F) {
+	s := newTestSeg(MinSegmentSize, 1).quotes(40)
+	s.state(State{DurableOffset: s.offs[20], DurableSeq: 20})
+	body := append([]byte{}, s.m[:SegmentHeaderSize+40*64]...)
+	f.Add(body, uint16(100), byte(0xff), true)
+	f.Add(body, uint16(4096+5), byte(0), false)
+	f.Add(body, uint16(140), byte(1), true)
+	f.Fuzz(func(t *testing.T, body []byte, at uint16, x byte, last bool) {
 		img := make([]byte, MinSegmentSize)
-		copy(img, m[:SegmentHeaderSize])
-		copy(img[SegmentHeaderSize:], body)
+		copy(img, body)
 		if len(body) > 0 {
-			img[SegmentHeaderSize+int(at)%len(body)] ^= x
+			img[int(at)%len(body)] ^= x
 		}
-		prev := uint64(0)
-		r := ScanSegment("fuzz", img, SegmentHeaderSize, 0, int64(len(img)), func(fr *Frame) {
+		h := HeaderOf(img)
+		if h.Check("fuzz", MinSegmentSize, 0) != nil || h.Prepared() {
+			return
+		}
+		prev := h.FirstSeq() - 1
+		v := Assess("fuzz", img, AssessOptions{Last: last, Full: true, Visit: func(fr *Frame) {
 			if fr.Seq != prev+1 {
 				t.Fatalf("visited seq %d after %d", fr.Seq, prev)
 			}
 			prev = fr.Seq
-		})
-		if r.LastSeq != prev || r.End > int64(len(img)) || r.End%FrameAlign != 0 {
-			t.Fatalf("scan result %+v, last visited %d", r, prev)
+		}})
+		if v.Kind == TornTail {
+			st, _, ok := h.State()
+			if !ok || v.CutFrom < st.DurableOffset || st.Clean() || !last {
+				t.Fatalf("torn tail cut at %d, checkpoint %d, clean %v, last %v", v.CutFrom, st.DurableOffset, st.Clean(), last)
+			}
 		}
-		tail := ExamineTail(img, r.End, int64(len(img)), r.LastSeq)
-		if tail.ValidAt >= 0 && tail.ValidAt <= r.End {
-			t.Fatalf("valid frame reported at %d, not after %d", tail.ValidAt, r.End)
+		if v.End > int64(len(img)) || v.End%FrameAlign != 0 {
+			t.Fatalf("verdict end %d", v.End)
 		}
 	})
 }

@@ -46,14 +46,15 @@ func IndexFileSize(n uint64) int64 {
 	return (sz + 4095) &^ 4095
 }
 
-// Index is a view of a mapped index file.
+// Index is a read-only view of a mapped index file.
 type Index struct{ b []byte }
 
 // IndexOf wraps a mapping of an index file.
 func IndexOf(m []byte) Index { return Index{b: m} }
 
-// InitIndex writes a fresh index header with no entries.
-func InitIndex(m []byte, journalID, segment, capacity uint64) {
+// PutIndexHeader encodes a fresh index header with no entries into
+// m[:IndexHeaderSize].
+func PutIndexHeader(m []byte, journalID, segment, capacity uint64) {
 	clear(m[:IndexHeaderSize])
 	copy(m[idxOffMagic:], IndexMagic)
 	binary.LittleEndian.PutUint32(m[idxOffVersion:], Version)
@@ -66,12 +67,25 @@ func InitIndex(m []byte, journalID, segment, capacity uint64) {
 
 func (x Index) countPtr() *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(&x.b[0]), IdxOffCount)) }
 
-func (x Index) Magic() string     { return string(x.b[idxOffMagic : idxOffMagic+8]) }
-func (x Index) Version() uint32   { return binary.LittleEndian.Uint32(x.b[idxOffVersion:]) }
-func (x Index) Stride() uint32    { return binary.LittleEndian.Uint32(x.b[idxOffStride:]) }
+// Magic is the index file magic ("MDJIDX\0\0").
+func (x Index) Magic() string { return string(x.b[idxOffMagic : idxOffMagic+8]) }
+
+// Version is the format version.
+func (x Index) Version() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffVersion:]) }
+
+// Stride is the indexing stride in bytes (4096).
+func (x Index) Stride() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffStride:]) }
+
+// JournalID is the journal the index belongs to.
 func (x Index) JournalID() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffJournalID:]) }
-func (x Index) Segment() uint64   { return binary.LittleEndian.Uint64(x.b[idxOffSegment:]) }
-func (x Index) Capacity() uint64  { return binary.LittleEndian.Uint64(x.b[idxOffCapacity:]) }
+
+// Segment is the segment number the index belongs to.
+func (x Index) Segment() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffSegment:]) }
+
+// Capacity is the number of entry slots.
+func (x Index) Capacity() uint64 { return binary.LittleEndian.Uint64(x.b[idxOffCapacity:]) }
+
+// HeaderCRC is the stored checksum of the static fields.
 func (x Index) HeaderCRC() uint32 { return binary.LittleEndian.Uint32(x.b[idxOffHeaderCRC:]) }
 
 // Count is the number of published entries (never more than Capacity).
@@ -83,9 +97,6 @@ func (x Index) Count() uint64 {
 	return n
 }
 
-// SetCount publishes entries [0,n).
-func (x Index) SetCount(n uint64) { atomic.StoreUint64(x.countPtr(), n) }
-
 // Entry returns entry i (i < Count()).
 func (x Index) Entry(i uint64) IndexEntry {
 	o := IndexHeaderSize + int(i)*IndexEntrySize
@@ -96,12 +107,16 @@ func (x Index) Entry(i uint64) IndexEntry {
 	}
 }
 
-// PutEntry stores entry i; it becomes visible with SetCount(i+1).
-func (x Index) PutEntry(i uint64, e IndexEntry) {
-	o := IndexHeaderSize + int(i)*IndexEntrySize
-	binary.LittleEndian.PutUint64(x.b[o+idxEntryOffSeq:], e.Seq)
-	binary.LittleEndian.PutUint64(x.b[o+idxEntryOffTS:], uint64(e.TS))
-	binary.LittleEndian.PutUint64(x.b[o+idxEntryOffFrame:], uint64(e.Offset))
+// IndexEntryOffset is the file offset of entry i.
+func IndexEntryOffset(i uint64) int64 { return IndexHeaderSize + int64(i)*IndexEntrySize }
+
+// PutIndexEntry encodes e into b[:IndexEntrySize] (b is the entry's slot;
+// it becomes visible when the count passes it, format.md §5).
+func PutIndexEntry(b []byte, e IndexEntry) {
+	b = b[:IndexEntrySize]
+	binary.LittleEndian.PutUint64(b[idxEntryOffSeq:], e.Seq)
+	binary.LittleEndian.PutUint64(b[idxEntryOffTS:], uint64(e.TS))
+	binary.LittleEndian.PutUint64(b[idxEntryOffFrame:], uint64(e.Offset))
 }
 
 // Check validates the index header. segment and journalID are what the
@@ -111,7 +126,7 @@ func (x Index) Check(name string, journalID, segment uint64) error {
 		return Corrupt(name, 0, ErrBadMagic, "bad index magic")
 	}
 	if x.Version() != Version {
-		return Corrupt(name, idxOffVersion, ErrVersion, "index format version %d, this build reads %d", x.Version(), Version)
+		return Corrupt(name, idxOffVersion, ErrVersion, "index format version %d, this build reads %d%s", x.Version(), Version, versionHint(x.Version()))
 	}
 	if crc := CRC32C(x.b[:idxStaticEnd]); crc != x.HeaderCRC() {
 		return Corrupt(name, idxOffHeaderCRC, ErrChecksum, "index header checksum %#08x, computed %#08x", x.HeaderCRC(), crc)
@@ -144,21 +159,30 @@ func (x Index) SearchSeq(seq uint64) (IndexEntry, bool) {
 	return x.Entry(lo - 1), true
 }
 
-// SearchTime returns the last entry with TS < ts (ok=false if none), so that
-// a forward scan from it reaches the first frame with TS ≥ ts when timestamps
-// do not decrease.
+// SearchTime returns the entry before the first entry (in seq order) with
+// TS ≥ ts — the last entry if none reaches ts — and ok=false when the first
+// entry already does. A forward scan from it reaches the first frame with
+// TS ≥ ts. The search is linear, not binary: on a journal whose time goes
+// back (format.md §5, "Seeking") the first occurrence in seq order is the
+// one found, never a later one; on a time-ordered journal both agree.
 func (x Index) SearchTime(ts int64) (IndexEntry, bool) {
-	lo, hi := uint64(0), x.Count()
-	for lo < hi {
-		m := (lo + hi) / 2
-		if x.Entry(m).TS < ts {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	n := x.Count()
+	i := uint64(0)
+	for i < n && x.Entry(i).TS < ts {
+		i++
 	}
-	if lo == 0 {
+	if i == 0 {
 		return IndexEntry{}, false
 	}
-	return x.Entry(lo - 1), true
+	return x.Entry(i - 1), true
+}
+
+// Reaches reports whether an entry has TS ≥ ts.
+func (x Index) Reaches(ts int64) bool {
+	for i, n := uint64(0), x.Count(); i < n; i++ {
+		if x.Entry(i).TS >= ts {
+			return true
+		}
+	}
+	return false
 }

@@ -5,31 +5,11 @@ import (
 	"testing"
 )
 
-// buildSegment returns a segment image with n Quote frames from seq first,
-// and the offsets of each frame.
-func buildSegment(capacity int, first uint64, n int) ([]byte, []int64) {
-	m := make([]byte, capacity)
-	InitHeader(m, 0xfeed, 1, 1, uint64(capacity))
-	h := HeaderOf(m)
-	h.Activate(first, 1)
-	off := int64(SegmentHeaderSize)
-	var offs []int64
-	var q Quote
-	p := make([]byte, 32)
-	for i := 0; i < n; i++ {
-		q.BidPrice = int64(i)
-		offs = append(offs, off)
-		off += int64(PutFrame(m[off:], first+uint64(i), int64(i), TypeQuote, 1, q.Encode(p)))
-	}
-	h.SetCursor(uint64(off))
-	return m, offs
-}
-
 func TestScanSegment(t *testing.T) {
-	m, offs := buildSegment(MinSegmentSize, 10, 100)
-	end := int64(HeaderOf(m).Cursor())
+	s := newTestSeg(MinSegmentSize, 10).quotes(100)
+	m, offs := s.m, s.offs
 	r := ScanSegment("s", m, SegmentHeaderSize, 9, int64(len(m)), nil)
-	if r.Err != nil || r.Frames != 100 || r.LastSeq != 109 || r.End != end {
+	if r.Err != nil || r.Frames != 100 || r.LastSeq != 109 || r.End != s.end {
 		t.Fatalf("clean scan: %+v", r)
 	}
 	tests := []struct {
@@ -41,17 +21,20 @@ func TestScanSegment(t *testing.T) {
 		{"flipped payload bit", func(b []byte) { b[offs[50]+40] ^= 0x10 }, ErrChecksum, offs[50]},
 		{"bad length", func(b []byte) { b[offs[20]+4] = 3 }, ErrBadLength, offs[20]},
 		{"sequence gap", func(b []byte) {
-			PutFrame(b[offs[30]:], 1000, 0, TypeQuote, 1, make([]byte, 32))
+			PutFrame(b[offs[30]:], 1000, 0, TypeQuote, 0, 1, make([]byte, 32))
 		}, ErrSequence, offs[30]},
 		{"wrong payload size for type", func(b []byte) {
-			PutFrame(b[offs[5]:], 15, 0, TypeBookLevel, 1, make([]byte, 32))
+			PutFrame(b[offs[5]:], 15, 0, TypeBookLevel, 0, 1, make([]byte, 32))
 		}, ErrBadLength, offs[5]},
 		{"unknown type", func(b []byte) {
-			PutFrame(b[offs[6]:], 16, 0, MsgType(999), 1, make([]byte, 32))
+			PutFrame(b[offs[6]:], 16, 0, MsgType(999), 0, 1, make([]byte, 32))
 		}, ErrBadHeader, offs[6]},
+		{"unknown flag", func(b []byte) {
+			PutFrame(b[offs[7]:], 17, 0, TypeQuote, 1<<9, 1, make([]byte, 32))
+		}, ErrBadHeader, offs[7]},
 	}
 	for _, tc := range tests {
-		c := append([]byte{}, m...)
+		c := s.clone()
 		tc.damage(c)
 		r := ScanSegment("s", c, SegmentHeaderSize, 9, int64(len(c)), nil)
 		if r.Err == nil || !errors.Is(r.Err, tc.want) || r.Err.Offset != tc.at || r.End != tc.at {
@@ -61,17 +44,17 @@ func TestScanSegment(t *testing.T) {
 }
 
 func TestExamineTail(t *testing.T) {
-	m, offs := buildSegment(MinSegmentSize, 1, 50)
-	end := int64(HeaderOf(m).Cursor())
+	s := newTestSeg(MinSegmentSize, 1).quotes(50)
+	m, offs, end := s.m, s.offs, s.end
 	// Torn: a half-written frame after the last good one, zeroes after.
-	c := append([]byte{}, m...)
+	c := s.clone()
 	copy(c[end:], []byte{1, 2, 3, 4, 96, 0, 0, 0, 5})
 	tail := ExamineTail(c, end, int64(len(c)), 50)
 	if !tail.Torn() || tail.NonZeroEnd != end+9 {
 		t.Fatalf("torn tail: %+v", tail)
 	}
 	// Mid-log: damage at frame 10, valid frames follow.
-	c = append([]byte{}, m...)
+	c = s.clone()
 	c[offs[10]+33] ^= 1
 	tail = ExamineTail(c, offs[10], int64(len(c)), 10)
 	if tail.Torn() || tail.ValidAt != offs[11] {
@@ -85,28 +68,81 @@ func TestExamineTail(t *testing.T) {
 }
 
 func TestHeaderCheck(t *testing.T) {
-	m, _ := buildSegment(MinSegmentSize, 1, 3)
-	if err := HeaderOf(m).Check("s", int64(len(m))); err != nil {
+	s := newTestSeg(MinSegmentSize, 1).quotes(3)
+	if err := HeaderOf(s.m).Check("s", int64(len(s.m)), 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name   string
 		damage func([]byte)
 		size   int64
+		number uint64
 		want   error
 	}{
-		{"bad magic", func(b []byte) { b[0] = 'X' }, MinSegmentSize, ErrBadMagic},
-		{"unknown version", func(b []byte) { b[8] = 99 }, MinSegmentSize, ErrVersion},
-		{"header crc", func(b []byte) { b[40] ^= 1 }, MinSegmentSize, ErrChecksum},
-		{"cursor past capacity", func(b []byte) { HeaderOf(b).SetCursor(MinSegmentSize + 8) }, MinSegmentSize, ErrCursorRange},
-		{"cursor unaligned", func(b []byte) { HeaderOf(b).SetCursor(SegmentHeaderSize + 3) }, MinSegmentSize, ErrCursorRange},
-		{"file truncated", func([]byte) {}, MinSegmentSize - 4096, ErrTruncated},
+		{"bad magic", func(b []byte) { b[0] = 'X' }, MinSegmentSize, 1, ErrBadMagic},
+		{"old version", func(b []byte) { b[8] = 2 }, MinSegmentSize, 1, ErrVersion},
+		{"header crc", func(b []byte) { b[40] ^= 1 }, MinSegmentSize, 1, ErrChecksum},
+		{"epoch bit", func(b []byte) { b[56] ^= 1 }, MinSegmentSize, 1, ErrChecksum},
+		{"file truncated", func([]byte) {}, MinSegmentSize - 4096, 1, ErrTruncated},
+		{"name says another segment", func([]byte) {}, MinSegmentSize, 2, ErrBadHeader},
 	} {
-		c := append([]byte{}, m...)
+		c := s.clone()
 		tc.damage(c)
-		err := HeaderOf(c).Check("s", tc.size)
+		err := HeaderOf(c).Check("s", tc.size, tc.number)
 		if !errors.Is(err, tc.want) || !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+	}
+	// A crafted header with a valid checksum claiming a huge capacity is
+	// refused before anything is sized by it.
+	c := s.clone()
+	PutStaticFields(c, 0xfeed, 1, 1, 1, 1<<40, 1)
+	if err := HeaderOf(c).Check("s", 1<<62, 1); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("1 TiB capacity with a good checksum: %v", err)
+	}
+	// The cursor is a hint, checked apart.
+	c = s.clone()
+	binaryPutU64(c[SegOffCursor:], MinSegmentSize+8)
+	if HeaderOf(c).CursorOK() || HeaderOf(c).Check("s", MinSegmentSize, 1) != nil {
+		t.Fatal("cursor check")
+	}
+}
+
+func binaryPutU64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+// The state records: every bit flip in the current record makes it invalid
+// (so the older one is used), and a torn write of the newer one leaves the
+// older current.
+func TestStateRecords(t *testing.T) {
+	s := newTestSeg(MinSegmentSize, 1).quotes(10).durable(0)
+	h := HeaderOf(s.m)
+	cur, slot, ok := h.State()
+	if !ok || cur.Gen != 2 || slot != 1 || cur.DurableOffset != s.end || cur.DurableSeq != 10 {
+		t.Fatalf("state %+v slot %d ok %v", cur, slot, ok)
+	}
+	for i := 0; i < StateSize*8; i++ {
+		c := s.clone()
+		c[SegOffStateB+i/8] ^= 1 << (i % 8)
+		st, sl, ok := HeaderOf(c).State()
+		if !ok || sl != 0 || st.Gen != 1 || st.DurableOffset != SegmentHeaderSize {
+			t.Fatalf("flip of bit %d of record B: got %+v slot %d", i, st, sl)
+		}
+	}
+	// Both damaged: no state.
+	c := s.clone()
+	c[SegOffStateA] ^= 1
+	c[SegOffStateB] ^= 1
+	if _, _, ok := HeaderOf(c).State(); ok || !HeaderOf(c).Prepared() {
+		t.Fatal("both records damaged, yet a state")
+	}
+	// A prepared segment has none.
+	p := make([]byte, MinSegmentSize)
+	PutStaticHeader(p, 1, 2, 0, 0, MinSegmentSize, 0)
+	if !HeaderOf(p).Prepared() {
+		t.Fatal("a fresh segment is not prepared")
 	}
 }

@@ -20,7 +20,7 @@
 //	4 visible exec     OrderExecute, then Trade
 //	5 hidden exec      OrderExecute with FlagHidden (no book change), then Trade with FlagHidden
 //	6 cross trade      Trade with no aggressor (auction print; no book change)
-//	7 trading halt     no frame; counted in Stats.Halts (the journal has no status message)
+//	7 trading halt     TradingStatus: price -1 halted, 0 quotation_only, 1 trading
 //
 // LOBSTER's direction is the side of the resting order: 1 = a buy order (bid),
 // -1 = a sell order (ask). For executions the aggressor is the other side, so a

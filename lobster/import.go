@@ -41,7 +41,7 @@ type Stats struct {
 	ByType   [numMessageTypes]int // rows per LOBSTER type (index = type)
 	Frames   int                  // frames appended
 	Trades   int                  // Trade frames (types 4, 5, 6)
-	Halts    int                  // type-7 rows (no frame)
+	Halts    int                  // type-7 rows (a TradingStatus frame each)
 	Rows     int                  // orderbook rows read (0 without an orderbook)
 	// RoundedTimes counts times with float noise past the nanosecond, rounded
 	// to the nearest ns (see parseTime; 1 row in AMZN L=5). Only known when
@@ -65,8 +65,8 @@ type Stats struct {
 	Inconsistent int
 }
 
-// Import reads msgs (and, if book is not nil, the orderbook rows that go with
-// them, one per message) and appends frames to sink:
+// Import reads msgs (and, if rows is not nil, the orderbook rows that go
+// with them, one per message) and appends frames to sink:
 //
 //  1. InstrumentDef (symbol, scale 4, tick 100), at the first message's time.
 //  2. With an orderbook: the book before message 1 as BookLevel frames. Row 1
@@ -84,21 +84,167 @@ type Stats struct {
 //     gone without the message file saying so). Nothing else is taken from
 //     the orderbook.
 //
-// It returns at the first error, from the sources or the sink.
+// It returns at the first error, from the sources or the sink. Frames
+// reach the sink as they are made: to import all or nothing, run the
+// sources once through a sink that only counts (Discard) before the real
+// run.
 func Import(msgs MessageSource, rows OrderbookSource, sink Sink, opts Options) (Stats, error) {
-	im, err := newImporter(sink, opts)
+	s, err := NewStream(msgs, rows, opts)
 	if err != nil {
 		return Stats{}, err
 	}
-	err = im.run(msgs, rows)
-	if r, ok := msgs.(interface{ Rounded() int }); ok {
-		im.st.RoundedTimes = r.Rounded()
+	err = Merge([]*Stream{s}, sink)
+	return s.Stats(), err
+}
+
+// Frame is one imported frame. Its Payload is valid until the next call to
+// Next on the Stream that produced it.
+type Frame struct {
+	Type       journal.MsgType
+	Instrument uint32
+	TS         int64
+	Payload    []byte
+}
+
+// Stream turns one LOBSTER day into frames, one message at a time (see
+// Import for what each message becomes). Streams of several instruments are
+// interleaved in time order by Merge.
+type Stream struct {
+	im       *importer
+	msgs     MessageSource
+	rows     OrderbookSource
+	started  bool
+	haveRows bool
+	done     bool
+	m        Message
+}
+
+// NewStream reads msgs and (if not nil) rows with opts.
+func NewStream(msgs MessageSource, rows OrderbookSource, opts Options) (*Stream, error) {
+	im, err := newImporter(opts)
+	if err != nil {
+		return nil, err
 	}
-	return im.st, err
+	return &Stream{im: im, msgs: msgs, rows: rows}, nil
+}
+
+// Next returns the frames of the next message, all stamped with its time
+// (the first call also returns the definition and the opening book before
+// them). After the last message it checks that the orderbook has no row
+// left and returns io.EOF. The frames are valid until the next call.
+func (s *Stream) Next() ([]Frame, error) {
+	if s.done {
+		return nil, io.EOF
+	}
+	im := s.im
+	im.group, im.arena = im.group[:0], im.arena[:0]
+	err := s.msgs.Next(&s.m)
+	if errors.Is(err, io.EOF) {
+		s.done = true
+		if s.rows != nil && s.started {
+			var extra Row
+			if err := s.rows.Next(&extra); !errors.Is(err, io.EOF) {
+				if err == nil {
+					return nil, fmt.Errorf("lobster: the orderbook has more rows than the %d messages", im.st.Messages)
+				}
+				return nil, fmt.Errorf("lobster: the orderbook after row %d: %w", im.st.Rows, err)
+			}
+		}
+		if r, ok := s.msgs.(interface{ Rounded() int }); ok {
+			im.st.RoundedTimes = r.Rounded()
+		}
+		return nil, io.EOF
+	}
+	if err != nil {
+		s.done = true
+		return nil, err
+	}
+	if !s.started {
+		s.started = true
+		if err := im.start(&s.m, s.rows); err != nil {
+			s.done = true
+			return nil, err
+		}
+	} else if s.rows != nil {
+		if err := im.nextRow(s.rows); err != nil {
+			s.done = true
+			return nil, err
+		}
+	}
+	// Message 1's row is the seed itself (row 1 with message 1 undone, so
+	// any level it brought into view is already there): no entering level.
+	if err := im.message(&s.m, s.haveRows); err != nil {
+		s.done = true
+		return nil, err
+	}
+	s.haveRows = s.rows != nil
+	return im.group, nil
+}
+
+// Stats returns what the stream has read and made so far.
+func (s *Stream) Stats() Stats { return s.im.st }
+
+// Merge appends the frames of every stream to sink in time order: always
+// the next message of the stream whose next message is earliest, the
+// stream listed first on a tie (a stable k-way merge; each stream is in
+// time order already). A message's frames stay together. It returns at the
+// first error, naming the stream by its symbol.
+func Merge(streams []*Stream, sink Sink) error {
+	type head struct {
+		frames []Frame
+		ok     bool
+	}
+	heads := make([]head, len(streams))
+	advance := func(i int) error {
+		f, err := streams[i].Next()
+		if errors.Is(err, io.EOF) {
+			heads[i] = head{}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", streams[i].im.opts.Symbol, err)
+		}
+		heads[i] = head{f, true}
+		return nil
+	}
+	for i := range streams {
+		if err := advance(i); err != nil {
+			return err
+		}
+	}
+	for {
+		// A linear scan: imports merge a handful of files, and a scan of
+		// them costs less than a heap's bookkeeping.
+		best := -1
+		for i, h := range heads {
+			if h.ok && (best < 0 || h.frames[0].TS < heads[best].frames[0].TS) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		for _, f := range heads[best].frames {
+			if _, err := sink.Append(f.Type, f.Instrument, f.TS, f.Payload); err != nil {
+				return fmt.Errorf("lobster: sink: %w", err)
+			}
+		}
+		if err := advance(best); err != nil {
+			return err
+		}
+	}
+}
+
+// Discard is a Sink that keeps nothing and counts frames: a dry run.
+type Discard struct{ Frames uint64 }
+
+// Append counts the frame.
+func (d *Discard) Append(journal.MsgType, uint32, int64, []byte) (uint64, error) {
+	d.Frames++
+	return d.Frames, nil
 }
 
 type importer struct {
-	sink  Sink
 	opts  Options
 	base  int64 // Unix ns of the trading day's midnight
 	buf   [32]byte
@@ -107,9 +253,11 @@ type importer struct {
 	trade uint64
 	row   Row
 	top   []book.Level
+	group []Frame // the frames of the current message
+	arena []byte  // their payloads
 }
 
-func newImporter(sink Sink, opts Options) (*importer, error) {
+func newImporter(opts Options) (*importer, error) {
 	if opts.Symbol == "" || len(opts.Symbol) > journal.SymbolLen {
 		return nil, fmt.Errorf("lobster: symbol %q must be 1..%d bytes", opts.Symbol, journal.SymbolLen)
 	}
@@ -120,13 +268,13 @@ func newImporter(sink Sink, opts Options) (*importer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &importer{sink: sink, opts: opts, base: midnight(opts.Date, loc), view: book.New(0)}, nil
+	return &importer{opts: opts, base: midnight(opts.Date, loc), view: book.New(0)}, nil
 }
 
 func (im *importer) emit(typ journal.MsgType, ts int64, payload []byte) error {
-	if _, err := im.sink.Append(typ, im.opts.Instrument, ts, payload); err != nil {
-		return fmt.Errorf("lobster: sink: %w", err)
-	}
+	at := len(im.arena)
+	im.arena = append(im.arena, payload...)
+	im.group = append(im.group, Frame{Type: typ, Instrument: im.opts.Instrument, TS: ts, Payload: im.arena[at:len(im.arena):len(im.arena)]})
 	im.st.Frames++
 	return nil
 }
@@ -138,14 +286,9 @@ func (im *importer) level(ts int64, side journal.Side, p journal.Price, qty int6
 	return im.emit(journal.TypeBookLevel, ts, l.Encode(im.buf[:]))
 }
 
-func (im *importer) run(msgs MessageSource, rows OrderbookSource) error {
-	var m Message
-	err := msgs.Next(&m)
-	if errors.Is(err, io.EOF) {
-		return nil
-	} else if err != nil {
-		return err
-	}
+// start emits what precedes the first message m: the definition and, with
+// an orderbook, the opening book.
+func (im *importer) start(m *Message, rows OrderbookSource) error {
 	ts := im.base + m.Time
 	var d journal.InstrumentDef
 	d.SetSymbol(im.opts.Symbol)
@@ -153,45 +296,17 @@ func (im *importer) run(msgs MessageSource, rows OrderbookSource) error {
 	if err := im.emit(journal.TypeInstrumentDef, ts, d.Encode(im.buf[:])); err != nil {
 		return err
 	}
-	if rows != nil {
-		if err := im.nextRow(rows); err != nil {
-			return err
-		}
-		if im.opts.Levels != 0 && im.opts.Levels != im.row.Levels() {
-			return fmt.Errorf("lobster: orderbook has %d levels, options say %d", im.row.Levels(), im.opts.Levels)
-		}
-		im.top = make([]book.Level, im.row.Levels()+1)
-		if err := im.seed(&m, ts); err != nil {
-			return err
-		}
+	if rows == nil {
+		return nil
 	}
-	// Message 1's row is the seed itself (row 1 with message 1 undone, so
-	// any level it brought into view is already there): no entering level.
-	haveRows := false
-	for {
-		if err := im.message(&m, haveRows); err != nil {
-			return err
-		}
-		haveRows = rows != nil
-		err := msgs.Next(&m)
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return err
-		}
-		if rows != nil {
-			if err := im.nextRow(rows); err != nil {
-				return err
-			}
-		}
+	if err := im.nextRow(rows); err != nil {
+		return err
 	}
-	if rows != nil {
-		var extra Row
-		if err := rows.Next(&extra); !errors.Is(err, io.EOF) {
-			return fmt.Errorf("lobster: orderbook has more rows than the %d messages (%v)", im.st.Messages, err)
-		}
+	if im.opts.Levels != 0 && im.opts.Levels != im.row.Levels() {
+		return fmt.Errorf("lobster: orderbook has %d levels, options say %d", im.row.Levels(), im.opts.Levels)
 	}
-	return nil
+	im.top = make([]book.Level, im.row.Levels()+1)
+	return im.seed(m, ts)
 }
 
 func (im *importer) nextRow(rows OrderbookSource) error {
@@ -260,7 +375,18 @@ func (im *importer) message(m *Message, haveRows bool) error {
 	switch m.Type {
 	case TypeHalt:
 		im.st.Halts++
-		return nil
+		var st journal.TradingStatus
+		switch m.Price {
+		case -1:
+			st.Status = journal.StatusHalted
+		case 0:
+			st.Status = journal.StatusQuotationOnly
+		case 1:
+			st.Status = journal.StatusTrading
+		default:
+			return fmt.Errorf("lobster: message %d: trading halt indicator %d, want -1 (halt), 0 (quoting resumes) or 1 (trading resumes)", im.st.Messages, m.Price)
+		}
+		return im.emit(journal.TypeTradingStatus, ts, st.Encode(im.buf[:]))
 	case TypeCross:
 		return im.emitTrade(ts, m, journal.SideNone, 0)
 	}

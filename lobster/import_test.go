@@ -18,6 +18,7 @@ type rec struct {
 	order journal.Order
 	trade journal.Trade
 	level journal.BookLevel
+	state journal.TradingStatus
 }
 
 func decodeAll(t *testing.T, s *memSink) []rec {
@@ -31,6 +32,8 @@ func decodeAll(t *testing.T, s *memSink) []rec {
 			r.trade.Decode(f.Payload)
 		case f.Type == journal.TypeBookLevel:
 			r.level.Decode(f.Payload)
+		case f.Type == journal.TypeTradingStatus:
+			r.state.Decode(f.Payload)
 		}
 		out = append(out, r)
 	}
@@ -82,6 +85,7 @@ func TestImportMapping(t *testing.T) {
 		{typ: journal.TypeOrderExecute, ts: sec(1), order: journal.Order{Price: 1005000, Qty: 7, Side: bid, Flags: journal.FlagHidden}},
 		{typ: journal.TypeTrade, ts: sec(1), trade: journal.Trade{Price: 1005000, Qty: 7, TradeID: 3, Aggressor: ask, Flags: journal.FlagHidden}},
 		{typ: journal.TypeTrade, ts: sec(2), trade: journal.Trade{Price: 1004000, Qty: 100, TradeID: 4, Aggressor: journal.SideNone}},
+		{typ: journal.TypeTradingStatus, ts: sec(3), state: journal.TradingStatus{Status: journal.StatusHalted}},
 		{typ: journal.TypeOrderAdd, ts: sec(4), order: journal.Order{OrderID: 13, Price: 990000, Qty: 8, Side: bid}},
 		{typ: journal.TypeOrderCancel, ts: sec(5), order: journal.Order{OrderID: 13, Price: 990000, Qty: 3, Side: bid}},
 		{typ: journal.TypeOrderDelete, ts: sec(6), order: journal.Order{OrderID: 13, Price: 990000, Qty: 5, Side: bid}},
@@ -300,5 +304,88 @@ func TestEnteringLevelsAreNeeded(t *testing.T) {
 		if r := rebuild(t, drop.frames(t), b, n.Levels); r.matched == r.rows {
 			t.Errorf("%s: without entering levels all %d rows still match: the comparison is blind", name, r.rows)
 		}
+	}
+}
+
+// LOBSTER's halt rows (type 7) carry the state in the price column: -1
+// halted, 0 quoting resumes, 1 trading resumes; anything else is refused.
+func TestImportTradingStatus(t *testing.T) {
+	msgs := "34200,7,0,0,-1,-1\n34201,7,0,0,0,-1\n34202,7,0,0,1,-1\n"
+	mr, _ := NewMessageReader(strings.NewReader(msgs))
+	var sink memSink
+	if _, err := Import(mr, nil, &sink, Options{Symbol: "X", Date: Date{2012, 6, 21}}); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeAll(t, &sink)
+	want := []uint8{journal.StatusHalted, journal.StatusQuotationOnly, journal.StatusTrading}
+	if len(got) != 1+len(want) {
+		t.Fatalf("%d frames: %+v", len(got), got)
+	}
+	for i, w := range want {
+		if g := got[1+i]; g.typ != journal.TypeTradingStatus || g.state.Status != w {
+			t.Errorf("halt row %d: %+v, want status %s", i+1, g, journal.StatusName(w))
+		}
+	}
+	mr, _ = NewMessageReader(strings.NewReader("34200,7,0,0,5,-1\n"))
+	if _, err := Import(mr, nil, &memSink{}, Options{Symbol: "X", Date: Date{2012, 6, 21}}); err == nil || !strings.Contains(err.Error(), "indicator 5") {
+		t.Fatalf("halt indicator 5: %v", err)
+	}
+}
+
+// Merge interleaves streams by time, a message's frames together, the
+// stream listed first on a tie.
+func TestMergeStable(t *testing.T) {
+	a := "34200,1,1,10,100,1\n34202,1,2,10,100,1\n34204,1,3,10,100,1\n"
+	b := "34201,1,7,20,200,-1\n34202,1,8,20,200,-1\n34205,6,0,5,200,-1\n"
+	stream := func(msgs, sym string, id uint32) *Stream {
+		mr, _ := NewMessageReader(strings.NewReader(msgs))
+		s, err := NewStream(mr, nil, Options{Symbol: sym, Date: Date{2012, 6, 21}, Instrument: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var sink memSink
+	sa, sb := stream(a, "A", 1), stream(b, "B", 2)
+	if err := Merge([]*Stream{sa, sb}, &sink); err != nil {
+		t.Fatal(err)
+	}
+	// (instrument, type, order id or trade qty) in the expected order.
+	type key struct {
+		instr uint32
+		typ   journal.MsgType
+		id    uint64
+	}
+	want := []key{
+		{1, journal.TypeInstrumentDef, 0}, {1, journal.TypeOrderAdd, 1}, // 34200
+		{2, journal.TypeInstrumentDef, 0}, {2, journal.TypeOrderAdd, 7}, // 34201
+		{1, journal.TypeOrderAdd, 2}, {2, journal.TypeOrderAdd, 8}, // 34202: A first on the tie
+		{1, journal.TypeOrderAdd, 3}, // 34204
+		{2, journal.TypeTrade, 5},    // 34205
+	}
+	frames := sink.frames(t)
+	if len(frames) != len(want) {
+		t.Fatalf("%d frames, want %d", len(frames), len(want))
+	}
+	var prev int64
+	for i, f := range frames {
+		k := key{instr: f.Instrument, typ: f.Type}
+		switch {
+		case f.Type.IsOrder():
+			var o journal.Order
+			o.Decode(f.Payload)
+			k.id = o.OrderID
+		case f.Type == journal.TypeTrade:
+			var tr journal.Trade
+			tr.Decode(f.Payload)
+			k.id = uint64(tr.Qty)
+		}
+		if k != want[i] || f.TS < prev {
+			t.Errorf("frame %d: %+v at %d, want %+v (time order)", i, k, f.TS, want[i])
+		}
+		prev = f.TS
+	}
+	if sa.Stats().Messages != 3 || sb.Stats().Trades != 1 {
+		t.Errorf("stats %+v %+v", sa.Stats(), sb.Stats())
 	}
 }

@@ -15,6 +15,7 @@ type Date struct {
 	Day   int
 }
 
+// String formats d as YYYY-MM-DD.
 func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day) }
 
 // IsZero reports whether d is unset.
@@ -72,4 +73,21 @@ func ParseFileName(path string) (FileName, error) {
 		return bad("level " + p[5])
 	}
 	return n, nil
+}
+
+// OrderbookName returns the name LOBSTER gives the orderbook file of the
+// message file at path (TICKER_DATE_START_END_message_L.csv[.gz] →
+// TICKER_DATE_START_END_orderbook_L.csv[.gz], same directory), or an error
+// if path is not named the LOBSTER way.
+func OrderbookName(path string) (string, error) {
+	n, err := ParseFileName(path)
+	if err != nil {
+		return "", err
+	}
+	if n.Kind != "message" {
+		return "", fmt.Errorf("lobster: %s is a %s file, not a message file", filepath.Base(path), n.Kind)
+	}
+	base := filepath.Base(path)
+	i := strings.LastIndex(base, "_message_")
+	return filepath.Join(filepath.Dir(path), base[:i]+"_orderbook_"+base[i+len("_message_"):]), nil
 }

@@ -210,3 +210,17 @@ func TestParseFileName(t *testing.T) {
 }
 
 func lv(p, q int64) book.Level { return book.Level{Price: p, Qty: q} }
+
+func TestOrderbookName(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"d/AAPL_2012-06-21_34200000_57600000_message_10.csv", "d/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv"},
+		{"BRK_A_2012-06-21_34200000_57600000_message_1.csv.gz", "BRK_A_2012-06-21_34200000_57600000_orderbook_1.csv.gz"},
+		{"d/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv", ""},
+		{"messages.csv", ""},
+	} {
+		got, err := OrderbookName(c.in)
+		if got != c.want || (err == nil) != (c.want != "") {
+			t.Errorf("OrderbookName(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}

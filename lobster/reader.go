@@ -195,15 +195,20 @@ type OrderbookReader struct {
 // NewOrderbookReader reads an orderbook file with the given number of levels
 // (the file has 4*levels columns; levels 0 means: learn it from the first row).
 func NewOrderbookReader(r io.Reader, levels int) (*OrderbookReader, error) {
+	if levels < 0 || levels > MaxLevels {
+		return nil, fmt.Errorf("lobster: level count %d outside 0..%d", levels, MaxLevels)
+	}
 	br, err := decompress(r)
 	if err != nil {
 		return nil, err
 	}
-	if levels < 0 {
-		return nil, fmt.Errorf("lobster: negative level count %d", levels)
-	}
 	return &OrderbookReader{l: lines{r: br}, levels: levels}, nil
 }
+
+// MaxLevels bounds the levels per side of an orderbook file (LOBSTER
+// publishes up to 200): a row is parsed into slices of this many levels, so
+// a bound keeps a wrong flag or a damaged file from allocating without end.
+const MaxLevels = 1000
 
 // Levels returns the number of levels per side (0 before the first row if it
 // was not given).
@@ -223,6 +228,9 @@ func (or *OrderbookReader) Next(r *Row) error {
 	}
 	if or.levels == 0 {
 		n := bytes.Count(b, []byte{','}) + 1
+		if n > 4*MaxLevels {
+			return fmt.Errorf("lobster: orderbook line %d: %d columns, more than %d levels", or.l.line, n, MaxLevels)
+		}
 		if n%4 != 0 {
 			return fmt.Errorf("lobster: orderbook line %d: %d columns is not a multiple of 4", or.l.line, n)
 		}

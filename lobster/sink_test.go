@@ -28,7 +28,7 @@ func (s *memSink) Append(typ journal.MsgType, instr uint32, ts int64, payload []
 		s.buf = nb
 	}
 	s.buf = s.buf[:len(s.buf)+n]
-	journal.PutFrame(s.buf[len(s.buf)-n:], s.seq, ts, typ, instr, payload)
+	journal.PutFrame(s.buf[len(s.buf)-n:], s.seq, ts, typ, 0, instr, payload)
 	return s.seq, nil
 }
 

@@ -42,6 +42,7 @@ func Time(t time.Time) Position { return Position{kind: posTime, ts: t.UnixNano(
 // TimeNS is Time with a Unix-nanosecond timestamp.
 func TimeNS(ns int64) Position { return Position{kind: posTime, ts: ns} }
 
+// String returns the position in the syntax ParsePosition reads.
 func (p Position) String() string {
 	switch p.kind {
 	case posStart:

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,7 +187,12 @@ func TestTruncatedUnderReader(t *testing.T) {
 	w.Close()
 }
 
+// Interrupt makes a pending (or the next) Next return ErrInterrupted. A
+// futex sleeper is interrupted while it sleeps: the test waits until the
+// reader has announced itself on the control page, and the futex timeout is
+// an hour, so only Interrupt's wake-up can end the sleep.
 func TestInterrupt(t *testing.T) {
+	defer reader.SetFutexTimeout(time.Hour)()
 	for _, s := range []wait.Strategy{wait.Spin, wait.Backoff, wait.Futex} {
 		dir := t.TempDir()
 		w, err := writer.Open(dir, writer.Options{})
@@ -197,19 +205,48 @@ func TestInterrupt(t *testing.T) {
 		}
 		done := make(chan error)
 		go func() { _, err := r.Next(); done <- err }()
-		time.Sleep(20 * time.Millisecond)
+		if s == wait.Futex {
+			ctl := ctlWaiters(t, dir)
+			for deadline := time.Now().Add(30 * time.Second); ctl() == 0; runtime.Gosched() {
+				if time.Now().After(deadline) {
+					t.Fatal("the futex reader never announced itself")
+				}
+			}
+		}
 		r.Interrupt()
 		select {
 		case err := <-done:
 			if !errors.Is(err, reader.ErrInterrupted) {
 				t.Fatalf("%v: %v", s, err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("%v: Next did not return after Interrupt", s)
 		}
 		r.Close()
 		w.Close()
 	}
+}
+
+// ctlWaiters maps the journal's control page read-only and returns a
+// function reading its waiter count.
+func ctlWaiters(t *testing.T, dir string) func() uint32 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, journal.CtlFile))
+	if err != nil || len(b) < 4096 {
+		t.Fatalf("journal.ctl: %v", err)
+	}
+	f, err := os.Open(filepath.Join(dir, journal.CtlFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Munmap(m) })
+	c := journal.CtlOf(m)
+	return c.Waiters
 }
 
 // TestTailHelper is a tail reader process: it prints every seq it reads.

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
+
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mdjournal/mdjournal/archive"
-	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/synth"
@@ -48,9 +49,9 @@ func benchJournal(b *testing.B, compressed bool) string {
 		b.Fatal(err)
 	}
 	if compressed {
-		nums, _ := journal.ListSegments(dir)
+		nums, _ := segfile.Numbers(dir)
 		for _, n := range nums {
-			if _, err := archive.Compress(dir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, archive.ErrNotSealed) {
+			if _, err := compress.Compress(dir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, compress.ErrNotSealed) {
 				b.Fatal(err)
 			}
 		}

@@ -14,13 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
+
+	"github.com/mdjournal/mdjournal/cmd/replay/cli"
+
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/cmd/journalctl/command"
+	"github.com/mdjournal/mdjournal/internal/archive"
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/replay"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/synth"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -55,10 +59,13 @@ var synthTS0 = time.Date(2026, 1, 2, 14, 30, 0, 0, time.UTC).UnixNano()
 
 // makeJournal writes n frames with 256 KiB segments: synthetic market data
 // for 4 instruments, plus a raw frame of odd length every 97th frame and a
-// heartbeat every 101st (frames whose size is not a multiple of 8).
+// heartbeat every 101st (frames whose size is not a multiple of 8). Frame i
+// (0-based) has seq i+1 and timestamp synthTS0 + i µs: definitions are not
+// re-stated at segment starts here (NoRestate), so the tests can name
+// frames by seq and time.
 func makeJournal(t testing.TB, dir string, n int) {
 	t.Helper()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: journal.MinSegmentSize})
+	w, err := writer.Open(dir, writer.Options{SegmentSize: journal.MinSegmentSize, NoRestate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +104,14 @@ func makeJournal(t testing.TB, dir string, n int) {
 // and returns how many it compressed.
 func compressSealed(t testing.TB, dir string) int {
 	t.Helper()
-	nums, err := journal.ListSegments(dir)
+	nums, err := segfile.Numbers(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := 0
 	for _, n := range nums {
-		_, err := archive.Compress(dir, n, zstd.SpeedDefault, 64<<10)
-		if errors.Is(err, archive.ErrNotSealed) {
+		_, err := compress.Compress(dir, n, zstd.SpeedDefault, 64<<10)
+		if errors.Is(err, compress.ErrNotSealed) {
 			continue // the active segment and the prepared one
 		}
 		if err != nil {
@@ -204,7 +211,7 @@ func (l *lockedBuffer) String() string {
 func replayCLI(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := replay.RunCLI(context.Background(), args, &out, &errb)
+	code := cli.Run(context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -41,12 +41,13 @@ type Options struct {
 	To   Bound           // zero: to the end of the published journal
 
 	// Instruments selects frames by instrument: decimal ids, or symbols
-	// resolved through instrument_def frames (those of the first segment
-	// are read up front, later ones are learnt as they pass). Empty: all.
+	// resolved against the journal's catalogue (reader.JournalCatalog); a
+	// symbol no definition names is an error (reader.ErrUnknownInstrument),
+	// never an empty replay. Empty: all.
 	Instruments []string
-	// Types selects frames by message type. instrument_def frames of
-	// selected instruments always pass: a consumer needs them to name the
-	// instruments and scale the prices. Empty: all types.
+	// Types selects frames by message type. Definitions and trading
+	// statuses of selected instruments always pass: a consumer needs them to
+	// name the instruments and scale the prices. Empty: all types.
 	Types []journal.MsgType
 
 	// Speed multiplies the journal's pace (1 = as recorded, 10 = ten times
@@ -56,6 +57,10 @@ type Options struct {
 	// bounds the passes (the default, 0, loops until ctx is done).
 	Loop      bool
 	MaxPasses int
+	// Follow keeps replaying after the last published frame: live frames
+	// as the writer appends them (Aeron's replay merge), until To, the
+	// consumer leaving, or ctx. Not with Loop.
+	Follow bool
 	// Wait is how the producer idles while the ring is full.
 	Wait wait.Strategy
 	// FlushEvery is the publication batch of unpaced replay (default
@@ -65,6 +70,14 @@ type Options struct {
 	// Progress, if set, is called from the replaying goroutine about ten
 	// times a second (never on the per-frame path).
 	Progress func(Progress)
+	// Lateness, if set, receives every paced frame's release time minus its
+	// due time, in nanoseconds, on the replaying goroutine (it must not
+	// block or allocate: cmd/replay records into a histogram).
+	Lateness func(ns int64)
+	// Pin binds the replaying goroutine to CPU (package pin) for the run:
+	// no migration, no CPU shared with another pinned loop.
+	Pin bool
+	CPU int
 	// Clock is the pacing time source; nil means CLOCK_MONOTONIC and
 	// time.Sleep. Tests inject a fake one.
 	Clock Clock
@@ -72,19 +85,19 @@ type Options struct {
 
 // Progress is what a progress display needs.
 type Progress struct {
-	Pass     int    // 1-based pass number
-	Frames   uint64 // frames written so far, all passes
+	Pass   int    // 1-based pass number
+	Frames uint64 // frames written so far, all passes
+	// Total is how many frames this pass will send (the selected frames of
+	// the range, counted before it starts), 0 when unknown (Follow).
+	Total    uint64
+	Sent     uint64 // frames sent in this pass
 	Seq      uint64 // seq of the last frame read in this pass
 	FirstSeq uint64 // seq of the first frame of this pass
 	EndSeq   uint64 // last seq of the range: To's seq, else the journal's last published seq when the pass began
 }
 
 // Bound is an inclusive upper limit of a replay range, by seq or by time.
-type Bound struct {
-	Seq uint64 // stop after this seq (0: not by seq)
-	TS  int64  // stop before the first frame with ts > TS (used when Seq is 0)
-	Set bool
-}
+type Bound = reader.Bound
 
 // ParseBound reads seq:N or time:RFC3339Nano ("" is no bound).
 func ParseBound(s string) (Bound, error) {
@@ -95,23 +108,10 @@ func ParseBound(s string) (Bound, error) {
 	if err != nil {
 		return Bound{}, err
 	}
-	if seq, ok := p.SeqValue(); ok {
-		return Bound{Seq: seq, Set: true}, nil
-	}
-	if ts, ok := p.TimeValue(); ok {
-		return Bound{TS: ts, Set: true}, nil
+	if b, ok := reader.BoundOf(p); ok {
+		return b, nil
 	}
 	return Bound{}, fmt.Errorf("bad bound %q: want seq:N or time:RFC3339Nano", s)
-}
-
-func (b *Bound) past(f *journal.Frame) bool {
-	if !b.Set {
-		return false
-	}
-	if b.Seq != 0 {
-		return f.Seq > b.Seq
-	}
-	return f.TS > b.TS
 }
 
 // ParseSpeed reads max (returns 0) or a positive factor with an optional
@@ -128,17 +128,7 @@ func ParseSpeed(s string) (float64, error) {
 }
 
 // ParseTypes reads a comma-separated list of message type names.
-func ParseTypes(s string) ([]journal.MsgType, error) {
-	var ts []journal.MsgType
-	for _, name := range strings.Split(s, ",") {
-		t, err := journal.ParseMsgType(strings.TrimSpace(name))
-		if err != nil {
-			return nil, err
-		}
-		ts = append(ts, t)
-	}
-	return ts, nil
-}
+func ParseTypes(s string) ([]journal.MsgType, error) { return reader.ParseTypes(s) }
 
 // Clock is the time source of pacing.
 type Clock interface {
@@ -158,99 +148,4 @@ func (monoClock) Sleep(d time.Duration) {
 	ts := unix.NsecToTimespec(int64(d))
 	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
 	}
-}
-
-// filter decides which frames pass. The zero value passes everything.
-type filter struct {
-	byInstr bool
-	ids     map[uint32]bool // selected ids (map lookups do not allocate)
-	pending map[string]bool // symbols not yet seen in an instrument_def
-	byType  bool
-	types   uint64 // bit t set: type t selected
-}
-
-func newFilter(dir string, instruments []string, types []journal.MsgType) (*filter, error) {
-	ft := &filter{}
-	for _, t := range types {
-		if t >= 64 || !t.Known() || t == journal.TypeSegmentEnd {
-			return nil, fmt.Errorf("type %d cannot be selected", t)
-		}
-		ft.byType = true
-		ft.types |= 1 << t
-	}
-	if len(instruments) == 0 {
-		return ft, nil
-	}
-	ft.byInstr, ft.ids, ft.pending = true, map[uint32]bool{}, map[string]bool{}
-	for _, s := range instruments {
-		s = strings.TrimSpace(s)
-		if id, err := strconv.ParseUint(s, 10, 32); err == nil {
-			ft.ids[uint32(id)] = true
-			continue
-		}
-		if s == "" || len(s) > journal.SymbolLen {
-			return nil, fmt.Errorf("instrument %q: want an id or a symbol of 1..%d bytes", s, journal.SymbolLen)
-		}
-		ft.pending[s] = true
-	}
-	if len(ft.pending) > 0 {
-		ft.prescan(dir)
-	}
-	return ft, nil
-}
-
-// prescan learns the symbols defined in the first segment, where a journal
-// keeps its instrument definitions; a replay that starts mid-journal then
-// still knows them.
-func (ft *filter) prescan(dir string) {
-	r, err := reader.Open(dir, reader.Options{})
-	if err != nil {
-		return // Run reports the journal error
-	}
-	defer r.Close()
-	seg, _ := r.Segment()
-	for len(ft.pending) > 0 {
-		f, ok, err := r.TryNext()
-		if err != nil || !ok || f.Segment != seg {
-			return
-		}
-		ft.learn(&f)
-	}
-}
-
-// learn selects the id of an instrument_def whose symbol was asked for.
-func (ft *filter) learn(f *journal.Frame) {
-	var d journal.InstrumentDef
-	if d.Decode(f.Payload) != nil {
-		return
-	}
-	if s := d.SymbolString(); ft.pending[s] {
-		delete(ft.pending, s)
-		ft.ids[f.Instrument] = true
-	}
-}
-
-// pass reports whether f is replayed.
-func (ft *filter) pass(f *journal.Frame) bool {
-	if ft.byInstr {
-		if f.Type == journal.TypeInstrumentDef && len(ft.pending) > 0 {
-			ft.learn(f)
-		}
-		if !ft.ids[f.Instrument] {
-			return false
-		}
-	}
-	if ft.byType && f.Type != journal.TypeInstrumentDef {
-		return f.Type < 64 && ft.types&(1<<f.Type) != 0
-	}
-	return true
-}
-
-// unresolved lists symbols never defined so far.
-func (ft *filter) unresolved() []string {
-	var s []string
-	for k := range ft.pending {
-		s = append(s, k)
-	}
-	return s
 }

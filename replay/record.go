@@ -1,42 +1,20 @@
 package replay
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/mdjournal/mdjournal/journal"
 )
 
-// Frame header offsets written here besides journal.PutFrameHeader's fields
-// (format.md §3): crc at 0 and flags at 26. PutFrameHeader stores flags 0
-// and no crc, so PutRecord stores the frame's own values afterwards.
-const (
-	offCRC   = 0
-	offFlags = 26
-)
-
 // RecordLen is the ring record length carrying f: the bytes f occupies in
-// its segment, header + payload + zero padding to a multiple of 8.
-func RecordLen(f *journal.Frame) int { return journal.FrameSpace(len(f.Payload)) }
+// its segment, header + payload + trailer + zero padding to a multiple of 8.
+func RecordLen(f *journal.Frame) int { return journal.StoredLen(f) }
 
 // PutRecord writes frame f, as stored in its segment, into b (at least
-// RecordLen(f) bytes, e.g. a ring Claim buffer) and returns the bytes used.
-//
-// f must be a frame decoded by journal.DecodeFrame (every frame a reader
-// returns is): its CRC field is the stored checksum, already verified by the
-// reader over exactly the bytes rebuilt here, so it is copied rather than
-// recomputed (that saves a CRC pass per frame). A consumer re-verifies it.
-func PutRecord(b []byte, f *journal.Frame) int {
-	size := journal.FrameHeaderSize + len(f.Payload)
-	n := journal.Align8(size)
-	b = b[:n:n]
-	journal.PutFrameHeader(b, size, f.Seq, f.TS, f.Type, f.Instrument)
-	binary.LittleEndian.PutUint16(b[offFlags:], f.Flags)
-	copy(b[journal.FrameHeaderSize:size], f.Payload)
-	clear(b[size:]) // a ring buffer holds old bytes; stored padding is zero
-	binary.LittleEndian.PutUint32(b[offCRC:], f.CRC)
-	return n
-}
+// RecordLen(f) bytes, e.g. a ring Claim buffer) and returns the bytes used
+// (journal.PutStored: the stored checksum is copied, not recomputed; a
+// consumer re-verifies it).
+func PutRecord(b []byte, f *journal.Frame) int { return journal.PutStored(b, f) }
 
 // RecordError describes a ring record that is not one valid frame.
 type RecordError struct {
@@ -45,6 +23,7 @@ type RecordError struct {
 	Size   uint32              // the frame's size word, if the record is long enough
 }
 
+// Error says what is wrong with the record and where.
 func (e *RecordError) Error() string {
 	switch e.Status {
 	case journal.FrameBadCRC:

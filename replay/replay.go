@@ -8,16 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
-	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/mdjournal/mdjournal/internal/benchkit"
 	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/pin"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/ring"
 )
@@ -37,16 +35,20 @@ type Stats struct {
 	Passes  int           // passes completed (a pass cut short is not counted)
 	Elapsed time.Duration // wall time of Run
 	Ended   string        // EndedRange, EndedInterrupted or EndedPeerClosed
-	// Unresolved lists --instrument symbols no instrument_def defined.
-	Unresolved []string
+	// Preamble is how many definition and status frames were sent ahead of
+	// the range (those in effect at its start, which a consumer needs).
+	Preamble uint64
 
 	// Paced replays only.
 	Speed float64 // requested factor (0: max)
 	// Span is the journal time the released frames covered, divided by
 	// Speed and summed over passes: how long a perfect replay would take.
 	Span time.Duration
-	// Lateness holds release time minus due time, in ns, per paced frame.
-	Lateness *hdr.Histogram
+	// Paced frames released, and the largest lateness (release time minus
+	// due time) among them. The whole distribution goes to
+	// Options.Lateness, if set.
+	PacedFrames uint64
+	MaxLateness time.Duration
 }
 
 // Rate is the achieved rate in frames per second.
@@ -61,46 +63,6 @@ func (s *Stats) RequestedRate() float64 {
 	return float64(s.Frames) / s.Span.Seconds()
 }
 
-// Summary is the one-line report the replay command prints.
-func (s *Stats) Summary() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "frames=%d bytes=%d skipped=%d passes=%d seconds=%.3f rate=%.0f/s", s.Frames, s.Bytes, s.Skipped, s.Passes, s.Elapsed.Seconds(), s.Rate())
-	if s.Speed == 0 {
-		b.WriteString(" speed=max")
-	} else {
-		fmt.Fprintf(&b, " speed=%gx", s.Speed)
-		if rr := s.RequestedRate(); rr > 0 {
-			fmt.Fprintf(&b, " requested=%.0f/s achieved/requested=%.3f", rr, s.Rate()/rr)
-		}
-		if h := s.Lateness; h != nil && h.TotalCount() > 0 {
-			us := func(v int64) float64 { return float64(v) / 1e3 }
-			fmt.Fprintf(&b, " late_p50=%.1fus late_p99=%.1fus late_p999=%.1fus late_max=%.1fus within_10us=%.2f%%",
-				us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)), us(h.Max()), 100*s.Within(10*time.Microsecond))
-		}
-	}
-	fmt.Fprintf(&b, " ended=%s", s.Ended)
-	if len(s.Unresolved) > 0 {
-		fmt.Fprintf(&b, " unresolved=%s", strings.Join(s.Unresolved, ","))
-	}
-	return b.String()
-}
-
-// Within is the fraction of paced frames released at most d after their due
-// time (1 when nothing was paced).
-func (s *Stats) Within(d time.Duration) float64 {
-	h := s.Lateness
-	if h == nil || h.TotalCount() == 0 {
-		return 1
-	}
-	var n int64
-	for _, b := range h.Distribution() {
-		if b.To <= int64(d) {
-			n += b.Count
-		}
-	}
-	return float64(n) / float64(h.TotalCount())
-}
-
 // Replayer is one replay: a journal range and the ring it fills, attached
 // as the ring's producer. New attaches; Run replays; Close detaches.
 type Replayer struct {
@@ -109,7 +71,7 @@ type Replayer struct {
 	path    string
 	prod    *ring.Producer
 	created bool
-	ft      *filter
+	ft      *reader.Filter
 	clk     Clock
 	paced   bool
 	pc      pacer
@@ -134,6 +96,9 @@ func New(opts Options) (*Replayer, error) {
 	if c := opts.RingSize; c < MinRingSize || c > ring.MaxCapacity || c&(c-1) != 0 {
 		return nil, fmt.Errorf("replay: ring size %d is not a power of two in [%d, %d]", c, MinRingSize, uint64(ring.MaxCapacity))
 	}
+	if opts.Follow && opts.Loop {
+		return nil, errors.New("replay: Follow and Loop exclude each other")
+	}
 	if opts.Speed < 0 {
 		return nil, fmt.Errorf("replay: speed %g: want > 0, or 0 for max", opts.Speed)
 	}
@@ -143,9 +108,19 @@ func New(opts Options) (*Replayer, error) {
 	if _, err := os.Stat(filepath.Join(opts.Dir)); err != nil {
 		return nil, err
 	}
-	ft, err := newFilter(opts.Dir, opts.Instruments, opts.Types)
+	var cat *journal.Catalog
+	if len(opts.Instruments) > 0 {
+		var err error
+		if cat, err = reader.JournalCatalog(opts.Dir); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+	}
+	ft, err := reader.NewFilter(cat, opts.Instruments, opts.Types)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
+	}
+	if ts, ok := opts.From.TimeValue(); ok {
+		ft.Since(ts) // a time range is exact per instrument (format.md §5)
 	}
 	r := &Replayer{opts: opts, ft: ft, clk: opts.Clock, paced: opts.Speed > 0, batch: opts.FlushEvery}
 	if r.clk == nil {
@@ -153,9 +128,6 @@ func New(opts Options) (*Replayer, error) {
 	}
 	r.pc = pacer{clk: r.clk, speed: opts.Speed, overshoot: int64(initialOvershoot)}
 	r.stats.Speed = opts.Speed
-	if r.paced {
-		r.stats.Lateness = benchkit.NewHistogram()
-	}
 	if err := r.attach(); err != nil {
 		return nil, err
 	}
@@ -242,6 +214,13 @@ func (r *Replayer) Close() error {
 // ring.ErrTooLarge for a frame larger than the ring accepts.
 func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 	r.ctx = ctx
+	if r.opts.Pin {
+		p, err := pin.Thread(r.opts.CPU)
+		if err != nil {
+			return r.stats, fmt.Errorf("replay: %w", err)
+		}
+		defer p.Release()
+	}
 	if r.paced {
 		// Pacing sleeps in clock_nanosleep on this thread (monoClock.Sleep);
 		// 1 ns timer slack instead of the default 50 us makes the kernel
@@ -252,8 +231,6 @@ func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 	}
 	err := r.run()
 	r.prod.Close()
-	r.stats.Unresolved = r.ft.unresolved()
-	sort.Strings(r.stats.Unresolved)
 	return r.stats, err
 }
 
@@ -308,6 +285,12 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 	if r.opts.Progress != nil && prog.EndSeq == 0 {
 		prog.EndSeq = lastSeq(r.opts.Dir)
 	}
+	if r.opts.Progress != nil && !r.opts.Follow {
+		if prog.Total, err = r.count(from); err != nil {
+			return err
+		}
+	}
+	passStart := r.stats.Frames
 	r.pc.reset()
 	var firstTS, lastTS int64
 	first := true
@@ -329,7 +312,7 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 			if r.opts.Progress != nil {
 				if now := r.clk.Now(); now >= nextProgress {
 					nextProgress = now + int64(100*time.Millisecond)
-					prog.Frames = r.stats.Frames
+					prog.Frames, prog.Sent = r.stats.Frames, r.stats.Frames-passStart
 					r.opts.Progress(prog)
 				}
 			}
@@ -338,16 +321,39 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		if err != nil {
 			return err
 		}
-		if !ok || r.opts.To.past(&f) {
+		if !ok && r.opts.Follow {
+			// Caught up: what is staged reaches the consumer, then the
+			// writer's next frame is waited for.
+			p.Flush()
+			if f, err = rd.NextContext(r.ctx); err != nil {
+				return err
+			}
+			ok = true
+		}
+		if !ok || (r.opts.To.Seq != 0 && r.opts.To.Past(&f)) {
 			return nil
 		}
 		if prog.FirstSeq == 0 {
 			prog.FirstSeq = f.Seq
+			// The definitions and statuses in effect at the start, before
+			// its first frame: a consumer learns every instrument it will
+			// see, whatever --from is (format.md §3.4).
+			for _, d := range rd.Preamble() {
+				if r.ft.Pass(&d) {
+					if err := r.emitNow(&d); err != nil {
+						return err
+					}
+					r.stats.Preamble++
+				}
+			}
 		}
 		prog.Seq = f.Seq
-		if !r.ft.pass(&f) {
+		if !r.ft.Pass(&f) {
 			r.stats.Skipped++
 			continue
+		}
+		if r.opts.To.Past(&f) { // a time bound stops at the first selected frame past it (format.md §5)
+			return nil
 		}
 		if err := r.emit(&f); err != nil {
 			return err
@@ -357,6 +363,25 @@ func (r *Replayer) pass(n int, from reader.Position) error {
 		}
 		lastTS = f.TS
 	}
+}
+
+// emitNow writes f into the ring and publishes it at once, unpaced (the
+// preamble: its frames are older than the range).
+func (r *Replayer) emitNow(f *journal.Frame) error {
+	n := RecordLen(f)
+	b, err := r.prod.TryClaim(n)
+	if err == ring.ErrFull {
+		b, err = r.claimWait(n)
+	}
+	if err != nil {
+		return err
+	}
+	PutRecord(b, f)
+	r.prod.CommitNoFlush()
+	r.prod.Flush()
+	r.stats.Frames++
+	r.stats.Bytes += uint64(n)
+	return nil
 }
 
 // emit writes f into the ring and publishes it: in batches when unpaced,
@@ -389,7 +414,14 @@ func (r *Replayer) emit(f *journal.Frame) error {
 		return err
 	}
 	p.Flush()
-	r.stats.Lateness.RecordValue(r.clk.Now() - due)
+	late := r.clk.Now() - due
+	r.stats.PacedFrames++
+	if d := time.Duration(late); d > r.stats.MaxLateness {
+		r.stats.MaxLateness = d
+	}
+	if r.opts.Lateness != nil {
+		r.opts.Lateness(late)
+	}
 	return nil
 }
 
@@ -413,6 +445,48 @@ func (r *Replayer) claimWait(n int) ([]byte, error) {
 
 // lastSeq is the journal's last published seq now (0 if unknown), for
 // progress display only.
+// count reads the range once and returns how many frames a pass from
+// from will send: the preamble's selected definitions and the selected
+// frames up to To.
+func (r *Replayer) count(from reader.Position) (uint64, error) {
+	rd, err := reader.Open(r.opts.Dir, reader.Options{From: from})
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	var n uint64
+	started := false
+	for i := 0; ; i++ {
+		if i&4095 == 0 {
+			if err := r.ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		f, ok, err := rd.TryNext()
+		if err != nil {
+			return 0, err
+		}
+		if !ok || (r.opts.To.Seq != 0 && r.opts.To.Past(&f)) {
+			return n, nil
+		}
+		if !started {
+			started = true
+			for _, d := range rd.Preamble() {
+				if r.ft.Pass(&d) {
+					n++
+				}
+			}
+		}
+		if !r.ft.Pass(&f) {
+			continue
+		}
+		if r.opts.To.Past(&f) {
+			return n, nil
+		}
+		n++
+	}
+}
+
 func lastSeq(dir string) uint64 {
 	rd, err := reader.Open(dir, reader.Options{From: reader.End()})
 	if err != nil {

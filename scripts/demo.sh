@@ -25,7 +25,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 rm -rf "$OUT"; mkdir -p "$OUT"
 
 step "1. create an empty journal (256 KiB segments so the day spans several) and tail it live from another process"
-$BIN/journalctl gen --dir "$J" --count 0 --segment-size 256KiB >/dev/null
+$BIN/journalctl create --dir "$J" --segment-size 256KiB
 $BIN/journalctl tail --dir "$J" --from start --wait futex --format text > "$OUT/tail.txt" &
 TAILPID=$!
 sleep 0.2

@@ -93,7 +93,7 @@ func BenchmarkRead10(b *testing.B) {
 // BenchmarkRead10NoFaultGuard is the same copy without SetPanicOnFault and
 // the deferred recover, to price the truncation guard.
 func BenchmarkRead10NoFaultGuard(b *testing.B) {
-	benchRead(b, func(r *Reader, dst *Book) error { return r.read(stressSlot, dst) })
+	benchRead(b, func(r *Reader, dst *Book) error { return r.read(stressSlot, dst, r.StallTimeout) })
 }
 
 // BenchmarkView10BestBidAsk reads the top of book through a View.

@@ -10,8 +10,15 @@ import (
 // Snapshot file layout, format.md §11 "Snapshot file".
 // These constants are part of the on-disk format: changing one changes Version.
 const (
-	Magic   = "MDJSNAP\x00"
-	Version = 1 // snapshot file format version (independent of journal.Version)
+	Magic = "MDJSNAP\x00"
+	// Version is the snapshot file format version (independent of
+	// journal.Version). 2 has the byte layout of 1 and changes the writer's
+	// protocol: the writer lock is the separate file LockPath(path), not a
+	// flock on the snapshot itself (a version-1 writer would not see a
+	// version-2 writer's lock), writer_pid is synced at open and cleared by
+	// a synced close, and OpenWriter lowers last_applied to 0 in a file it
+	// cannot trust as a whole.
+	Version = 2
 
 	// HeaderSize is the header page; slot 0 starts here.
 	HeaderSize = 4096
@@ -83,15 +90,15 @@ func FileSize(depth, capacity int) int64 {
 // Level is one aggregated price level: a fixed-point price (journal.Price)
 // and the total quantity resting at it.
 type Level struct {
-	Price journal.Price
-	Qty   int64
+	Price journal.Price // fixed point: real price = Price / 10^PriceScale
+	Qty   int64         // total quantity resting at the price
 }
 
 // Trade is the last trade of an instrument as kept in its slot.
 type Trade struct {
-	Price journal.Price
-	Qty   int64
-	TS    int64 // exchange timestamp, Unix ns
+	Price journal.Price // fixed point, as Level.Price
+	Qty   int64         // traded quantity
+	TS    int64         // exchange timestamp, Unix ns
 }
 
 // layout is what a valid header says.
@@ -175,3 +182,25 @@ func parseHeader(name string, b []byte, fileSize int64) (layout, error) {
 func u64(p unsafe.Pointer, off uintptr) *uint64 { return (*uint64)(unsafe.Add(p, off)) }
 func i64(p unsafe.Pointer, off uintptr) *int64  { return (*int64)(unsafe.Add(p, off)) }
 func u32(p unsafe.Pointer, off uintptr) *uint32 { return (*uint32)(unsafe.Add(p, off)) }
+
+// HeaderLayout is the snapshot header of format.md §11, declared once from
+// the offsets above (inspect renders it; a test checks it against
+// format.md).
+var HeaderLayout = journal.Layout{Name: "snapshot header", Section: "§11", Size: HeaderSize, Fields: []journal.Field{
+	{Off: hdrOffMagic, Size: 8, Name: "magic", Kind: journal.KindBytes, Meaning: `"MDJSNAP\0"`},
+	{Off: hdrOffVersion, Size: 4, Name: "version", Kind: journal.KindU32, Meaning: "snapshot format version"},
+	{Off: hdrOffHeaderSize, Size: 4, Name: "header_size", Kind: journal.KindU32, Meaning: "4096"},
+	{Off: hdrOffJournalID, Size: 8, Name: "journal_id", Kind: journal.KindHex64, Meaning: "the journal this snapshot mirrors"},
+	{Off: hdrOffDepth, Size: 4, Name: "depth", Kind: journal.KindU32, Meaning: "N, price levels kept per side"},
+	{Off: hdrOffSlotSize, Size: 4, Name: "slot_size", Kind: journal.KindU32, Meaning: "S = roundup(96 + 32·N, 64)"},
+	{Off: hdrOffCapacity, Size: 4, Name: "capacity", Kind: journal.KindU32, Meaning: "number of slots"},
+	{Off: hdrOffReserved0, Size: 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: hdrOffCreated, Size: 8, Name: "created", Kind: journal.KindTime, Meaning: "creation time"},
+	{Off: hdrOffFileSize, Size: 8, Name: "file_size", Kind: journal.KindU64, Meaning: "roundup(4096 + capacity·S, 4096)"},
+	{Off: hdrOffHeaderCRC, Size: 4, Name: "header_crc", Kind: journal.KindCRC, Meaning: "CRC-32C of bytes [0,56)"},
+	{Off: hdrOffHeaderCRC + 4, Size: 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: HdrOffLastApplied, Size: 8, Name: "last_applied", Kind: journal.KindU64, Atomic: true, Meaning: "every journal seq ≤ it is in every slot"},
+	{Off: HdrOffLastApplied + 8, Size: hdrOffWriterPID - HdrOffLastApplied - 8, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: hdrOffWriterPID, Size: 4, Name: "writer_pid", Kind: journal.KindU32, Atomic: true, Meaning: "PID holding the file for writing, 0 after a clean close"},
+	{Off: hdrOffWriterPID + 4, Size: HeaderSize - hdrOffWriterPID - 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+}}

@@ -97,6 +97,9 @@ func FuzzHeader(f *testing.F) {
 			_ = v.Bid(v.BidCount()) // indices wrap, never leave the slot
 			_ = v.Ask(-1)
 		}
+		if _, _, err := r.Lookup("AB"); err != nil && !errors.Is(err, ErrStalled) {
+			t.Fatalf("lookup: %v", err)
+		}
 	})
 }
 

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/mdjournal/mdjournal/internal/fsx"
 	"github.com/mdjournal/mdjournal/internal/mmap"
 	"github.com/mdjournal/mdjournal/journal"
 )
@@ -22,14 +26,14 @@ const DefaultStallTimeout = time.Second
 // Book is a caller-owned copy of one slot. Reuse one Book across Read calls:
 // once its Bids and Asks have capacity Depth, Read allocates nothing.
 type Book struct {
-	Instrument uint32
-	PriceScale int32
-	Symbol     [journal.SymbolLen]byte
-	Seq        uint64 // journal seq of the last message reflected; 0 = slot never written
-	TS         int64  // exchange timestamp of that message, Unix ns
-	Bids       []Level
-	Asks       []Level
-	LastTrade  Trade
+	Instrument uint32                  // the slot's instrument id
+	PriceScale int32                   // decimal digits of the prices (from the instrument's definition)
+	Symbol     [journal.SymbolLen]byte // NUL-padded symbol (from the instrument's definition)
+	Seq        uint64                  // journal seq of the last message reflected; 0 = slot never written
+	TS         int64                   // exchange timestamp of that message, Unix ns
+	Bids       []Level                 // best (highest) first, at most Depth
+	Asks       []Level                 // best (lowest) first, at most Depth
+	LastTrade  Trade                   // zero if none
 }
 
 // SymbolString returns the symbol without its NUL padding.
@@ -51,11 +55,14 @@ type Reader struct {
 	StallTimeout time.Duration
 }
 
-// Open maps a snapshot file read-only and validates its header. A damaged
-// header (bad magic, version, checksum, depth or capacity that do not fit the
-// file) is a *journal.CorruptionError.
+// Open maps a snapshot file read-only and validates its header. It follows
+// a symlink (a reader may be pointed at the file through one) but opens with
+// O_NONBLOCK, so a FIFO at path never blocks it, and refuses anything but a
+// regular file (journal.ErrNotRegular). A damaged header (bad magic,
+// version, checksum, depth or capacity that do not fit the file) is a
+// *journal.CorruptionError.
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +77,40 @@ func Open(path string) (*Reader, error) {
 		return nil, err
 	}
 	return &Reader{m: newM(path, f, b, l), StallTimeout: DefaultStallTimeout}, nil
+}
+
+// openRead opens path read-only, following a symlink, never blocking (a
+// FIFO without a writer would block a plain open forever), and refuses
+// anything but a regular file.
+func openRead(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		kind := "special file"
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO:
+			kind = "FIFO"
+		case unix.S_IFDIR:
+			kind = "directory"
+		case unix.S_IFCHR, unix.S_IFBLK:
+			kind = "device"
+		case unix.S_IFSOCK:
+			kind = "socket"
+		}
+		return nil, &fsx.NotRegularError{Path: path, What: kind}
+	}
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
+		unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // readHeader reads the header page with pread (not through a mapping, so a
@@ -88,7 +129,100 @@ func readHeader(name string, f *os.File) (layout, error) {
 }
 
 // Close unmaps the file. Views taken from r must not be used afterwards.
-func (r *Reader) Close() error { return r.close() }
+func (r *Reader) Close() error {
+	if r.mem == nil {
+		return journal.ErrClosed
+	}
+	return r.unmap()
+}
+
+// Replaced reports whether path no longer names the file r maps: a builder
+// rebuilt the snapshot and renamed a new file into place (Prepare,
+// Install), or the file was removed. r keeps reading the old file, whose
+// content no longer changes; reopen to follow the builder. An error other
+// than the file being gone is returned as is.
+func (r *Reader) Replaced() (bool, error) {
+	if r.mem == nil {
+		return false, journal.ErrClosed
+	}
+	var a, b unix.Stat_t
+	if err := unix.Fstat(int(r.f.Fd()), &a); err != nil {
+		return false, &os.PathError{Op: "fstat", Path: r.name, Err: err}
+	}
+	if err := unix.Stat(r.name, &b); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return true, nil
+		}
+		return false, &os.PathError{Op: "stat", Path: r.name, Err: err}
+	}
+	return a.Dev != b.Dev || a.Ino != b.Ino, nil
+}
+
+// Lookup finds the slot whose symbol is symbol, reading every written slot's
+// symbol field under its seqlock (a linear scan of Capacity slots: about a
+// microsecond per thousand slots). ok is false if no slot has it. A symbol
+// belongs to one instrument id (the journal writer refuses a second), so
+// the first match is the only one. err is a *journal.CorruptionError if the
+// file was truncated under the reader, or wraps ErrStalled if a slot that
+// could be the one stayed mid-publish for StallTimeout.
+func (r *Reader) Lookup(symbol string) (id uint32, ok bool, err error) {
+	if r.mem == nil {
+		return 0, false, journal.ErrClosed
+	}
+	if symbol == "" || len(symbol) > journal.SymbolLen {
+		return 0, false, nil
+	}
+	var want [journal.SymbolLen]byte
+	copy(want[:], symbol)
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if rec := recover(); rec != nil {
+			id, ok, err = 0, false, r.fault(rec)
+		}
+	}()
+	var stalled error
+	for i := uint32(0); i < r.capacity; i++ {
+		s, err := r.symbolOf(i)
+		if err != nil {
+			stalled = err
+			continue
+		}
+		if s == want {
+			return i, true, nil
+		}
+	}
+	return 0, false, stalled
+}
+
+// symbolOf copies slot i's symbol under the seqlock (zero for a slot never
+// written).
+func (r *Reader) symbolOf(i uint32) (s [journal.SymbolLen]byte, err error) {
+	p := r.slot(i)
+	lk := u64(p, slotOffLock)
+	var w waiter
+	for {
+		c1 := atomic.LoadUint64(lk)
+		if c1 == 0 {
+			return s, nil
+		}
+		if c1&1 != 0 {
+			if err := w.wait(r.name, r.StallTimeout, c1); err != nil {
+				return s, err
+			}
+			continue
+		}
+		for k := range slotSymbolWords {
+			*(*uint64)(unsafe.Pointer(&s[8*k])) = atomic.LoadUint64(u64(p, slotOffSymbol+uintptr(8*k)))
+		}
+		if atomic.LoadUint64(lk) == c1 {
+			return s, nil
+		}
+		if err := w.wait(r.name, r.StallTimeout, c1); err != nil {
+			return s, err
+		}
+	}
+}
 
 // Read copies instrument instr's slot into dst, retrying until the copy is
 // consistent (the slot's seqlock counter was even and unchanged across the
@@ -99,47 +233,52 @@ func (r *Reader) Close() error { return r.close() }
 // A file truncated under the reader is reported as a *journal.CorruptionError
 // (journal.ErrTruncated), not a SIGBUS crash: the copy runs with
 // debug.SetPanicOnFault and recovers the fault.
-func (r *Reader) Read(instr uint32, dst *Book) (err error) {
-	if instr >= r.capacity {
-		if r.mem == nil {
-			return journal.ErrClosed
-		}
+func (r *Reader) Read(instr uint32, dst *Book) error {
+	if r.mem == nil {
+		return journal.ErrClosed
+	}
+	return r.readGuarded(instr, dst, r.StallTimeout)
+}
+
+// readGuarded is read under the truncation guard.
+func (x *m) readGuarded(instr uint32, dst *Book, stall time.Duration) (err error) {
+	if instr >= x.capacity {
 		return ErrInstrument
 	}
 	old := debug.SetPanicOnFault(true)
 	defer func() {
 		debug.SetPanicOnFault(old)
 		if rec := recover(); rec != nil {
-			err = r.fault(rec)
+			err = x.fault(rec)
 		}
 	}()
-	return r.read(instr, dst)
+	return x.read(instr, dst, stall)
 }
 
 // fault turns a recovered memory fault inside the mapping into a
 // CorruptionError; any other panic is re-raised.
-func (r *Reader) fault(rec any) error {
+func (x *m) fault(rec any) error {
 	fe, ok := rec.(interface{ Addr() uintptr })
 	if !ok {
 		panic(rec)
 	}
-	off := int64(fe.Addr()) - int64(uintptr(r.base))
-	if off < 0 || off >= int64(len(r.mem)) {
+	off := int64(fe.Addr()) - int64(uintptr(x.base))
+	if off < 0 || off >= int64(len(x.mem)) {
 		panic(rec) // not a fault on the mapping: a bug, not a truncated file
 	}
 	size := int64(-1)
-	if st, err := r.f.Stat(); err == nil {
+	if st, err := x.f.Stat(); err == nil {
 		size = st.Size()
 	}
-	return journal.Corrupt(r.name, off, journal.ErrTruncated,
-		"memory fault reading the mapping: file is now %d bytes, mapped %d (truncated under the reader)", size, r.l.fileSize)
+	return journal.Corrupt(x.name, off, journal.ErrTruncated,
+		"memory fault reading the mapping: file is now %d bytes, mapped %d (truncated under the reader)", size, x.l.fileSize)
 }
 
 // read is Read without the fault guard.
-func (r *Reader) read(instr uint32, dst *Book) error {
-	p := r.slot(instr)
+func (x *m) read(instr uint32, dst *Book, stall time.Duration) error {
+	p := x.slot(instr)
 	lk := u64(p, slotOffLock)
-	depth := r.depth
+	depth := x.depth
 	if uint32(cap(dst.Bids)) < depth {
 		dst.Bids = make([]Level, 0, depth)
 	}
@@ -151,7 +290,7 @@ func (r *Reader) read(instr uint32, dst *Book) error {
 	for {
 		c1 := atomic.LoadUint64(lk)
 		if c1&1 != 0 {
-			if err := w.wait(r, c1); err != nil {
+			if err := w.wait(x.name, stall, c1); err != nil {
 				return err
 			}
 			continue
@@ -176,15 +315,15 @@ func (r *Reader) read(instr uint32, dst *Book) error {
 		loadLevels(bids, levels)
 		loadLevels(asks, unsafe.Add(levels, uintptr(depth)*levelSize))
 		if atomic.LoadUint64(lk) != c1 {
-			if err := w.wait(r, c1); err != nil {
+			if err := w.wait(x.name, stall, c1); err != nil {
 				return err
 			}
 			continue
 		}
 		dst.Bids, dst.Asks = bids, asks
 		if bad {
-			off := int64(HeaderSize) + int64(instr)*int64(r.slotSize) + slotOffCounts
-			return journal.Corrupt(r.name, off, journal.ErrBadHeader,
+			off := int64(HeaderSize) + int64(instr)*int64(x.slotSize) + slotOffCounts
+			return journal.Corrupt(x.name, off, journal.ErrBadHeader,
 				"slot %d: level counts %d/%d exceed depth %d", instr, counts&0xffffffff, counts>>32, depth)
 		}
 		return nil
@@ -215,7 +354,7 @@ const (
 	clockEvery = 1024 // retries between clock reads
 )
 
-func (w *waiter) wait(r *Reader, c uint64) error {
+func (w *waiter) wait(name string, stall time.Duration, c uint64) error {
 	w.n++
 	if w.n < spinTries {
 		return nil
@@ -228,8 +367,8 @@ func (w *waiter) wait(r *Reader, c uint64) error {
 		w.stuckAt, w.since = c, time.Now()
 		return nil
 	}
-	if time.Since(w.since) >= r.StallTimeout {
-		return fmt.Errorf("%s: slot counter %d: %w", r.name, c, ErrStalled)
+	if time.Since(w.since) >= stall {
+		return fmt.Errorf("%s: slot counter %d: %w", name, c, ErrStalled)
 	}
 	return nil
 }

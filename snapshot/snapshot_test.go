@@ -142,7 +142,12 @@ func TestView(t *testing.T) {
 }
 
 func TestCreateExisting(t *testing.T) {
-	_, path := create(t, 2, 2)
+	w, path := create(t, 2, 2)
+	var le *LockedError
+	if _, err := Create(path, Options{Depth: 2, Capacity: 2}); !errors.Is(err, ErrLocked) || !errors.As(err, &le) || le.PID != os.Getpid() || le.Shared {
+		t.Fatalf("create while a writer has it: %v", err)
+	}
+	w.Close()
 	if _, err := Create(path, Options{Depth: 2, Capacity: 2}); !errors.Is(err, os.ErrExist) {
 		t.Fatalf("create over existing: %v", err)
 	}
@@ -186,12 +191,17 @@ func TestOpenWriterLockAndRepair(t *testing.T) {
 	if err := r.Read(1, &bk); err != nil || bk.Seq != 10 || len(bk.Bids) != 1 {
 		t.Fatalf("intact slot after OpenWriter: %v %+v", err, bk)
 	}
-	if w2.LastApplied() != 11 {
-		t.Errorf("last applied %d", w2.LastApplied())
+	// Slot 2 lost message 11: "every message ≤ 11 is in every slot" no
+	// longer holds, so last_applied drops to 0 and stays there.
+	if w2.LastApplied() != 0 || w2.Intact() || !reflect.DeepEqual(w2.Emptied(), []uint32{2}) {
+		t.Errorf("after repair: last applied %d, intact %v, emptied %v; want 0, false, [2]", w2.LastApplied(), w2.Intact(), w2.Emptied())
 	}
 	w2.Publish(2, 12, 1, nil, []Level{{5, 5}}, Trade{})
 	if err := r.Read(2, &bk); err != nil || bk.Seq != 12 || len(bk.Asks) != 1 {
 		t.Fatalf("republished: %v %+v", err, bk)
+	}
+	if w2.LastApplied() != 0 {
+		t.Errorf("last applied moved to %d in a file that is not intact", w2.LastApplied())
 	}
 }
 

@@ -67,7 +67,7 @@ func TestHelperProcess(t *testing.T) {
 			err = stressReader(path, n)
 		}
 	default:
-		err = fmt.Errorf("unknown role %q", role)
+		err = hostileRole(role, path)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)

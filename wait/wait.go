@@ -21,16 +21,25 @@ import (
 	"github.com/mdjournal/mdjournal/internal/futex"
 )
 
-// Strategy selects how a consumer idles when there is nothing to read.
+// Strategy selects how a consumer idles when there is nothing to read. The
+// zero value is Backoff: an idle consumer never burns a core unless it asks
+// to spin.
 type Strategy uint8
 
 const (
-	Spin Strategy = iota
+	// Backoff spins briefly, then yields, then sleeps 1 µs doubling to 1 ms
+	// (Aeron's BackoffIdleStrategy). The default.
+	Backoff Strategy = iota
+	// Spin busy-polls: the lowest latency, one core burnt per consumer.
+	Spin
+	// Yield polls with runtime.Gosched between polls.
 	Yield
-	Backoff
+	// Futex spins briefly, then blocks in FUTEX_WAIT until the producer
+	// wakes it (the producer pays a syscall only while someone sleeps).
 	Futex
 )
 
+// String returns the name Parse reads: "spin", "backoff" or "futex".
 func (s Strategy) String() string {
 	switch s {
 	case Spin:
@@ -150,3 +159,7 @@ func (s Signal) Block(token uint32, d time.Duration) { futex.Wait(s.Seq, token, 
 
 // Done withdraws the announcement made by Announce.
 func (s Signal) Done() { atomic.AddUint32(s.Waiters, ^uint32(0)) }
+
+// SignalAt builds a Signal from the two words of a shared mapping (for
+// example a journal control page's notify and waiters words).
+func SignalAt(seq, waiters *uint32) Signal { return Signal{Seq: seq, Waiters: waiters} }

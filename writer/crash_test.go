@@ -15,8 +15,8 @@ import (
 
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/reader"
-	"github.com/mdjournal/mdjournal/verify"
 	"github.com/mdjournal/mdjournal/wait"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -58,6 +58,7 @@ func crashWriter() {
 		fmt.Fprintln(os.Stderr, "crash-writer open:", err)
 		os.Exit(3)
 	}
+	fmt.Println("open") // the test kills it at a random moment after this
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 7))
 	buf := make([]byte, 256)
 	for {
@@ -81,17 +82,12 @@ func crashWriter() {
 func crashReader() {
 	dir, out := os.Getenv("MDJ_DIR"), os.Getenv("MDJ_SEEN")
 	ws, _ := wait.Parse(os.Getenv("MDJ_WAIT"))
-	var r *reader.Reader
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if r, err = reader.Open(dir, reader.Options{Wait: ws}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintln(os.Stderr, "crash-reader open:", err)
-			os.Exit(3)
-		}
-		time.Sleep(time.Millisecond)
+	// A named reader: the test watches its position to know when it has
+	// caught up. It waits for the first writer to create the journal.
+	r, err := reader.Open(dir, reader.Options{Wait: ws, Name: "crash", OpenTimeout: time.Minute})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crash-reader open:", err)
+		os.Exit(3)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
@@ -166,12 +162,24 @@ func runCrash(t *testing.T, iters int, durability, waitStrategy string) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for i := 0; i < iters; i++ {
 		wr := testutil.Command(t, "TestCrashHelper", "crash-writer", env...)
+		out, err := wr.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := wr.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(2+rng.IntN(40)) * time.Millisecond)
+		// Once the writer has opened (recovered) the journal, kill it at a
+		// random moment in its next 40 ms of appending: the sleep picks the
+		// moment, it synchronises nothing.
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "open\n" {
+			wr.Process.Kill()
+			wr.Wait()
+			t.Fatalf("round %d: the writer did not open the journal (%q %v)", i, line, err)
+		}
+		time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
 		wr.Process.Kill() // SIGKILL
-		err := wr.Wait()
+		err = wr.Wait()
 		if ws, ok := wr.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("round %d: writer exited on its own (%v): it must only die by SIGKILL", i, err)
 		}
@@ -185,8 +193,17 @@ func runCrash(t *testing.T, iters int, durability, waitStrategy string) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Let the reader catch up, then stop it.
-	time.Sleep(200 * time.Millisecond)
+	// Wait until the reader has consumed everything (its named position),
+	// then stop it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		named, _ := reader.ListNamed(dir)
+		if len(named) == 1 && named[0].Seq == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader did not reach seq %d within a minute: %+v", last, named)
+		}
+	}
 	rd.Process.Signal(syscall.SIGTERM)
 	if err := rd.Wait(); err != nil {
 		t.Fatalf("reader process failed: %v (it reports damaged or invented frames on stderr)", err)

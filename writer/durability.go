@@ -31,6 +31,7 @@ const (
 	Sync
 )
 
+// String returns the policy name: "none", "async", "interval" or "sync".
 func (m Mode) String() string {
 	switch m {
 	case None:
@@ -57,6 +58,7 @@ const (
 	defaultSyncBytes    = 4 << 20
 )
 
+// String returns the policy in the syntax ParseDurability reads.
 func (d Durability) String() string {
 	if d.Mode == Interval {
 		return fmt.Sprintf("interval:%s,%d", d.Interval, d.Bytes)

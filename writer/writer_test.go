@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
@@ -155,15 +156,15 @@ func TestDurabilityPolicies(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			nums, _ := journal.ListSegments(dir)
+			nums, _ := segfile.Numbers(dir)
 			var active uint64
 			for _, n := range nums {
-				b, _ := os.ReadFile(journal.SegmentPath(dir, n))
-				h := journal.HeaderOf(b)
-				if h.Active() && !h.Sealed() {
+				h, _, _, _ := segfile.ReadHeader(dir, n)
+				st, _, ok := h.State()
+				if ok && !h.Prepared() && !st.Sealed() {
 					active = n
-					if h.DurableSeq() != 300 || h.DurableOffset() != h.Cursor() || h.Flags()&journal.FlagClean == 0 {
-						t.Fatalf("closed segment: durable seq %d off %d cursor %d flags %b", h.DurableSeq(), h.DurableOffset(), h.Cursor(), h.Flags())
+					if st.DurableSeq != 300 || uint64(st.DurableOffset) != h.Cursor() || !st.Clean() {
+						t.Fatalf("closed segment: durable seq %d off %d cursor %d flags %b", st.DurableSeq, st.DurableOffset, h.Cursor(), st.Flags)
 					}
 				}
 			}
@@ -304,5 +305,105 @@ func TestSyncCoversSealedSegments(t *testing.T) {
 	}
 	if w.DurableSeq() != 600 {
 		t.Fatalf("durable %d", w.DurableSeq())
+	}
+}
+
+type refuseOdd struct{ seen int }
+
+func (r *refuseOdd) Observe(*journal.Frame) { r.seen++ }
+func (r *refuseOdd) Admit(_ journal.MsgType, instr uint32) error {
+	if instr%2 == 1 {
+		return errors.New("odd instrument refused")
+	}
+	return nil
+}
+
+// An Observer that is an Admitter refuses frames before they are staged:
+// nothing of a refused frame is written or observed.
+func TestAdmitterRefusesBeforeStaging(t *testing.T) {
+	obs := &refuseOdd{}
+	w, err := writer.Open(t.TempDir(), writer.Options{Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Append(journal.TypeHeartbeat, 1, 1, nil); err == nil || err.Error() != "odd instrument refused" {
+		t.Fatalf("odd instrument: %v", err)
+	}
+	seq, err := w.Append(journal.TypeHeartbeat, 2, 1, nil)
+	if err != nil || seq != 1 || obs.seen != 1 {
+		t.Fatalf("even instrument: seq %d, %v, observed %d", seq, err, obs.seen)
+	}
+}
+
+// A replica copies an origin's frames verbatim — seqs, timestamps, types,
+// flags, payloads, source trailers — starting at any seq, keeping the
+// origin's journal id; a gap or repeat is refused.
+func TestCopyReplica(t *testing.T) {
+	origin := t.TempDir()
+	w, err := writer.Open(origin, writer.Options{SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d journal.InstrumentDef
+	d.SetSymbol("X")
+	d.PriceScale = 2
+	w.Append(journal.TypeInstrumentDef, 1, 1, d.Encode(make([]byte, 32)))
+	for i := int64(2); i <= 9000; i++ { // rolls: the origin re-states its definition
+		if _, err := w.AppendSource(journal.TypeTrade, 1, i, quote(i, make([]byte, 32)), i+5, uint64(i)*10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	read := func(dir string, from uint64) []journal.Frame {
+		r, err := reader.Open(dir, reader.Options{From: reader.Seq(from)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []journal.Frame
+		for {
+			f, ok, err := r.TryNext()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return out
+			}
+			f.Payload = append([]byte(nil), f.Payload...)
+			out = append(out, f)
+		}
+	}
+	src := read(origin, 4000)
+	replica := t.TempDir()
+	rw, err := writer.Open(replica, writer.Options{SegmentSize: 256 << 10, NoRestate: true, JournalID: 0xfeed, FirstSeq: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.Copy(&src[1]); err == nil {
+		t.Fatal("a gap was accepted")
+	}
+	for i := range src {
+		if err := rw.Copy(&src[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rw.Copy(&src[len(src)-1]); err == nil {
+		t.Fatal("a repeat was accepted")
+	}
+	if rw.JournalID() != 0xfeed {
+		t.Fatalf("journal id %x", rw.JournalID())
+	}
+	rw.Close()
+	got := read(replica, 4000)
+	if len(got) != len(src) {
+		t.Fatalf("replica has %d frames, origin %d", len(got), len(src))
+	}
+	for i := range src {
+		a, b := src[i], got[i]
+		if a.Seq != b.Seq || a.TS != b.TS || a.Type != b.Type || a.Flags != b.Flags || a.Instrument != b.Instrument ||
+			string(a.Payload) != string(b.Payload) || a.RecvTS != b.RecvTS || a.SourceSeq != b.SourceSeq {
+			t.Fatalf("frame %d: origin %+v, replica %+v", i, a, b)
+		}
 	}
 }

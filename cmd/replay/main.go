@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/mdjournal/mdjournal/replay"
+	"github.com/mdjournal/mdjournal/cmd/replay/cli"
 )
 
-func main() { os.Exit(replay.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -1,9 +1,10 @@
 package clock
 
 import (
-	"golang.org/x/sys/unix"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestMono(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package futex exposes FUTEX_WAIT and FUTEX_WAKE on words in shared (MAP_SHARED)
 // mappings. The private flag is deliberately not used: the waiter and the waker
 // are different processes mapping the same file page.

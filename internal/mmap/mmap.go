@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package mmap wraps the few memory-mapping system calls mdjournal needs:
 // mapping a file shared (read-only or read-write), reserving its blocks, syncing
 // ranges and prefaulting pages. It holds no policy; callers decide what to map

@@ -9,7 +9,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/mdjournal/mdjournal/internal/benchkit"
+	"github.com/mdjournal/mdjournal/cmd/journalctl/internal/benchkit"
 	"github.com/mdjournal/mdjournal/wait"
 )
 
@@ -20,19 +20,34 @@ import (
 // bench_snapshot.go, bench_replay.go; the measuring code is in
 // internal/benchkit.
 
-func init() {
-	register(verb{name: "bench", summary: "measure append, tail, IPC, snapshot and open costs beside same-run baselines", run: runBench})
-	register(verb{name: benchkit.ChildVerb, summary: "(internal) the other process of a bench", run: runBenchChild})
-}
-
 // selfCommand re-executes journalctl (tests point it at a built binary).
 var selfCommand = func() (string, error) { return os.Executable() }
 
-const benchKinds = "append, tail, ipc, snapshot, replay or open"
+const benchKinds = "append, tail, ipc, snapshot, replay, open, ship or feed"
+
+const benchHelp = `Usage: journalctl bench KIND [flags]
+
+Measures mdjournal beside a baseline measured the same way in the same run,
+and reports medians and ratios. Kinds:
+  append     appender cost per frame under each durability policy, beside raw stores and tidwall/wal
+  tail       cross-process latency from append to a tailing reader, beside a raw cache-line ping-pong
+  ipc        latency and throughput of the journal and the ring beside pipes, sockets, mq and TCP
+  snapshot   snapshot read and publish cost beside a plain struct copy
+  replay     replay --speed max into a drained ring, beside a plain reader loop
+  open       time to open a cleanly closed journal (writer and reader)
+  ship       origin → NATS JetStream → replica throughput and latency, beside nats.go publish and request-reply
+  feed       ITCH/MoldUDP64 from loopback UDP into the journal: msgs/s beside recvmmsg alone, latency beside UDP one-way
+
+'journalctl bench KIND --help' for a kind's flags.
+`
 
 func runBench(env *Env, args []string) error {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+		fmt.Fprint(env.Stdout, benchHelp)
+		return nil
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usagef("bench needs a kind: %s (journalctl bench KIND --help)", benchKinds)
+		return usagef("bench needs a kind: %s (journalctl bench --help)", benchKinds)
 	}
 	switch args[0] {
 	case "append":
@@ -45,8 +60,12 @@ func runBench(env *Env, args []string) error {
 		return benchSnapshot(env, args[1:])
 	case "replay":
 		return benchReplay(env, args[1:])
+	case "ship":
+		return benchShip(env, args[1:])
 	case "open":
 		return benchOpen(env, args[1:])
+	case "feed":
+		return benchFeed(env, args[1:])
 	}
 	return usagef("unknown bench %q (want %s)", args[0], benchKinds)
 }

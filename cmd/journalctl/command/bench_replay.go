@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,9 +13,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/internal/clock"
-	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/reader"
 	"github.com/mdjournal/mdjournal/replay"
 	"github.com/mdjournal/mdjournal/ring"
@@ -25,7 +23,7 @@ import (
 	"github.com/mdjournal/mdjournal/writer"
 )
 
-// benchReplay times replay (package replay, issue 4) at --speed max into a
+// benchReplay times replay (package replay) at --speed max into a
 // ring drained by a consumer goroutine, from raw and from zstd-archived
 // segments of the same synthetic journal, beside the same-run baseline of a
 // plain reader loop over that journal (no ring). Rounds interleave all four.
@@ -57,14 +55,8 @@ func benchReplay(env *Env, args []string) error {
 			return err
 		}
 	}
-	nums, err := journal.ListSegments(zstdDir)
-	if err != nil {
+	if _, err := compress.All(zstdDir, compress.Options{Level: zstd.SpeedDefault}); err != nil {
 		return err
-	}
-	for _, n := range nums {
-		if _, err := archive.Compress(zstdDir, n, zstd.SpeedDefault, 0); err != nil && !errors.Is(err, archive.ErrNotSealed) {
-			return err
-		}
 	}
 	shm := tmp
 	if st, err := os.Stat(ring.DefaultDir); err == nil && st.IsDir() {

@@ -16,8 +16,9 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/internal/benchkit"
+	"github.com/mdjournal/mdjournal/cmd/journalctl/internal/benchkit"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/pin"
 	"github.com/mdjournal/mdjournal/wait"
 	"github.com/mdjournal/mdjournal/writer"
 )
@@ -38,13 +39,33 @@ func (o *benchTailOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.gap, "gap", 5*time.Microsecond, "pause between messages")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; baseline and journal alternate, histograms are merged")
 	fs.StringVar(&o.wait, "wait", "spin", "reader wait strategy: spin|yield|backoff|futex")
-	fs.StringVar(&o.cpus, "cpus", "", "pin producer and consumer: A,B")
+	fs.StringVar(&o.cpus, "cpus", "", "pin producer and consumer: A,B (default: the first two CPUs available; none: unpinned)")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 }
 
-func parseCPUs(s string) (int, int, error) {
-	if s == "" {
+// parseCPUs reads --cpus: "A,B" pins the two processes there; "" (the
+// default) picks the first two CPUs this process may use; "none" runs
+// them unpinned. Spinning processes are refused unpinned on fewer than
+// two CPUs: they would take turns, and the benchmark would measure the
+// scheduler's quantum (milliseconds), not the hand-off.
+func parseCPUs(s string, spinning bool) (int, int, error) {
+	if s == "none" {
+		if spinning {
+			if cpus, err := pin.Available(); err == nil && len(cpus) < 2 {
+				return 0, 0, usagef("--cpus none with a spinning reader on %d CPU: the two would take turns; use --wait futex, or two CPUs", len(cpus))
+			}
+		}
 		return -1, -1, nil
+	}
+	if s == "" {
+		cpus, err := pin.Available()
+		if err != nil || len(cpus) < 2 {
+			if spinning {
+				return 0, 0, usagef("one CPU available (%v): a spinning producer and consumer would take turns; use --wait futex", cpus)
+			}
+			return -1, -1, nil
+		}
+		return cpus[0], cpus[1], nil
 	}
 	a, b, ok := strings.Cut(s, ",")
 	x, err1 := strconv.Atoi(a)
@@ -67,7 +88,7 @@ func benchTail(env *Env, args []string) error {
 	if _, err := wait.Parse(o.wait); err != nil {
 		return usagef("--wait: %v", err)
 	}
-	cpuA, cpuB, err := parseCPUs(o.cpus)
+	cpuA, cpuB, err := parseCPUs(o.cpus, o.wait == "spin")
 	if err != nil {
 		return err
 	}
@@ -117,7 +138,13 @@ func benchTail(env *Env, args []string) error {
 	ratio := median(jrnP50) / median(rawP50)
 	if o.json {
 		return json.NewEncoder(env.Stdout).Encode(map[string]any{"baseline": raw, "journal": jrn, "p50_ratio_median_of_rounds": ratio,
-			"samples_per_round": o.samples, "rounds": o.rounds, "gap_ns": o.gap.Nanoseconds(), "size": o.size})
+			"samples_per_round": o.samples, "rounds": o.rounds, "gap_ns": o.gap.Nanoseconds(), "size": o.size,
+			"cpus": []int{cpuA, cpuB}})
+	}
+	if cpuA >= 0 {
+		fmt.Fprintf(env.Stdout, "pinned: writer on CPU %d, reader on CPU %d\n", cpuA, cpuB)
+	} else {
+		fmt.Fprintln(env.Stdout, "not pinned (--cpus none): the scheduler may move and interleave the two processes")
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "one-way latency, %d B, %d×%d samples\tp50\tp90\tp99\tp99.9\tmax\tp50 vs raw\t\n", o.size, o.rounds, o.samples)

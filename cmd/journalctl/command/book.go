@@ -11,14 +11,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mdjournal/mdjournal/book"
-	"github.com/mdjournal/mdjournal/booksnap"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
 )
-
-func init() {
-	register(verb{name: "book", summary: "rebuild an instrument's order book from a journal at a point", run: runBook})
-}
 
 type bookOptions struct {
 	dir        string
@@ -26,6 +21,7 @@ type bookOptions struct {
 	at         string
 	depth      int
 	json       bool
+	tz         string
 }
 
 func (o *bookOptions) AddFlags(fs *pflag.FlagSet) {
@@ -34,6 +30,7 @@ func (o *bookOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.at, "at", "end", "end, seq:N (after frame N) or time:RFC3339Nano (after every frame stamped at or before T)")
 	fs.IntVar(&o.depth, "depth", 10, "levels per side to print (0 = all)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object")
+	fs.StringVar(&o.tz, "tz", "", "time zone for --at times given without one (default UTC)")
 }
 
 // bookLevelJSON is one level: the price as a decimal string in the
@@ -130,14 +127,15 @@ func topLevels(b *book.Book, s journal.Side, depth int) []book.Level {
 	return ls
 }
 
-// parseAt reads --at: end, seq:N or time:T.
-func parseAt(s string) (bound, error) {
+// parseAt reads --at: end, seq:N or time:T (in tz when T has no zone).
+func parseAt(s, dir string, loc *time.Location) (reader.Bound, error) {
 	if s == "end" {
-		return bound{}, nil
+		return reader.Bound{}, nil
 	}
-	b, ok := boundOf(s)
-	if !ok {
-		return bound{}, usagef("--at %q: want end, seq:N or time:RFC3339Nano", s)
+	p, err := reader.ParsePositionIn(s, loc, func() (time.Time, error) { return reader.FirstTime(dir) })
+	b, ok := reader.BoundOf(p)
+	if err != nil || !ok {
+		return reader.Bound{}, usagef("--at %q: want end, seq:N or time:T (%s)", s, reader.TimeSyntax)
 	}
 	return b, nil
 }
@@ -154,7 +152,22 @@ func runBook(env *Env, args []string) error {
 	if o.depth < 0 {
 		return usagef("--depth %d: want 0 (all levels) or a positive number", o.depth)
 	}
-	at, err := parseAt(o.at)
+	loc, err := parseTZ(o.tz)
+	if err != nil {
+		return err
+	}
+	at, err := parseAt(o.at, o.dir, loc)
+	if err != nil {
+		return err
+	}
+	// Only the instrument asked for is rebuilt, and a time bound applies
+	// to its frames (format.md §5: its own frames are time-ordered even in
+	// a journal whose time goes back).
+	cat, err := reader.JournalCatalog(o.dir)
+	if err != nil {
+		return err
+	}
+	ft, err := reader.NewFilter(cat, []string{o.instrument}, nil)
 	if err != nil {
 		return err
 	}
@@ -163,8 +176,6 @@ func runBook(env *Env, args []string) error {
 		return err
 	}
 	defer r.Close()
-	// Every instrument is rebuilt: a symbol is only known once its
-	// instrument_def has been read, and one pass costs the same.
 	books := book.NewBooks(0)
 	for n := 0; ; n++ {
 		if n&4095 == 0 && env.Ctx.Err() != nil {
@@ -174,14 +185,20 @@ func runBook(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if !ok || at.past(&f) {
+		if !ok || (at.Seq != 0 && at.Past(&f)) {
 			break
 		}
-		if booksnap.CarriesBook(f.Type) {
+		if !ft.Pass(&f) {
+			continue
+		}
+		if at.Past(&f) {
+			break
+		}
+		if book.Affects(f.Type) {
 			books.ApplyFrame(&f) // a refused frame leaves its book as it was, as in the snapshot
 		}
 	}
-	if at.seq != 0 && r.LastSeq() < at.seq {
+	if at.Seq != 0 && r.LastSeq() < at.Seq {
 		return fmt.Errorf("journal %s ends at seq %d, before %s", o.dir, r.LastSeq(), o.at)
 	}
 	id, b, err := findBook(books, o.instrument)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 )
 
@@ -29,6 +30,14 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"gen", "--dir", dir, "--durability", "sometimes"},
 		{"gen", "--dir", dir, "--segment-size", "big"},
 		{"gen", "--dir", dir, "--count", "-1"},
+		{"gen", "--dir", dir, "--segment-size", "1"},
+		{"gen", "--dir", dir, "--segment-size", "2GiB"},
+		{"gen", "--dir", dir, "--rate", "NaN"},
+		{"gen", "--dir", dir, "--rate", "Inf"},
+		{"gen", "--dir", dir, "--rate", "1e-300"},
+		{"gen", "--dir", dir, "--rate", "-5"},
+		{"tail", "--dir", dir, "--count", "-5"},
+		{"dump", "--dir", dir, "--count", "-5"},
 		{"gen", "--dir", dir, "--bogus"},
 		{"dump", "--dir", dir, "--from", "yesterday"},
 		{"dump", "--dir", dir, "--to", "start"},
@@ -55,8 +64,13 @@ func TestGenDumpVerify(t *testing.T) {
 	}
 	code, out, _ = run(t, "verify", "--dir", dir, "--json")
 	var v verifyJSON
-	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || !v.OK || v.Frames != 5000 || v.LastSeq != 5000 || v.Segments < 2 {
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || !v.OK || v.Segments < 2 {
 		t.Fatalf("verify: %d %s", code, out)
+	}
+	// Every segment after the first starts with the 3 definitions re-stated.
+	used := len(testutil.ReadFacts(t, dir).Frames)
+	if want := int64(5000 + 3*(used-1)); used < 2 || v.Frames != want || v.LastSeq != uint64(want) {
+		t.Fatalf("verify: %d frames, last seq %d; want %d (5000 and 3 re-stated per segment after the first)", v.Frames, v.LastSeq, want)
 	}
 	// JSON lines carry seq, ts, type, instrument and decoded fields.
 	code, out, _ = run(t, "dump", "--dir", dir, "--from", "seq:3", "--to", "seq:9", "--format", "json")
@@ -128,5 +142,66 @@ func TestVerifyExit1OnDamage(t *testing.T) {
 	code, _, _ = run(t, "verify", "--dir", t.TempDir())
 	if code != ExitData {
 		t.Fatalf("verify of an empty dir: %d", code)
+	}
+}
+
+// Every verb, the bench group and every bench kind answer --help on stdout
+// with exit 0 (stderr stays empty); internal verbs are not listed.
+func TestHelpGoesToStdoutAndExits0(t *testing.T) {
+	cases := [][]string{{"--help"}, {"help"}, {"bench", "--help"}}
+	for _, v := range commands() {
+		if !v.hidden {
+			cases = append(cases, []string{v.name, "--help"})
+		}
+	}
+	for _, k := range []string{"append", "tail", "ipc", "snapshot", "replay", "open"} {
+		cases = append(cases, []string{"bench", k, "--help"})
+	}
+	for _, args := range cases {
+		code, out, errs := run(t, args...)
+		if code != ExitOK || !strings.HasPrefix(out, "Usage: ") && !strings.HasPrefix(out, "journalctl: ") || errs != "" {
+			t.Errorf("%q: exit %d, stdout %.60q, stderr %q", args, code, out, errs)
+		}
+	}
+	_, out, _ := run(t, "--help")
+	for _, v := range commands() {
+		if v.hidden == strings.Contains(out, "\n  "+v.name+" ") {
+			t.Errorf("help listing of %q: hidden=%v but listed=%v", v.name, v.hidden, !v.hidden)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version", "--json")
+	var v versionInfo
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
+		t.Fatalf("version --json: %d %q", code, out)
+	}
+	if v.JournalFormat != journal.Version || v.Module != "github.com/mdjournal/mdjournal" || v.Go == "" {
+		t.Fatalf("version: %+v", v)
+	}
+}
+
+// create makes an empty journal that verifies and that a reader opens; a
+// second create refuses to touch it.
+func TestCreate(t *testing.T) {
+	dir := t.TempDir() + "/j"
+	code, out, errs := run(t, "create", "--dir", dir, "--segment-size", "256KiB")
+	if code != 0 || !strings.Contains(out, "created journal") {
+		t.Fatalf("create: exit %d %s%s", code, out, errs)
+	}
+	if code, out, _ := run(t, "verify", "--dir", dir); code != 0 {
+		t.Fatalf("verify of a new journal: exit %d %s", code, out)
+	}
+	if code, out, _ := run(t, "dump", "--dir", dir); code != 0 || out != "" {
+		t.Fatalf("dump of a new journal: exit %d %q", code, out)
+	}
+	before := testutil.Files(t, dir)
+	if code, _, errs := run(t, "create", "--dir", dir); code != ExitData || !strings.Contains(errs, "already holds a journal") {
+		t.Fatalf("second create: exit %d %q", code, errs)
+	}
+	testutil.SameFiles(t, before, testutil.Files(t, dir), "a refused create")
+	if code, _, _ := run(t, "create", "--dir", dir, "--segment-size", "1"); code != ExitUsage {
+		t.Fatalf("create --segment-size 1: exit %d", code)
 	}
 }

@@ -7,14 +7,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/archive"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ops/compress"
 	"github.com/mdjournal/mdjournal/writer"
 )
-
-func init() {
-	register(verb{name: "compress", summary: "rewrite sealed segments as seekable zstd archives", run: runCompress})
-}
 
 type compressOptions struct {
 	dir   string
@@ -36,7 +32,7 @@ func runCompress(env *Env, args []string) error {
 	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
-	level, err := archive.ParseLevel(o.level)
+	level, err := compress.ParseLevel(o.level)
 	if err != nil {
 		return usagef("--level: %v", err)
 	}
@@ -47,24 +43,9 @@ func runCompress(env *Env, args []string) error {
 	if chunk < 64<<10 || chunk > 64<<20 {
 		return usagef("--chunk must be between 64KiB and 64MiB")
 	}
-	nums, err := journal.ListSegments(o.dir)
+	results, err := compress.All(o.dir, compress.Options{Level: level, Chunk: int(chunk), Stop: func() bool { return env.Ctx.Err() != nil }})
 	if err != nil {
 		return err
-	}
-	var results []archive.Result
-	for _, n := range nums {
-		_, archived := journal.SegmentFile(o.dir, n)
-		if h, err := journal.ReadHeader(o.dir, n); archived || err != nil || !h.Sealed() {
-			continue
-		}
-		if env.Ctx.Err() != nil {
-			break
-		}
-		r, err := archive.Compress(o.dir, n, level, int(chunk))
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
 	}
 	var raw, file, arch int64
 	for _, r := range results {
@@ -73,7 +54,11 @@ func runCompress(env *Env, args []string) error {
 		arch += r.Archived
 	}
 	if o.json {
-		return json.NewEncoder(env.Stdout).Encode(map[string]any{"segments": results, "raw_bytes": raw, "raw_file_bytes": file, "archived_bytes": arch})
+		segs := []compressSegmentJSON{}
+		for _, r := range results {
+			segs = append(segs, compressSegmentJSON{Segment: r.Segment, RawBytes: r.RawBytes, FileRaw: r.FileRaw, Archived: r.Archived, Chunks: r.Chunks, Frames: r.Frames})
+		}
+		return json.NewEncoder(env.Stdout).Encode(compressJSON{Segments: segs, RawBytes: raw, RawFileBytes: file, ArchivedBytes: arch})
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "segment\tframes\tdata\tarchive\tratio\tchunks\t\n")
@@ -88,6 +73,15 @@ func runCompress(env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "compressed %d segments: %s of data (%s on disk) -> %s, ratio %.2fx (%.2fx of disk)\n",
 		len(results), humanBytes(raw), humanBytes(file), humanBytes(arch), float64(raw)/float64(arch), float64(file)/float64(arch))
 	return nil
+}
+
+// segmentSizeFlag reads --segment-size: a size from 256KiB to 1GiB.
+func segmentSizeFlag(s string) (int64, error) {
+	n, err := writer.ParseSize(s)
+	if err != nil || n < journal.MinSegmentSize || n > journal.MaxSegmentSize {
+		return 0, usagef("--segment-size %q: want a size from 256KiB to 1GiB (e.g. 64MiB)", s)
+	}
+	return n, nil
 }
 
 func parseSizeFlag(name, s string) (int64, error) {
@@ -109,4 +103,22 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// compressJSON is the stable --json shape of compress (README): segments is
+// [] (never null) when there was nothing to compress.
+type compressJSON struct {
+	Segments      []compressSegmentJSON `json:"segments"`
+	RawBytes      int64                 `json:"raw_bytes"`
+	RawFileBytes  int64                 `json:"raw_file_bytes"`
+	ArchivedBytes int64                 `json:"archived_bytes"`
+}
+
+type compressSegmentJSON struct {
+	Segment  uint64 `json:"segment"`
+	RawBytes int64  `json:"raw_bytes"`
+	FileRaw  int64  `json:"raw_file_bytes"`
+	Archived int64  `json:"archived_bytes"`
+	Chunks   int    `json:"chunks"`
+	Frames   int64  `json:"frames"`
 }

@@ -1,7 +1,10 @@
 package command
 
 import (
+	"context"
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -10,25 +13,27 @@ import (
 	"github.com/mdjournal/mdjournal/wait"
 )
 
-func init() {
-	register(verb{name: "dump", summary: "print frames in a range and exit", run: runDump})
-	register(verb{name: "tail", summary: "follow a journal live", run: runTail})
-}
-
 // rangeOptions are the flags shared by dump and tail.
 type rangeOptions struct {
-	dir    string
-	from   string
-	to     string
-	format string
-	count  int64
-	wait   string
+	dir         string
+	from        string
+	to          string
+	format      string
+	count       int64
+	wait        string
+	instruments []string
+	types       []string
+	tz          string
+	name        string
 }
 
 func (o *rangeOptions) addCommon(fs *pflag.FlagSet, defFrom string) {
 	fs.StringVar(&o.dir, "dir", "", "journal directory")
-	fs.StringVar(&o.from, "from", defFrom, "start|end|seq:N|time:RFC3339Nano")
+	fs.StringVar(&o.from, "from", defFrom, "start|end|seq:N|time:T ("+reader.TimeSyntax+")")
 	fs.Int64Var(&o.count, "count", 0, "stop after N frames (0 = no limit)")
+	fs.StringSliceVar(&o.instruments, "instrument", nil, "only these instruments: symbols or ids, comma-separated")
+	fs.StringSliceVar(&o.types, "type", nil, "only these message types, comma-separated (definitions and statuses of the selected instruments always pass)")
+	fs.StringVar(&o.tz, "tz", "", "time zone (e.g. America/New_York) for times given without one, and for printed timestamps (default UTC)")
 }
 
 type dumpOptions struct{ rangeOptions }
@@ -44,82 +49,102 @@ type tailOptions struct{ rangeOptions }
 func (o *tailOptions) AddFlags(fs *pflag.FlagSet) {
 	o.addCommon(fs, "end")
 	fs.StringVar(&o.wait, "wait", "backoff", "spin|yield|backoff|futex")
-	fs.StringVar(&o.format, "format", fmtText, "text|json")
+	fs.StringVar(&o.format, "format", fmtText, "text|json|csv")
+	fs.StringVar(&o.name, "name", "", "a named reader: resume after its stored position, store each frame printed (visible in stat)")
 }
 
-// bound is an inclusive upper limit on seq or time.
-type bound struct {
-	seq uint64
-	ts  int64
-	set bool
+// rangeSetup is what dump and tail share once their flags are parsed.
+type rangeSetup struct {
+	from   reader.Position
+	to     reader.Bound
+	loc    *time.Location
+	filter *reader.Filter
 }
 
-func parseTo(s string) (bound, error) {
-	if s == "" {
-		return bound{}, nil
+// setup validates the common flags; every problem is a usage error except
+// an instrument the journal does not define (a data problem, exit 1).
+func (o *rangeOptions) setup(withTo bool) (rangeSetup, error) {
+	var rs rangeSetup
+	if o.count < 0 {
+		return rs, usagef("--count %d: want 0 (no limit) or a positive number", o.count)
 	}
-	b, ok := boundOf(s)
-	if !ok {
-		return bound{}, usagef("--to %q: want seq:N or time:RFC3339Nano", s)
+	loc, err := parseTZ(o.tz)
+	if err != nil {
+		return rs, err
 	}
-	return b, nil
+	rs.loc = loc
+	date := func() (time.Time, error) { return reader.FirstTime(o.dir) }
+	if rs.from, err = reader.ParsePositionIn(o.from, loc, date); err != nil {
+		return rs, usagef("--from: %v", err)
+	}
+	if withTo && o.to != "" {
+		p, err := reader.ParsePositionIn(o.to, loc, date)
+		b, ok := reader.BoundOf(p)
+		if err != nil || !ok {
+			return rs, usagef("--to %q: want seq:N or time:T (%s)", o.to, reader.TimeSyntax)
+		}
+		rs.to = b
+	}
+	var types []journal.MsgType
+	if len(o.types) > 0 {
+		if types, err = reader.ParseTypes(strings.Join(o.types, ",")); err != nil {
+			return rs, usagef("--type: %v", err)
+		}
+	}
+	var cat *journal.Catalog
+	if len(o.instruments) > 0 {
+		if cat, err = reader.JournalCatalog(o.dir); err != nil {
+			return rs, err
+		}
+	}
+	rs.filter, err = reader.NewFilter(cat, o.instruments, types)
+	if ts, ok := rs.from.TimeValue(); ok && err == nil {
+		rs.filter.Since(ts)
+	}
+	if err != nil {
+		if errors.Is(err, reader.ErrUnknownInstrument) {
+			return rs, err
+		}
+		return rs, usagef("--instrument: %v", err)
+	}
+	return rs, nil
 }
 
-// boundOf turns seq:N or time:T into a bound; false for anything else
-// (start and end included), for the caller to word the usage error.
-func boundOf(s string) (bound, bool) {
-	p, err := reader.ParsePosition(s)
-	if err != nil || p.String() == "start" || p.String() == "end" {
-		return bound{}, false
+func parseTZ(name string) (*time.Location, error) {
+	if name == "" {
+		return time.UTC, nil
 	}
-	b := bound{set: true}
-	if seq, ok := p.SeqValue(); ok {
-		b.seq = seq
-	} else {
-		b.ts, _ = p.TimeValue()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, usagef("--tz %q: %v", name, err)
 	}
-	return b, true
-}
-
-func (b bound) past(f *journal.Frame) bool {
-	if !b.set {
-		return false
-	}
-	if b.seq != 0 {
-		return f.Seq > b.seq
-	}
-	return f.TS > b.ts
+	return loc, nil
 }
 
 func runDump(env *Env, args []string) error {
 	var o dumpOptions
-	fs := flagSet(env, "dump", "--dir D [--from start|end|seq:N|time:T] [--to seq:N|time:T] [--format text|json|csv] [--count N]", o.AddFlags)
+	fs := flagSet(env, "dump", "--dir D [--from start|end|seq:N|time:T] [--to seq:N|time:T] [--instrument SYM,...] [--type T,...] [--tz ZONE] [--format text|json|csv] [--count N]", o.AddFlags)
 	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
 	if err := checkFormat(o.format, fmtText, fmtJSON, fmtCSV); err != nil {
 		return err
 	}
-	from, err := reader.ParsePosition(o.from)
-	if err != nil {
-		return usagef("--from: %v", err)
-	}
-	to, err := parseTo(o.to)
+	rs, err := o.setup(true)
 	if err != nil {
 		return err
 	}
-	r, err := reader.Open(o.dir, reader.Options{From: from})
+	r, err := reader.Open(o.dir, reader.Options{From: rs.from})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	in := instruments{}
-	in.preload(o.dir)
-	p := newPrinter(env.Stdout, o.format, in)
+	p := newPrinter(env.Stdout, o.format, r.Catalog())
+	p.loc = rs.loc
 	defer p.flush()
 	var n int64
-	for o.count == 0 || n < o.count {
-		if n&4095 == 0 && env.Ctx.Err() != nil {
+	for i := 0; o.count == 0 || n < o.count; i++ {
+		if i&4095 == 0 && env.Ctx.Err() != nil {
 			break
 		}
 		f, ok, err := r.TryNext()
@@ -127,10 +152,18 @@ func runDump(env *Env, args []string) error {
 			p.flush()
 			return err
 		}
-		if !ok || to.past(&f) {
+		if !ok {
 			break
 		}
-		p.print(&f)
+		if !rs.filter.Pass(&f) {
+			continue
+		}
+		if rs.to.Past(&f) { // a time bound stops at the first selected frame past it (format.md §5)
+			break
+		}
+		if err := p.print(&f); err != nil {
+			return err
+		}
 		n++
 	}
 	return p.flush()
@@ -138,33 +171,31 @@ func runDump(env *Env, args []string) error {
 
 func runTail(env *Env, args []string) error {
 	var o tailOptions
-	fs := flagSet(env, "tail", "--dir D [--from start|end|seq:N|time:T] [--count N] [--wait spin|yield|backoff|futex] [--format text|json]", o.AddFlags)
+	fs := flagSet(env, "tail", "--dir D [--from start|end|seq:N|time:T] [--instrument SYM,...] [--type T,...] [--tz ZONE] [--name N] [--count N] [--wait spin|yield|backoff|futex] [--format text|json|csv]", o.AddFlags)
 	if err := parseDirVerb(fs, args, &o.dir); err != nil {
 		return err
 	}
-	if err := checkFormat(o.format, fmtText, fmtJSON); err != nil {
+	if err := checkFormat(o.format, fmtText, fmtJSON, fmtCSV); err != nil {
 		return err
 	}
-	from, err := reader.ParsePosition(o.from)
+	if o.name != "" && !reader.ValidName(o.name) {
+		return usagef("--name %q: letters, digits, '.', '_' and '-', at most 64", o.name)
+	}
+	rs, err := o.setup(false)
 	if err != nil {
-		return usagef("--from: %v", err)
+		return err
 	}
 	ws, err := wait.Parse(o.wait)
 	if err != nil {
 		return usagef("--wait: %v", err)
 	}
-	r, err := reader.Open(o.dir, reader.Options{From: from, Wait: ws})
+	r, err := reader.Open(o.dir, reader.Options{From: rs.from, Wait: ws, Name: o.name})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	go func() {
-		<-env.Ctx.Done()
-		r.Interrupt()
-	}()
-	in := instruments{}
-	in.preload(o.dir)
-	p := newPrinter(env.Stdout, o.format, in)
+	p := newPrinter(env.Stdout, o.format, r.Catalog())
+	p.loc = rs.loc
 	defer p.flush()
 	var n int64
 	for o.count == 0 || n < o.count {
@@ -172,17 +203,21 @@ func runTail(env *Env, args []string) error {
 		if err == nil && !ok {
 			// Nothing ready: flush what we printed, then block.
 			p.flush()
-			f, err = r.Next()
-			ok = err == nil
+			f, err = r.NextContext(env.Ctx)
 		}
-		if errors.Is(err, reader.ErrInterrupted) {
+		if errors.Is(err, reader.ErrInterrupted) || errors.Is(err, context.Canceled) {
 			break
 		}
 		if err != nil {
 			p.flush()
 			return err
 		}
-		p.print(&f)
+		if !rs.filter.Pass(&f) {
+			continue
+		}
+		if err := p.print(&f); err != nil {
+			return err
+		}
 		n++
 	}
 	return p.flush()

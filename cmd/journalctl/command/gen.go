@@ -11,10 +11,6 @@ import (
 	"github.com/mdjournal/mdjournal/writer"
 )
 
-func init() {
-	register(verb{name: "gen", summary: "append a deterministic synthetic stream to a journal", run: runGen})
-}
-
 type genOptions struct {
 	dir         string
 	count       int64
@@ -51,8 +47,8 @@ func runGen(env *Env, args []string) error {
 	var rate float64
 	if o.rate != "max" {
 		r, err := strconv.ParseFloat(o.rate, 64)
-		if err != nil || r <= 0 {
-			return usagef("--rate %q: want max or a positive number of frames per second", o.rate)
+		if err != nil || !(r >= 0.001 && r <= 1e9) { // NaN fails both comparisons
+			return usagef("--rate %q: want max or a number of frames per second from 0.001 to 1e9", o.rate)
 		}
 		rate = r
 	}
@@ -60,9 +56,9 @@ func runGen(env *Env, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	segSize, err := writer.ParseSize(o.segmentSize)
+	segSize, err := segmentSizeFlag(o.segmentSize)
 	if err != nil {
-		return usagef("--segment-size: %v", err)
+		return err
 	}
 	synthetic := false
 	switch o.clock {

@@ -35,6 +35,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/internal/segfile"
+
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/lobster"
@@ -84,18 +86,6 @@ func (l *limitedRows) Next(r *lobster.Row) error {
 	return l.src.Next(r)
 }
 
-// clockSink appends through the writer and remembers the last timestamp,
-// which the writer's Clock returns for end-of-segment markers.
-type clockSink struct {
-	w    *writer.Writer
-	last int64
-}
-
-func (s *clockSink) Append(typ journal.MsgType, instr uint32, ts int64, p []byte) (uint64, error) {
-	s.last = ts
-	return s.w.Append(typ, instr, ts, p)
-}
-
 // buildGoldenClean imports the first goldenMessages rows of the AMZN excerpt
 // into dir (256 KiB segments, instrument 7), adds two named readers, and
 // normalises the result.
@@ -121,13 +111,11 @@ func buildGoldenClean(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	date, _ := lobster.ParseDate("2012-06-21")
-	sink := &clockSink{}
-	w, err := writer.Open(dir, writer.Options{SegmentSize: goldenSegSize, Clock: func() int64 { return sink.last }})
+	w, err := writer.Open(dir, writer.Options{SegmentSize: goldenSegSize})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink.w = w
-	if _, err := lobster.Import(&limited{msgs, goldenMessages}, &limitedRows{rows, goldenMessages}, sink, lobster.Options{Symbol: "AMZN", Date: date, Instrument: goldenInstr, Levels: 5}); err != nil {
+	if _, err := lobster.Import(&limited{msgs, goldenMessages}, &limitedRows{rows, goldenMessages}, w, lobster.Options{Symbol: "AMZN", Date: date, Instrument: goldenInstr, Levels: 5}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -172,19 +160,24 @@ func normalise(t *testing.T, dir string) {
 		}
 	}
 	os.Remove(filepath.Join(dir, journal.LockFile))
-	nums, _ := journal.ListSegments(dir)
+	os.Remove(filepath.Join(dir, journal.MaintFile))
+	nums, _ := segfile.Numbers(dir)
 	for _, n := range nums {
 		seg := journal.SegmentPath(dir, n)
 		prepared := false
 		edit(seg, func(b []byte) []byte {
-			if le.Uint32(b[128:])&journal.FlagActive == 0 {
+			h := journal.HeaderOf(b)
+			if h.Prepared() {
 				prepared = true
 				return nil
 			}
-			le.PutUint64(b[16:], goldenJournalID)
-			le.PutUint64(b[40:], uint64(goldenCreated))
-			le.PutUint32(b[56:], journal.CRC32C(b[:56]))
-			le.PutUint32(b[132:], 0) // writer_pid
+			journal.PutStaticFields(b, goldenJournalID, h.Number(), h.FirstSeq(), goldenCreated, h.Capacity(), h.Epoch())
+			for _, off := range []int{journal.SegOffStateA, journal.SegOffStateB} {
+				if st, ok := journal.ParseState(b[off : off+journal.StateSize]); ok {
+					st.WriterPID = 0
+					journal.PutState(b[off:off+journal.StateSize], st)
+				}
+			}
 			return b
 		})
 		if prepared {
@@ -209,9 +202,9 @@ func normalise(t *testing.T, dir string) {
 	pos, _ := filepath.Glob(filepath.Join(dir, reader.ReadersDir, "*"+reader.PosExt))
 	for _, p := range pos {
 		edit(p, func(b []byte) []byte {
-			le.PutUint32(b[12:], 0)
-			le.PutUint64(b[16:], goldenJournalID)
-			clear(b[24:32]) // created
+			le.PutUint32(b[journal.PosOffPID:], 0)
+			le.PutUint64(b[journal.PosOffJournal:], goldenJournalID)
+			clear(b[journal.PosOffCreated : journal.PosOffCreated+8])
 			return b
 		})
 	}
@@ -237,15 +230,13 @@ func frameOffsets(t *testing.T, path string) []int64 {
 	return offs
 }
 
-// dirty makes the active segment look like its writer was killed: CLEAN
-// cleared and nothing durable, as in verify's fault table.
+// dirty makes the active segment look like its writer was killed: a state
+// record that is not clean and says nothing is durable, as in verify's fault
+// table.
 func dirty(t *testing.T, dir string) {
 	p := journal.SegmentPath(dir, 3)
-	le := binary.LittleEndian
-	h := testutil.ReadFileAt(t, p, 0, 192)
-	testutil.PatchFile(t, p, 128, le.AppendUint32(nil, le.Uint32(h[128:])&^journal.FlagClean))
-	testutil.PatchFile(t, p, 136, le.AppendUint64(nil, journal.SegmentHeaderSize))
-	testutil.PatchFile(t, p, 144, le.AppendUint64(nil, le.Uint64(h[32:])-1))
+	first := binary.LittleEndian.Uint64(testutil.ReadFileAt(t, p, 32, 8))
+	testutil.WriteSegmentState(t, p, journal.State{DurableOffset: journal.SegmentHeaderSize, DurableSeq: first - 1})
 }
 
 func cursorAt(t *testing.T, path string) int64 {
@@ -256,7 +247,8 @@ var goldenCases = []goldenCase{
 	{"torn-tail", func(t *testing.T, dir string) {
 		dirty(t, dir)
 		p := journal.SegmentPath(dir, 3)
-		testutil.PatchFile(t, p, cursorAt(t, p), []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
+		// a frame body whose commit word was never stored
+		testutil.PatchFile(t, p, cursorAt(t, p)+8, []byte{0xde, 0xad, 0xbe, 0xef, 96, 0, 0, 0, 1, 0, 0, 0})
 	}},
 	{"truncated-file", func(t *testing.T, dir string) {
 		dirty(t, dir)

@@ -66,6 +66,8 @@ func TestImportUsageErrorsExit2(t *testing.T) {
 		{"import", "--dir", dir, "--symbol", "X", "--date", "2012-06-21", "--snapshot", "s", "--depth", "0", msg},
 		{"import", "--dir", dir, "--symbol", "X", "--date", "2012-06-21", "--instrument", "-1", msg},
 		{"import", "--dir", dir, "--symbol", "X", "--date", "2012-06-21", "--durability", "maybe", msg},
+		{"import", "--dir", dir, "--symbol", "X", "--date", "2012-06-21", "--levels", "1000000000", msg},
+		{"import", "--dir", dir, "--symbol", "X", "--date", "2012-06-21", "--segment-size", "1", msg},
 	} {
 		code, _, stderr := run(t, args...)
 		if code != ExitUsage || !strings.Contains(stderr, "journalctl import") {

@@ -11,12 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/inspect"
+	"github.com/mdjournal/mdjournal/ops/inspect"
 )
-
-func init() {
-	register(verb{name: "inspect", summary: "forensics: a journal's segments, stats, gaps, readers; or any mdjournal file decoded field by field", run: runInspect})
-}
 
 type inspectOptions struct {
 	dir    string
@@ -66,7 +62,7 @@ func runInspect(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if len(r.Problems) > 0 {
+		if len(r.Problems) > 0 || r.Kind == inspect.KindUnknown {
 			return errDataProblem
 		}
 		return nil
@@ -219,6 +215,9 @@ func printReaders(w io.Writer, rs []inspect.ReaderLag) {
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\t%s\t%d\n", r.Name, r.Seq, dash(r.TS), r.LagFrames, dur(r.LagUS), next, r.PID)
 		if r.Error != "" {
 			fmt.Fprintf(tw, "  \t! %s\n", r.Error)
+		}
+		if r.Note != "" {
+			fmt.Fprintf(tw, "  \t(%s)\n", r.Note)
 		}
 	}
 	tw.Flush()

@@ -3,14 +3,18 @@ package command
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
-	"github.com/mdjournal/mdjournal/inspect"
+	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
-	"github.com/mdjournal/mdjournal/repair"
+	"github.com/mdjournal/mdjournal/ops/inspect"
+	"github.com/mdjournal/mdjournal/ops/repair"
+	"github.com/mdjournal/mdjournal/ops/verify"
 )
 
 func TestIssue5UsageErrorsExit2(t *testing.T) {
@@ -83,8 +87,9 @@ func TestInspectFiles(t *testing.T) {
 	// --frames lists frames with offsets; --json decodes.
 	code, out, _ := run(t, "inspect", "--frames", "--json", filepath.Join(dir, journal.SegmentName(3)))
 	var r inspect.FileReport
-	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || len(r.Frames) != 2069 || r.Frames[0].Offset != 4096 || r.Frames[0].Seq != 8339 {
-		t.Fatalf("--frames --json: exit %d, %d frames", code, len(r.Frames))
+	facts := testutil.ReadFacts(t, dir)
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || len(r.Frames) != facts.Frames[3] || r.Frames[0].Offset != 4096 || r.Frames[0].Seq != facts.FirstSeq[3] {
+		t.Fatalf("--frames --json: exit %d, %d frames, want %d from seq %d", code, len(r.Frames), facts.Frames[3], facts.FirstSeq[3])
 	}
 	// A damaged header is still decoded, detected by name.
 	code, out, _ = run(t, "inspect", "--hex", filepath.Join(goldenRoot, "bad-magic", journal.SegmentName(3)))
@@ -105,8 +110,9 @@ func TestStatAndPruneVerbs(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &s) != nil {
 		t.Fatalf("stat: %d %s", code, out)
 	}
-	if s.ActiveSegment != 3 || s.LastSeq != 10407 || s.Cursor != 131720 || s.SegmentsRaw != 3 || s.RateSource != "event_time_last_minute" || s.FramesPerSec <= 0 {
-		t.Fatalf("stat: %+v", s)
+	facts := testutil.ReadFacts(t, dir)
+	if s.ActiveSegment != 3 || s.LastSeq != facts.LastSeq || s.Cursor != facts.End[3] || s.SegmentsRaw != 3 || s.RateSource != "event_time_last_minute" || s.FramesPerSec <= 0 {
+		t.Fatalf("stat: %+v; the reader says last seq %d, segment 3 ends at %d", s, facts.LastSeq, facts.End[3])
 	}
 	var arch inspect.ReaderLag
 	for _, r := range s.Readers {
@@ -114,7 +120,7 @@ func TestStatAndPruneVerbs(t *testing.T) {
 			arch = r
 		}
 	}
-	if arch.Seq != 2500 || arch.LagFrames != 10407-2500 || arch.LagUS <= 0 || arch.Segment != 1 {
+	if arch.Seq != 2500 || arch.LagFrames != int64(facts.LastSeq)-2500 || arch.LagUS <= 0 || arch.Segment != 1 {
 		t.Fatalf("archiver lag: %+v", arch)
 	}
 	code, out, _ = run(t, "stat", "--dir", dir, "--watch", "--interval", "50ms", "--samples", "2")
@@ -162,7 +168,12 @@ func TestRecoverWalkthrough(t *testing.T) {
 	if code, out, _ := run(t, "recover", "--dir", dir); code != ExitData || !strings.Contains(out, "NOT REPAIRED") {
 		t.Fatalf("recover mid-log: %d\n%s", code, out)
 	}
-	if code, out, _ := run(t, "recover", "--dir", dir, "--truncate-at", journal.SegmentName(3)+":8184"); code != 0 || !strings.Contains(out, "verify: OK") {
+	rep, err := verify.Journal(dir, verify.Options{})
+	if err != nil || rep.OK() {
+		t.Fatalf("verify found nothing to cut: %v", err)
+	}
+	cut := fmt.Sprintf("%s:%d", journal.SegmentName(3), rep.Problems[0].Err.Offset)
+	if code, out, _ := run(t, "recover", "--dir", dir, "--truncate-at", cut); code != 0 || !strings.Contains(out, "verify: OK") {
 		t.Fatalf("recover --truncate-at: %d\n%s", code, out)
 	}
 	if _, err := repair.ParseCut("a.seg:12"); err != nil {
@@ -201,5 +212,36 @@ func TestVerifySnapshot(t *testing.T) {
 	code, out, _ = run(t, "verify", "--dir", filepath.Join(goldenRoot, "clean"), "--snapshot", snap)
 	if code != ExitData || !strings.Contains(out, "mirrors another journal") {
 		t.Fatalf("foreign snapshot: %d\n%s", code, out)
+	}
+}
+
+// inspect of something that is not ours exits 1; a FIFO is refused without
+// being read (a read would block forever); a symlink is followed.
+func TestInspectForeignAndSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(text, []byte("root:x:0:0:root:/root:/bin/bash\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.seg")
+	target, _ := filepath.Abs(filepath.Join(goldenRoot, "clean", journal.SegmentName(1)))
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{text, "unknown"},
+		{fifo, "not a regular file"},
+	} {
+		code, out, errs := run(t, "inspect", c.path)
+		if code != ExitData || !strings.Contains(out+errs, c.want) {
+			t.Errorf("inspect %s: exit %d, want 1 mentioning %q\nstdout %s\nstderr %s", c.path, code, c.want, out, errs)
+		}
+	}
+	if code, out, errs := run(t, "inspect", link); code != 0 || !strings.Contains(out, inspect.KindSegment) {
+		t.Errorf("inspect through a symlink: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -5,14 +5,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mdjournal/mdjournal/ops/retention"
 	"github.com/spf13/pflag"
-
-	"github.com/mdjournal/mdjournal/repair"
 )
-
-func init() {
-	register(verb{name: "prune", summary: "delete the oldest sealed segments beyond a retention (never the active one or one a named reader needs)", run: runPrune})
-}
 
 type pruneOptions struct {
 	dir          string
@@ -47,7 +42,7 @@ func runPrune(env *Env, args []string) error {
 	if fs.Changed("keep-segments") && o.keepSegments < 1 {
 		return usagef("--keep-segments must be ≥ 1 (the active segment is always kept)")
 	}
-	res, err := repair.Prune(o.dir, repair.PruneOptions{Keep: o.keep, KeepSegments: o.keepSegments, DryRun: o.dryRun, Force: o.force})
+	res, err := retention.Prune(o.dir, retention.Options{Keep: o.keep, KeepSegments: o.keepSegments, DryRun: o.dryRun, Force: o.force})
 	if err != nil {
 		return err
 	}

@@ -7,14 +7,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/inspect"
-	"github.com/mdjournal/mdjournal/repair"
-	"github.com/mdjournal/mdjournal/verify"
+	"github.com/mdjournal/mdjournal/ops/inspect"
+	"github.com/mdjournal/mdjournal/ops/repair"
+	"github.com/mdjournal/mdjournal/ops/verify"
 )
-
-func init() {
-	register(verb{name: "recover", summary: "repair a torn tail, a bad cursor or index; cut mid-log damage only at --truncate-at", run: runRecover})
-}
 
 type recoverOptions struct {
 	dir        string

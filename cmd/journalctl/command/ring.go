@@ -14,10 +14,6 @@ import (
 	"github.com/mdjournal/mdjournal/wait"
 )
 
-func init() {
-	register(verb{name: "ring", summary: "attach to a ring as its consumer and print the frames replayed into it", run: runRing})
-}
-
 type ringOptions struct {
 	name   string
 	count  int64
@@ -76,7 +72,7 @@ func runRing(env *Env, args []string) error {
 	defer c.Close()
 	// Symbols and price scales are learnt from instrument_def frames as
 	// they pass: a ring has no journal to preload them from.
-	p := newPrinter(env.Stdout, o.format, instruments{})
+	p := newPrinter(env.Stdout, o.format, nil)
 	defer p.flush()
 	var n int64
 	for o.count == 0 || n < o.count {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdjournal/mdjournal/cmd/replay/cli"
+
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/replay"
@@ -43,7 +45,7 @@ func TestRingMissingExit1(t *testing.T) {
 // frameRecord builds the ring record of one frame, as replay writes it.
 func frameRecord(seq uint64, typ journal.MsgType, instr uint32, payload []byte) []byte {
 	b := make([]byte, journal.FrameSpace(len(payload)))
-	journal.PutFrame(b, seq, 1_700_000_000_000_000_000+int64(seq), typ, instr, payload)
+	journal.PutFrame(b, seq, 1_700_000_000_000_000_000+int64(seq), typ, 0, instr, payload)
 	return b
 }
 
@@ -144,7 +146,7 @@ func (s *syncBuffer) String() string {
 // was published, then reports the dead producer and exits 1.
 func TestRingProducerKilled(t *testing.T) {
 	if testutil.Role() == "replay" {
-		os.Exit(replay.Main(strings.Split(os.Getenv("MDJ_ARGS"), "\x1f"), os.Stdout, os.Stderr))
+		os.Exit(cli.Main(strings.Split(os.Getenv("MDJ_ARGS"), "\x1f"), os.Stdout, os.Stderr))
 	}
 	dir := t.TempDir()
 	if code, _, errs := run(t, "gen", "--dir", dir, "--count", "20000", "--instruments", "3", "--clock", "synthetic"); code != 0 {

@@ -8,12 +8,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/inspect"
+	"github.com/mdjournal/mdjournal/ops/inspect"
 )
-
-func init() {
-	register(verb{name: "stat", summary: "cursor, rates, disk use, segments and named readers' lag", run: runStat})
-}
 
 type statOptions struct {
 	dir      string

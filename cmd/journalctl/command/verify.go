@@ -7,12 +7,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mdjournal/mdjournal/verify"
+	"github.com/mdjournal/mdjournal/ops/verify"
 )
-
-func init() {
-	register(verb{name: "verify", summary: "check every header, frame, index and sequence; exit 1 on any problem", run: runVerify})
-}
 
 type verifyOptions struct {
 	dir      string

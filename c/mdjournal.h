@@ -1,0 +1,3142 @@
+/*
+ * mdjournal.h - a single-header C11 / C++17 reader for mdjournal journals,
+ * journal format version 3 (format.md §1-§10, §13, §14 of the mdjournal
+ * repository are the contract this file is written from).
+ *
+ * Usage (stb style): in exactly one C or C++ file write
+ *
+ *     #define MDJOURNAL_IMPLEMENTATION
+ *     #include "mdjournal.h"
+ *
+ * before any other #include of that file (the implementation needs POSIX and
+ * Linux declarations: it defines _GNU_SOURCE when nobody has). Every other
+ * file includes "mdjournal.h" alone and sees only the declarations below.
+ * No dependency beyond libc; Linux only (mmap, futex, /proc/locks).
+ *
+ * What it does:
+ *   - CRC-32C (Castagnoli), with the SSE4.2 crc32 instruction when cpuid says
+ *     the CPU has it, a slicing-by-8 table otherwise; the frame checksum of
+ *     format.md §3 (the size as the initial value, zlib "update" convention).
+ *   - A journal reader: lists segments, follows segments and rolls, checks
+ *     every frame as §3/§4 say (commit word loaded with acquire semantics,
+ *     size, CRC, seq continuity, type, flags, payload size, source trailer),
+ *     starts at start / end / seq / time with the sparse index (§5) and waits
+ *     for new frames by spinning, backing off or on the control page's futex
+ *     (§6; readers that cannot write journal.ctl back off instead).
+ *   - Decoders for every message type (§3.2), the frame flags and source
+ *     trailer (§3.3), an instrument catalogue that applies instrument_def and
+ *     trading_status frames, re-stated ones included (§3.4), and a price
+ *     formatter that prints exactly like Go's journal.FormatPrice.
+ *   - mdj_verify: walks a whole journal and reports, per segment, the first
+ *     problem (file, offset, kind, reason) as `journalctl verify` does.
+ *
+ * Where format.md leaves a choice open (the order of the content rules, the
+ * offset a damaged state record is reported at, which error a reader opening
+ * a journal with a hole reports), this file makes the Go implementation's
+ * choice, so that both report the same file, offset and kind; c/README.md
+ * lists them.
+ *
+ * Not here (yet): compressed segments (`.seg.zst`, §14: zstd is a dependency
+ * this file does not take; a reader that needs one fails with
+ * MDJ_ERR_COMPRESSED), named reader positions (§13), the snapshot file (§11)
+ * and the ring file (§12). See the "future sections" note at the end of the
+ * declarations.
+ *
+ * Mapping safety. Segment, index and control files are mapped; a file
+ * truncated under the reader would make a load fault with SIGBUS. The reader
+ * copies each frame out of the mapping (then checks the copy, so what it
+ * returns is exactly what was checked) and runs every access to a mapping
+ * under a guard: a SIGBUS handler (installed once, process-wide, chaining to
+ * any handler that was there before) siglongjmps out of the guarded call,
+ * which then fails with MDJ_ERR_TRUNCATED naming the file and the faulting
+ * offset. Frames handed to the caller live in the reader's own buffer, so the
+ * caller never touches a mapping. Pages are prefaulted 4 MiB ahead of the
+ * reader (MADV_POPULATE_READ), so a tailing reader takes no page fault per
+ * page. Set mdj_reader_options.no_sigbus_guard to
+ * leave SIGBUS alone (a truncation then kills the process). A handler that the
+ * application installs after opening a reader replaces the guard.
+ *
+ * Thread safety: a reader is used by one thread at a time;
+ * mdj_reader_interrupt may be called from any thread or a signal handler.
+ */
+#if defined(MDJOURNAL_IMPLEMENTATION) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE 1 /* before any system header: the implementation needs POSIX + Linux */
+#endif
+
+#ifndef MDJOURNAL_H
+#define MDJOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Format constants (format.md)                                            */
+/* ---------------------------------------------------------------------- */
+
+#define MDJ_VERSION 3                   /* journal format version (§10) */
+#define MDJ_SEGMENT_HEADER_SIZE 4096    /* §2.1: frames start here */
+#define MDJ_MIN_SEGMENT_SIZE 262144u    /* §2.1 capacity bounds */
+#define MDJ_MAX_SEGMENT_SIZE 1073741824u
+#define MDJ_FRAME_HEADER_SIZE 32        /* §3 */
+#define MDJ_MAX_PAYLOAD 65504           /* payload + trailer */
+#define MDJ_MAX_FRAME_SIZE 65536
+#define MDJ_SOURCE_TRAILER_SIZE 16      /* §3.3 */
+#define MDJ_INDEX_HEADER_SIZE 128       /* §5 */
+#define MDJ_INDEX_ENTRY_SIZE 24
+#define MDJ_INDEX_STRIDE 4096
+#define MDJ_CTL_SIZE 4096               /* §6 */
+#define MDJ_SYMBOL_LEN 16               /* §3.2 */
+#define MDJ_MAX_PRICE_SCALE 18
+
+/* Frame flags (frame header offset 26, §3.3). */
+#define MDJ_FRAME_RESTATED 0x0001u
+#define MDJ_FRAME_SOURCE 0x0002u
+/* Payload flags (trade, order events, §3.2). */
+#define MDJ_FLAG_HIDDEN 0x01u
+/* State record flags (§2.2). */
+#define MDJ_STATE_SEALED 0x1u
+#define MDJ_STATE_CLEAN 0x2u
+
+/* Message types (§3.2). */
+enum {
+    MDJ_TYPE_INVALID = 0,
+    MDJ_TYPE_SEGMENT_END = 1,
+    MDJ_TYPE_HEARTBEAT = 2,
+    MDJ_TYPE_INSTRUMENT_DEF = 3,
+    MDJ_TYPE_TRADE = 4,
+    MDJ_TYPE_QUOTE = 5,
+    MDJ_TYPE_BOOK_LEVEL = 6,
+    MDJ_TYPE_ORDER_ADD = 7,
+    MDJ_TYPE_ORDER_CANCEL = 8,
+    MDJ_TYPE_ORDER_DELETE = 9,
+    MDJ_TYPE_ORDER_EXECUTE = 10,
+    MDJ_TYPE_RAW = 11,
+    MDJ_TYPE_TRADING_STATUS = 12,
+    MDJ_TYPE_GAP = 13,
+    MDJ_TYPE_ORDER_REQUEST = 14,
+    MDJ_TYPE_RISK_DECISION = 15,
+    MDJ_TYPE_COUNT = 16
+};
+
+/* Sides, trading states, risk verdicts (§3.2). */
+enum { MDJ_SIDE_NONE = 0, MDJ_SIDE_BID = 1, MDJ_SIDE_ASK = 2 };
+enum {
+    MDJ_STATUS_HALTED = 1,
+    MDJ_STATUS_PAUSED = 2,
+    MDJ_STATUS_QUOTATION_ONLY = 3,
+    MDJ_STATUS_TRADING = 4
+};
+enum { MDJ_RISK_ACCEPTED = 1, MDJ_RISK_REJECTED = 2 };
+
+/* ---------------------------------------------------------------------- */
+/* Errors                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/* Result codes. 0 is success; every error is negative. The codes from
+ * MDJ_ERR_BAD_MAGIC to MDJ_ERR_INDEX_MISMATCH, MDJ_ERR_NOT_REGULAR and
+ * MDJ_ERR_ROLL_ORDER are data problems (Go: *journal.CorruptionError);
+ * mdj_error names the file, offset and reason. */
+enum {
+    MDJ_OK = 0,
+    MDJ_ERR_IO = -1,             /* a system call failed (mdj_error.sys_errno) */
+    MDJ_ERR_NOT_FOUND = -2,      /* no journal in the directory */
+    MDJ_ERR_NOT_REGULAR = -3,    /* a symlink, FIFO, device or directory where a journal file is expected */
+    MDJ_ERR_BAD_MAGIC = -4,
+    MDJ_ERR_VERSION = -5,
+    MDJ_ERR_BAD_HEADER = -6,
+    MDJ_ERR_CHECKSUM = -7,
+    MDJ_ERR_BAD_LENGTH = -8,
+    MDJ_ERR_CURSOR_RANGE = -9,
+    MDJ_ERR_SEQUENCE = -10,
+    MDJ_ERR_MISSING = -11,
+    MDJ_ERR_TRUNCATED = -12,
+    MDJ_ERR_MID_LOG = -13,
+    MDJ_ERR_TORN_TAIL = -14,
+    MDJ_ERR_INDEX_MISMATCH = -15,
+    MDJ_ERR_COMPRESSED = -16,    /* compressed segment not supported by the C reader */
+    MDJ_ERR_OUT_OF_RANGE = -17,  /* a seq before the first retained frame */
+    MDJ_ERR_INTERRUPTED = -18,   /* mdj_reader_next after mdj_reader_interrupt */
+    MDJ_ERR_INVALID = -19,       /* a bad argument */
+    MDJ_ERR_NOMEM = -20,
+    MDJ_ERR_SHORT = -21,         /* a payload shorter than its type's layout */
+    MDJ_ERR_ROLL_ORDER = -22     /* mdj_verify: bytes in a segment after the last activated one */
+};
+
+#define MDJ_PATH_LEN 1024
+#define MDJ_REASON_LEN 320
+
+/* mdj_error describes a failure: the code, the file (a path; "" if none),
+ * the byte offset in it (-1 if none), errno for MDJ_ERR_IO, and a reason. */
+typedef struct mdj_error {
+    int code;
+    int sys_errno;
+    int64_t offset;
+    char file[MDJ_PATH_LEN];
+    char reason[MDJ_REASON_LEN];
+} mdj_error;
+
+/* mdj_strerror names a code in words. */
+const char *mdj_strerror(int code);
+/* mdj_kind is the stable identifier `journalctl verify --json` uses for a
+ * damage code ("checksum", "bad_length", ...); "other" for the rest. */
+const char *mdj_kind(int code);
+/* mdj_is_damage reports whether code is data damage. */
+int mdj_is_damage(int code);
+
+/* ---------------------------------------------------------------------- */
+/* CRC-32C                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* mdj_crc32c is the CRC-32C of p[0,n) (init 0xFFFFFFFF, final xor). */
+uint32_t mdj_crc32c(const void *p, size_t n);
+/* mdj_crc32c_update continues crc over p[0,n) in the zlib convention
+ * (complement, run the register, complement): update(0, p) == crc32c(p). */
+uint32_t mdj_crc32c_update(uint32_t crc, const void *p, size_t n);
+/* mdj_frame_crc is the checksum of a frame of `size` bytes stored at b:
+ * mdj_crc32c_update(size, b + 8, size - 8) (format.md §3). size >= 8. */
+uint32_t mdj_frame_crc(const void *b, uint32_t size);
+/* mdj_crc32c_hardware reports whether the SSE4.2 instruction is in use. */
+int mdj_crc32c_hardware(void);
+/* mdj_crc32c_force_software makes every later CRC use the table (on != 0)
+ * or the hardware again when present (on == 0). For tests. */
+void mdj_crc32c_force_software(int on);
+
+/* ---------------------------------------------------------------------- */
+/* Frames and messages                                                     */
+/* ---------------------------------------------------------------------- */
+
+/* mdj_frame is a checked frame. payload points at the payload (without the
+ * source trailer); for frames from a reader it lives in the reader's own
+ * buffer and stays valid until the reader's next call. */
+typedef struct mdj_frame {
+    uint64_t seq;
+    int64_t ts;            /* event time, Unix ns */
+    uint16_t type;         /* MDJ_TYPE_* */
+    uint16_t flags;        /* MDJ_FRAME_RESTATED, MDJ_FRAME_SOURCE */
+    uint32_t instrument;
+    const uint8_t *payload;
+    uint32_t payload_len;
+    int64_t recv_ts;       /* source trailer (flags & MDJ_FRAME_SOURCE), else 0 */
+    uint64_t source_seq;
+    uint32_t crc;          /* the stored checksum */
+    uint32_t size;         /* header + payload + trailer, without padding */
+    uint64_t segment;      /* segment number it was read from (0 for mdj_frame_decode) */
+    int64_t offset;        /* its byte offset in that segment file */
+    uint32_t epoch;        /* the segment's recovery epoch (§8.4) */
+} mdj_frame;
+
+/* mdj_frame_decode decodes and checks the frame at b, b[0,n) being readable:
+ * commit word, size, checksum and content (§3; not seq continuity, which
+ * needs the previous frame). It returns the bytes the frame occupies
+ * (align8(size)) and fills *f (payload aliasing b), 0 when the commit word is
+ * zero (nothing published), or a negative damage code with err filled
+ * (offset relative to b). err may be NULL. */
+long mdj_frame_decode(const void *b, size_t n, mdj_frame *f, mdj_error *err);
+
+/* mdj_payload_size is the fixed payload size of a type, -1 for raw
+ * (0..MDJ_MAX_PAYLOAD) and -2 for an unknown type. */
+int mdj_payload_size(unsigned type);
+/* mdj_type_name is the name of a type as the Go tools print it
+ * ("instrument_def", ...), NULL when unknown. */
+const char *mdj_type_name(unsigned type);
+/* mdj_side_name: "bid", "ask", or "none" for anything else (as Go). */
+const char *mdj_side_name(unsigned side);
+/* mdj_status_name: "halted", "paused", "quotation_only", "trading",
+ * "unknown". */
+const char *mdj_status_name(unsigned status);
+
+typedef struct mdj_instrument_def {
+    char symbol[MDJ_SYMBOL_LEN + 1]; /* NUL-padded field, NUL-terminated */
+    int64_t tick_size;               /* price units */
+    int32_t price_scale;
+} mdj_instrument_def;
+
+typedef struct mdj_trade {
+    int64_t price, qty;
+    uint64_t trade_id;
+    uint8_t aggressor, flags;
+} mdj_trade;
+
+typedef struct mdj_quote {
+    int64_t bid_price, bid_qty, ask_price, ask_qty; /* qty 0: side empty */
+} mdj_quote;
+
+typedef struct mdj_book_level {
+    int64_t price, qty; /* qty: the new aggregate; 0 removes the level */
+    uint8_t side;
+} mdj_book_level;
+
+/* order_add, order_cancel, order_delete, order_execute. */
+typedef struct mdj_order {
+    uint64_t order_id;
+    int64_t price, qty;
+    uint8_t side, flags;
+} mdj_order;
+
+typedef struct mdj_trading_status {
+    uint8_t status;   /* MDJ_STATUS_* */
+    char reason[5];   /* the exchange's code: the field's 4 bytes as stored, then a NUL (a NUL inside
+                         ends it early as a C string; Go's ReasonString trims only trailing NULs and spaces) */
+} mdj_trading_status;
+
+typedef struct mdj_gap {
+    uint64_t first, count;
+    char source[MDJ_SYMBOL_LEN + 1]; /* the field's 16 bytes as stored, then a NUL (as reason above) */
+} mdj_gap;
+
+typedef struct mdj_order_request {
+    uint64_t order_id;
+    int64_t price, qty;
+    uint8_t side, flags;
+    uint32_t strategy;
+    uint64_t trigger_seq;
+    int64_t trigger_ts, seen, decided;
+} mdj_order_request;
+
+typedef struct mdj_risk_decision {
+    uint64_t order_id;
+    int64_t price, qty;
+    uint8_t side, verdict; /* MDJ_RISK_* */
+    uint16_t reason;
+    uint32_t strategy;
+    uint64_t trigger_seq;
+    int64_t requested, received, decided;
+} mdj_risk_decision;
+
+/* Decoders read a payload of n bytes (the frame's payload, trailer
+ * excluded); MDJ_ERR_SHORT when n is below the layout's size, else MDJ_OK.
+ * They read nothing past p[n) and accept any byte values (as Go). */
+int mdj_decode_instrument_def(const uint8_t *p, size_t n, mdj_instrument_def *d);
+int mdj_decode_trade(const uint8_t *p, size_t n, mdj_trade *t);
+int mdj_decode_quote(const uint8_t *p, size_t n, mdj_quote *q);
+int mdj_decode_book_level(const uint8_t *p, size_t n, mdj_book_level *l);
+int mdj_decode_order(const uint8_t *p, size_t n, mdj_order *o);
+int mdj_decode_trading_status(const uint8_t *p, size_t n, mdj_trading_status *s);
+int mdj_decode_gap(const uint8_t *p, size_t n, mdj_gap *g);
+int mdj_decode_order_request(const uint8_t *p, size_t n, mdj_order_request *o);
+int mdj_decode_risk_decision(const uint8_t *p, size_t n, mdj_risk_decision *d);
+
+/* ---------------------------------------------------------------------- */
+/* Formatting                                                              */
+/* ---------------------------------------------------------------------- */
+
+#define MDJ_PRICE_BUF 40 /* enough for any mdj_format_price output */
+#define MDJ_TIME_BUF 40  /* enough for any mdj_format_time output */
+
+/* mdj_format_price writes p in decimal fixed point with `scale` digits
+ * exactly as Go's journal.FormatPrice: scale <= 0 the integer; 1..19 a
+ * decimal ("585.3300", "-0.0001"); above 19 "<int>e-<scale>". It writes at
+ * most cap bytes including the NUL and returns the length of the full text
+ * (like snprintf). */
+size_t mdj_format_price(char *buf, size_t cap, int64_t p, int32_t scale);
+/* mdj_format_time writes Unix nanoseconds as Go's RFC3339Nano in UTC
+ * ("2012-06-21T13:30:00.01745961Z": trailing zeros of the fraction dropped,
+ * no fraction when it is zero). Same return convention. */
+size_t mdj_format_time(char *buf, size_t cap, int64_t ns);
+
+/* ---------------------------------------------------------------------- */
+/* Instrument catalogue (§3.4)                                             */
+/* ---------------------------------------------------------------------- */
+
+typedef struct mdj_instrument {
+    uint32_t id;
+    int defined;            /* an instrument_def was applied */
+    char symbol[MDJ_SYMBOL_LEN + 1];
+    int32_t price_scale;
+    int64_t tick_size;
+    uint8_t status;         /* MDJ_STATUS_*, 0 until a trading_status */
+    char reason[5];
+    uint64_t def_seq;       /* seq of the definition in effect */
+} mdj_instrument;
+
+/* mdj_catalog holds the latest definition and status per instrument id,
+ * sorted by id. Initialise with mdj_catalog_init, free with
+ * mdj_catalog_free. */
+typedef struct mdj_catalog {
+    mdj_instrument *items;
+    size_t len, cap;
+} mdj_catalog;
+
+void mdj_catalog_init(mdj_catalog *c);
+void mdj_catalog_free(mdj_catalog *c);
+void mdj_catalog_reset(mdj_catalog *c);
+/* mdj_catalog_apply applies an instrument_def or trading_status frame
+ * (RESTATED or not); 1 if it changed the catalogue, 0 if not (other types
+ * included), MDJ_ERR_NOMEM. */
+int mdj_catalog_apply(mdj_catalog *c, const mdj_frame *f);
+/* mdj_catalog_lookup returns instrument id or NULL. */
+const mdj_instrument *mdj_catalog_lookup(const mdj_catalog *c, uint32_t id);
+/* mdj_catalog_format_price renders p in id's scale, the raw integer when
+ * id has no definition with a non-empty symbol (as Go's
+ * Catalog.FormatPrice). */
+size_t mdj_catalog_format_price(const mdj_catalog *c, uint32_t id, int64_t p, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------------- */
+/* Segments                                                                */
+/* ---------------------------------------------------------------------- */
+
+enum {
+    MDJ_SEG_PREPARED = 1,   /* reserved, never activated */
+    MDJ_SEG_ACTIVE = 2,     /* activated, not sealed */
+    MDJ_SEG_SEALED = 3,
+    MDJ_SEG_COMPRESSED = 4, /* .seg.zst (header page readable, frames not) */
+    MDJ_SEG_DAMAGED = 5     /* header or state failed its check */
+};
+
+typedef struct mdj_segment_info {
+    uint64_t number;
+    int state;              /* MDJ_SEG_* */
+    uint64_t journal_id;
+    uint64_t first_seq;
+    uint64_t capacity;
+    int64_t created;
+    uint32_t epoch;
+    uint64_t write_cursor;
+    uint64_t durable_offset, durable_seq, last_seq; /* current state record */
+    uint32_t state_flags;
+    int64_t file_size;
+} mdj_segment_info;
+
+/* mdj_list_segments lists dir's segments in order (raw and compressed;
+ * when both exist the raw one, which is authoritative) from their header
+ * pages, without reading frames. *out is malloc'ed (free it); a segment whose
+ * header fails its check is listed as MDJ_SEG_DAMAGED. */
+int mdj_list_segments(const char *dir, mdj_segment_info **out, size_t *n, mdj_error *err);
+
+/* ---------------------------------------------------------------------- */
+/* Reader                                                                  */
+/* ---------------------------------------------------------------------- */
+
+enum { MDJ_FROM_START = 0, MDJ_FROM_END = 1, MDJ_FROM_SEQ = 2, MDJ_FROM_TIME = 3 };
+enum { MDJ_WAIT_BACKOFF = 0, MDJ_WAIT_SPIN = 1, MDJ_WAIT_YIELD = 2, MDJ_WAIT_FUTEX = 3 };
+
+typedef struct mdj_reader_options {
+    int from;          /* MDJ_FROM_*; the zero value reads from the start */
+    uint64_t seq;      /* MDJ_FROM_SEQ: the first frame returned has this seq (waits for it) */
+    int64_t ts;        /* MDJ_FROM_TIME: the first frame with ts >= this (Unix ns) in seq order (§5: the
+                          first occurrence when time goes back; later frames may be older) */
+    int wait;          /* MDJ_WAIT_*: how mdj_reader_next idles (default backoff) */
+    int no_sigbus_guard;
+} mdj_reader_options;
+
+typedef struct mdj_reader mdj_reader;
+
+typedef struct mdj_reader_stats {
+    uint64_t frames;       /* frames returned */
+    uint64_t rolls;        /* segments followed */
+    uint64_t futex_waits;  /* FUTEX_WAIT calls */
+    uint64_t sleeps;       /* back-off sleeps */
+} mdj_reader_stats;
+
+/* mdj_reader_open opens the journal in dir at opts->from (opts NULL: from
+ * the start, backoff). It reads every segment's header: a wrong magic fails
+ * the open, segments never activated are skipped, the activated ones must be
+ * contiguous (MDJ_ERR_MISSING), a symlink or special file is refused
+ * (MDJ_ERR_NOT_REGULAR); no activated segment is MDJ_ERR_NOT_FOUND. Damage
+ * met while positioning fails the open. */
+int mdj_reader_open(mdj_reader **out, const char *dir, const mdj_reader_options *opts, mdj_error *err);
+/* mdj_reader_try_next: 1 and *f when a frame is published, 0 when none is
+ * yet, or a negative code (details in mdj_reader_error). Errors are sticky:
+ * a reader never skips damage. */
+int mdj_reader_try_next(mdj_reader *r, mdj_frame *f);
+/* mdj_reader_next waits for the next frame with the configured strategy,
+ * at most timeout_ns (< 0: no limit): 1 and *f, 0 on timeout, or a negative
+ * code (MDJ_ERR_INTERRUPTED after mdj_reader_interrupt). */
+int mdj_reader_next(mdj_reader *r, mdj_frame *f, int64_t timeout_ns);
+/* mdj_reader_interrupt makes a blocked (or the next) mdj_reader_next return
+ * MDJ_ERR_INTERRUPTED once no frame is ready: frames already published are
+ * returned first. Any thread; async-signal-safe. */
+void mdj_reader_interrupt(mdj_reader *r);
+const mdj_error *mdj_reader_error(const mdj_reader *r);
+/* mdj_reader_catalog: the instruments as of the last frame read, complete
+ * from any starting position (§3.4). */
+const mdj_catalog *mdj_reader_catalog(const mdj_reader *r);
+/* mdj_reader_wait_strategy: the strategy in use (backoff when futex was
+ * asked for but journal.ctl cannot be written or is unusable, §6). */
+int mdj_reader_wait_strategy(const mdj_reader *r);
+uint64_t mdj_reader_last_seq(const mdj_reader *r);
+uint64_t mdj_reader_segment(const mdj_reader *r, int64_t *next_offset);
+uint32_t mdj_reader_epoch(const mdj_reader *r);
+uint64_t mdj_reader_journal_id(const mdj_reader *r);
+void mdj_reader_stats_get(const mdj_reader *r, mdj_reader_stats *s);
+void mdj_reader_close(mdj_reader *r);
+
+/* ---------------------------------------------------------------------- */
+/* Verify                                                                  */
+/* ---------------------------------------------------------------------- */
+
+typedef struct mdj_problem {
+    const char *severity;  /* "damage", "torn", "index", "unchecked" */
+    int code;              /* MDJ_ERR_* */
+    const char *kind;      /* mdj_kind(code), or "compressed" */
+    char file[64];         /* base name, e.g. 00000000000000000001.seg */
+    int64_t offset;
+    char reason[MDJ_REASON_LEN];
+} mdj_problem;
+
+typedef struct mdj_verify_report {
+    uint64_t journal_id;
+    size_t segments;       /* segment files (raw or compressed) */
+    int64_t frames;        /* good data frames seen */
+    uint64_t first_seq, last_seq;
+    int writer_live;       /* another process holds journal.lock */
+    int writer_pid;
+    mdj_problem *problems; /* in file order: per segment its first problem, then its index's */
+    size_t nproblems;
+} mdj_verify_report;
+
+/* mdj_verify checks every segment of dir (static header, state record,
+ * every frame, the damage verdict of format.md §8.1, the write cursor) and
+ * its index, and reports per segment the first problem found. Returns MDJ_OK
+ * when the walk ran (problems or not; rep->nproblems says), an error when it
+ * could not run. Free with mdj_verify_free. */
+int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err);
+void mdj_verify_free(mdj_verify_report *rep);
+
+/*
+ * Future sections. Named reader positions (§13), compressed segments (§14),
+ * the snapshot file (§11) and the ring file (§12) will get their own blocks
+ * here ("mdj_pos_*", "mdj_archive_*", "mdj_snap_*", "mdj_ring_*"), each
+ * self-contained, reusing mdj_error, the CRC and the SIGBUS guard.
+ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MDJOURNAL_H */
+
+/* ====================================================================== */
+/* Implementation                                                          */
+/* ====================================================================== */
+
+#ifdef MDJOURNAL_IMPLEMENTATION
+#ifndef MDJOURNAL_IMPLEMENTED
+#define MDJOURNAL_IMPLEMENTED
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#if !defined(SYS_futex) || !defined(O_NOFOLLOW) || !defined(SA_NODEFER)
+#error "mdjournal.h: define _GNU_SOURCE (or include mdjournal.h first) in the MDJOURNAL_IMPLEMENTATION file"
+#endif
+
+#if defined(__x86_64__) && !defined(MDJ_NO_SSE42)
+#define MDJ__X86 1
+#include <cpuid.h>
+#include <nmmintrin.h>
+#endif
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#define MDJ__BIG_ENDIAN 1
+#endif
+
+#ifdef __cplusplus
+#define MDJ__TLS thread_local
+#define MDJ__CAST(T, v) static_cast<T>(v)
+#define MDJ__U(p) reinterpret_cast<uintptr_t>(p)
+extern "C" {
+#else
+#define MDJ__TLS _Thread_local
+#define MDJ__CAST(T, v) ((T)(v))
+#define MDJ__U(p) ((uintptr_t)(p))
+#endif
+
+#if defined(__GNUC__)
+#define MDJ__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MDJ__PRINTF(a, b)
+#endif
+
+/* ---- little-endian loads ------------------------------------------------ */
+
+static uint16_t mdj__le16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+#ifdef MDJ__BIG_ENDIAN
+    v = __builtin_bswap16(v);
+#endif
+    return v;
+}
+static uint32_t mdj__le32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+#ifdef MDJ__BIG_ENDIAN
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+static uint64_t mdj__le64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+#ifdef MDJ__BIG_ENDIAN
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+static void mdj__put64(uint8_t *p, uint64_t v) {
+#ifdef MDJ__BIG_ENDIAN
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
+/* Atomic loads of aligned words in a shared mapping. */
+static uint64_t mdj__load64_acq(const uint8_t *p) {
+    uint64_t v = __atomic_load_n(MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p)), __ATOMIC_ACQUIRE);
+#ifdef MDJ__BIG_ENDIAN
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+static uint64_t mdj__load64_relaxed(const uint8_t *p) {
+    uint64_t v = __atomic_load_n(MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p)), __ATOMIC_RELAXED);
+#ifdef MDJ__BIG_ENDIAN
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+static uint64_t mdj__align8(uint64_t n) { return (n + 7) & ~MDJ__CAST(uint64_t, 7); }
+
+/* ---- errors --------------------------------------------------------------- */
+
+const char *mdj_strerror(int code) {
+    switch (code) {
+    case MDJ_OK: return "ok";
+    case MDJ_ERR_IO: return "i/o error";
+    case MDJ_ERR_NOT_FOUND: return "no journal in directory";
+    case MDJ_ERR_NOT_REGULAR: return "not a regular file";
+    case MDJ_ERR_BAD_MAGIC: return "bad magic";
+    case MDJ_ERR_VERSION: return "unsupported format version";
+    case MDJ_ERR_BAD_HEADER: return "bad header";
+    case MDJ_ERR_CHECKSUM: return "checksum mismatch";
+    case MDJ_ERR_BAD_LENGTH: return "bad frame length";
+    case MDJ_ERR_CURSOR_RANGE: return "write cursor out of range";
+    case MDJ_ERR_SEQUENCE: return "sequence discontinuity";
+    case MDJ_ERR_MISSING: return "missing segment";
+    case MDJ_ERR_TRUNCATED: return "file truncated";
+    case MDJ_ERR_MID_LOG: return "damage before valid data";
+    case MDJ_ERR_TORN_TAIL: return "torn tail";
+    case MDJ_ERR_INDEX_MISMATCH: return "index does not match data";
+    case MDJ_ERR_COMPRESSED: return "compressed segment not supported by the C reader";
+    case MDJ_ERR_OUT_OF_RANGE: return "position out of range";
+    case MDJ_ERR_INTERRUPTED: return "interrupted";
+    case MDJ_ERR_INVALID: return "invalid argument";
+    case MDJ_ERR_NOMEM: return "out of memory";
+    case MDJ_ERR_SHORT: return "payload too short";
+    case MDJ_ERR_ROLL_ORDER: return "a sealed segment without an activated successor";
+    }
+    return "unknown error";
+}
+
+const char *mdj_kind(int code) {
+    switch (code) {
+    case MDJ_ERR_BAD_MAGIC: return "bad_magic";
+    case MDJ_ERR_VERSION: return "version";
+    case MDJ_ERR_BAD_HEADER: return "bad_header";
+    case MDJ_ERR_CHECKSUM: return "checksum";
+    case MDJ_ERR_BAD_LENGTH: return "bad_length";
+    case MDJ_ERR_CURSOR_RANGE: return "cursor_range";
+    case MDJ_ERR_SEQUENCE: return "sequence";
+    case MDJ_ERR_MISSING: return "missing";
+    case MDJ_ERR_TRUNCATED: return "truncated";
+    case MDJ_ERR_MID_LOG: return "mid_log";
+    case MDJ_ERR_TORN_TAIL: return "torn_tail";
+    case MDJ_ERR_INDEX_MISMATCH: return "index_mismatch";
+    case MDJ_ERR_COMPRESSED: return "compressed";
+    case MDJ_ERR_NOT_REGULAR: return "not_regular";
+    case MDJ_ERR_ROLL_ORDER: return "roll_order";
+    }
+    return "other";
+}
+
+int mdj_is_damage(int code) {
+    return (code <= MDJ_ERR_BAD_MAGIC && code >= MDJ_ERR_INDEX_MISMATCH) || code == MDJ_ERR_NOT_REGULAR ||
+           code == MDJ_ERR_ROLL_ORDER;
+}
+
+static void mdj__err_clear(mdj_error *e) {
+    if (!e) return;
+    e->code = 0;
+    e->sys_errno = 0;
+    e->offset = -1;
+    e->file[0] = 0;
+    e->reason[0] = 0;
+}
+
+static int mdj__errv(mdj_error *e, int code, const char *file, int64_t off, const char *fmt, va_list ap) {
+    if (!e) return code;
+    e->code = code;
+    e->sys_errno = 0;
+    e->offset = off;
+    snprintf(e->file, sizeof e->file, "%s", file ? file : "");
+    vsnprintf(e->reason, sizeof e->reason, fmt, ap);
+    return code;
+}
+
+static int mdj__err(mdj_error *e, int code, const char *file, int64_t off, const char *fmt, ...) MDJ__PRINTF(5, 6);
+static int mdj__err(mdj_error *e, int code, const char *file, int64_t off, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    mdj__errv(e, code, file, off, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int mdj__sys(mdj_error *e, const char *file, const char *what) {
+    int saved = errno;
+    mdj__err(e, MDJ_ERR_IO, file, -1, "%s: %s", what, strerror(saved));
+    if (e) e->sys_errno = saved;
+    return MDJ_ERR_IO;
+}
+
+/* ---- CRC-32C ------------------------------------------------------------- */
+
+static uint32_t mdj__crc_tab[8][256];
+static int mdj__crc_mode; /* 0 unset, 1 initialising, 2 hardware, 3 table */
+static int mdj__crc_force_sw;
+
+static void mdj__crc_init_table(void) {
+    uint32_t i, k;
+    for (i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        mdj__crc_tab[0][i] = c;
+    }
+    for (i = 0; i < 256; i++)
+        for (k = 1; k < 8; k++)
+            mdj__crc_tab[k][i] = (mdj__crc_tab[k - 1][i] >> 8) ^ mdj__crc_tab[0][mdj__crc_tab[k - 1][i] & 0xff];
+}
+
+static int mdj__crc_setup(void) {
+    int m = __atomic_load_n(&mdj__crc_mode, __ATOMIC_ACQUIRE);
+    if (m >= 2) return m;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&mdj__crc_mode, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        int hw = 0;
+        mdj__crc_init_table();
+#ifdef MDJ__X86
+        {
+            unsigned a, b, c, d;
+            if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2)) hw = 1;
+        }
+#endif
+        __atomic_store_n(&mdj__crc_mode, hw ? 2 : 3, __ATOMIC_RELEASE);
+        return hw ? 2 : 3;
+    }
+    while ((m = __atomic_load_n(&mdj__crc_mode, __ATOMIC_ACQUIRE)) < 2) sched_yield();
+    return m;
+}
+
+/* Runs the (non-complemented) CRC register over p[0,n). */
+static uint32_t mdj__crc_sw(uint32_t c, const uint8_t *p, size_t n) {
+    while (n && (MDJ__U(p) & 7)) {
+        c = mdj__crc_tab[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+        n--;
+    }
+    while (n >= 8) {
+        uint32_t lo = mdj__le32(p) ^ c, hi = mdj__le32(p + 4);
+        c = mdj__crc_tab[7][lo & 0xff] ^ mdj__crc_tab[6][(lo >> 8) & 0xff] ^ mdj__crc_tab[5][(lo >> 16) & 0xff] ^
+            mdj__crc_tab[4][lo >> 24] ^ mdj__crc_tab[3][hi & 0xff] ^ mdj__crc_tab[2][(hi >> 8) & 0xff] ^
+            mdj__crc_tab[1][(hi >> 16) & 0xff] ^ mdj__crc_tab[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) c = mdj__crc_tab[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+    return c;
+}
+
+#ifdef MDJ__X86
+__attribute__((target("sse4.2"))) static uint32_t mdj__crc_hw(uint32_t c, const uint8_t *p, size_t n) {
+    uint64_t c64;
+    while (n && (MDJ__U(p) & 7)) {
+        c = _mm_crc32_u8(c, *p++);
+        n--;
+    }
+    c64 = c;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c64 = _mm_crc32_u64(c64, v);
+        p += 8;
+        n -= 8;
+    }
+    c = MDJ__CAST(uint32_t, c64);
+    while (n--) c = _mm_crc32_u8(c, *p++);
+    return c;
+}
+#endif
+
+static uint32_t mdj__crc_reg(uint32_t c, const uint8_t *p, size_t n) {
+    int m = mdj__crc_setup();
+#ifdef MDJ__X86
+    if (m == 2 && !__atomic_load_n(&mdj__crc_force_sw, __ATOMIC_RELAXED)) return mdj__crc_hw(c, p, n);
+#else
+    (void)m;
+#endif
+    return mdj__crc_sw(c, p, n);
+}
+
+uint32_t mdj_crc32c_update(uint32_t crc, const void *p, size_t n) {
+    return ~mdj__crc_reg(~crc, MDJ__CAST(const uint8_t *, p), n);
+}
+uint32_t mdj_crc32c(const void *p, size_t n) { return mdj_crc32c_update(0, p, n); }
+uint32_t mdj_frame_crc(const void *b, uint32_t size) {
+    return mdj_crc32c_update(size, MDJ__CAST(const uint8_t *, b) + 8, size - 8);
+}
+int mdj_crc32c_hardware(void) {
+    return mdj__crc_setup() == 2 && !__atomic_load_n(&mdj__crc_force_sw, __ATOMIC_RELAXED);
+}
+void mdj_crc32c_force_software(int on) { __atomic_store_n(&mdj__crc_force_sw, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+/* ---- names, sizes ---------------------------------------------------------- */
+
+static const char *const mdj__type_names[MDJ_TYPE_COUNT] = {
+    "invalid", "segment_end", "heartbeat", "instrument_def", "trade", "quote", "book_level", "order_add",
+    "order_cancel", "order_delete", "order_execute", "raw", "trading_status", "gap", "order_request", "risk_decision"};
+
+const char *mdj_type_name(unsigned type) { return type < MDJ_TYPE_COUNT ? mdj__type_names[type] : NULL; }
+
+const char *mdj_side_name(unsigned side) {
+    return side == MDJ_SIDE_BID ? "bid" : side == MDJ_SIDE_ASK ? "ask" : "none";
+}
+
+const char *mdj_status_name(unsigned s) {
+    switch (s) {
+    case MDJ_STATUS_HALTED: return "halted";
+    case MDJ_STATUS_PAUSED: return "paused";
+    case MDJ_STATUS_QUOTATION_ONLY: return "quotation_only";
+    case MDJ_STATUS_TRADING: return "trading";
+    }
+    return "unknown";
+}
+
+int mdj_payload_size(unsigned type) {
+    switch (type) {
+    case MDJ_TYPE_SEGMENT_END:
+    case MDJ_TYPE_HEARTBEAT: return 0;
+    case MDJ_TYPE_INSTRUMENT_DEF:
+    case MDJ_TYPE_TRADE:
+    case MDJ_TYPE_QUOTE: return 32;
+    case MDJ_TYPE_BOOK_LEVEL: return 24;
+    case MDJ_TYPE_ORDER_ADD:
+    case MDJ_TYPE_ORDER_CANCEL:
+    case MDJ_TYPE_ORDER_DELETE:
+    case MDJ_TYPE_ORDER_EXECUTE: return 32;
+    case MDJ_TYPE_RAW: return -1;
+    case MDJ_TYPE_TRADING_STATUS: return 16;
+    case MDJ_TYPE_GAP: return 32;
+    case MDJ_TYPE_ORDER_REQUEST:
+    case MDJ_TYPE_RISK_DECISION: return 64;
+    }
+    return -2;
+}
+
+/* ---- frame checks ---------------------------------------------------------- */
+
+/* Parses the header of a frame whose bytes [0,size) are in b (commit word
+ * included) and applies the content rules of §3. The checksum is checked by
+ * the caller. Returns 0 or a damage code with *why set. */
+static int mdj__frame_content(const uint8_t *b, uint32_t size, uint32_t crc, mdj_frame *f, char *why, size_t whylen) {
+    uint32_t body;
+    int want;
+    f->seq = mdj__le64(b + 8);
+    f->ts = MDJ__CAST(int64_t, mdj__le64(b + 16));
+    f->type = mdj__le16(b + 24);
+    f->flags = mdj__le16(b + 26);
+    f->instrument = mdj__le32(b + 28);
+    f->crc = crc;
+    f->size = size;
+    f->recv_ts = 0;
+    f->source_seq = 0;
+    /* The order of the rules is the Go implementation's (journal.CheckContent). */
+    want = mdj_payload_size(f->type);
+    if (want == -2 || f->type == MDJ_TYPE_INVALID) {
+        snprintf(why, whylen, "unknown message type %u", f->type);
+        return MDJ_ERR_BAD_HEADER;
+    }
+    if (f->flags & ~(MDJ_FRAME_RESTATED | MDJ_FRAME_SOURCE)) {
+        snprintf(why, whylen, "unknown frame flags 0x%04x", f->flags);
+        return MDJ_ERR_BAD_HEADER;
+    }
+    body = size - MDJ_FRAME_HEADER_SIZE;
+    if (f->flags & MDJ_FRAME_SOURCE) {
+        if (body < MDJ_SOURCE_TRAILER_SIZE) {
+            snprintf(why, whylen, "frame flagged with a source trailer is too short for it");
+            return MDJ_ERR_BAD_LENGTH;
+        }
+        body -= MDJ_SOURCE_TRAILER_SIZE;
+        f->recv_ts = MDJ__CAST(int64_t, mdj__le64(b + MDJ_FRAME_HEADER_SIZE + body));
+        f->source_seq = mdj__le64(b + MDJ_FRAME_HEADER_SIZE + body + 8);
+    }
+    if (want >= 0 ? body != MDJ__CAST(uint32_t, want) : body > MDJ_MAX_PAYLOAD) {
+        snprintf(why, whylen, "%s payload is %u bytes, want %d", mdj__type_names[f->type], body, want);
+        return MDJ_ERR_BAD_LENGTH;
+    }
+    if ((f->flags & MDJ_FRAME_RESTATED) && f->type != MDJ_TYPE_INSTRUMENT_DEF && f->type != MDJ_TYPE_TRADING_STATUS) {
+        snprintf(why, whylen, "only instrument_def and trading_status frames are re-stated");
+        return MDJ_ERR_BAD_HEADER;
+    }
+    f->payload = b + MDJ_FRAME_HEADER_SIZE;
+    f->payload_len = body;
+    return 0;
+}
+
+/* Size bounds of a commit word's size (frame at offset off of a region of
+ * `room` bytes from off). */
+static int mdj__size_ok(uint32_t size, uint64_t room) {
+    return size >= MDJ_FRAME_HEADER_SIZE && size <= MDJ_MAX_FRAME_SIZE && mdj__align8(size) <= room;
+}
+
+long mdj_frame_decode(const void *bv, size_t n, mdj_frame *f, mdj_error *err) {
+    const uint8_t *b = MDJ__CAST(const uint8_t *, bv);
+    uint64_t w;
+    uint32_t size, crc;
+    char why[200];
+    int rc;
+    mdj__err_clear(err);
+    if (n < 8) return mdj__err(err, MDJ_ERR_BAD_LENGTH, "", 0, "%zu bytes cannot hold a commit word", n);
+    w = mdj__le64(b);
+    if (w == 0) return 0;
+    crc = MDJ__CAST(uint32_t, w);
+    size = MDJ__CAST(uint32_t, w >> 32);
+    if (size < MDJ_FRAME_HEADER_SIZE || size > MDJ_MAX_FRAME_SIZE || size > n)
+        return mdj__err(err, MDJ_ERR_BAD_LENGTH, "", 0, "bad frame length %u (min 32, max 65536, %zu bytes left)", size,
+                        n);
+    if (mdj_frame_crc(b, size) != crc)
+        return mdj__err(err, MDJ_ERR_CHECKSUM, "", 0, "frame checksum mismatch (stored 0x%08x)", crc);
+    memset(f, 0, sizeof *f);
+    rc = mdj__frame_content(b, size, crc, f, why, sizeof why);
+    if (rc) return mdj__err(err, rc, "", 0, "%s", why);
+    return MDJ__CAST(long, mdj__align8(size));
+}
+
+/* ---- message decoders --------------------------------------------------------- */
+
+static void mdj__cstr(char *dst, const uint8_t *src, size_t n) {
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+int mdj_decode_instrument_def(const uint8_t *p, size_t n, mdj_instrument_def *d) {
+    if (n < 32) return MDJ_ERR_SHORT;
+    mdj__cstr(d->symbol, p, MDJ_SYMBOL_LEN);
+    d->tick_size = MDJ__CAST(int64_t, mdj__le64(p + 16));
+    d->price_scale = MDJ__CAST(int32_t, mdj__le32(p + 24));
+    return MDJ_OK;
+}
+int mdj_decode_trade(const uint8_t *p, size_t n, mdj_trade *t) {
+    if (n < 32) return MDJ_ERR_SHORT;
+    t->price = MDJ__CAST(int64_t, mdj__le64(p));
+    t->qty = MDJ__CAST(int64_t, mdj__le64(p + 8));
+    t->trade_id = mdj__le64(p + 16);
+    t->aggressor = p[24];
+    t->flags = p[25];
+    return MDJ_OK;
+}
+int mdj_decode_quote(const uint8_t *p, size_t n, mdj_quote *q) {
+    if (n < 32) return MDJ_ERR_SHORT;
+    q->bid_price = MDJ__CAST(int64_t, mdj__le64(p));
+    q->bid_qty = MDJ__CAST(int64_t, mdj__le64(p + 8));
+    q->ask_price = MDJ__CAST(int64_t, mdj__le64(p + 16));
+    q->ask_qty = MDJ__CAST(int64_t, mdj__le64(p + 24));
+    return MDJ_OK;
+}
+int mdj_decode_book_level(const uint8_t *p, size_t n, mdj_book_level *l) {
+    if (n < 24) return MDJ_ERR_SHORT;
+    l->price = MDJ__CAST(int64_t, mdj__le64(p));
+    l->qty = MDJ__CAST(int64_t, mdj__le64(p + 8));
+    l->side = p[16];
+    return MDJ_OK;
+}
+int mdj_decode_order(const uint8_t *p, size_t n, mdj_order *o) {
+    if (n < 32) return MDJ_ERR_SHORT;
+    o->order_id = mdj__le64(p);
+    o->price = MDJ__CAST(int64_t, mdj__le64(p + 8));
+    o->qty = MDJ__CAST(int64_t, mdj__le64(p + 16));
+    o->side = p[24];
+    o->flags = p[25];
+    return MDJ_OK;
+}
+int mdj_decode_trading_status(const uint8_t *p, size_t n, mdj_trading_status *s) {
+    if (n < 16) return MDJ_ERR_SHORT;
+    s->status = p[0];
+    mdj__cstr(s->reason, p + 4, 4);
+    return MDJ_OK;
+}
+int mdj_decode_gap(const uint8_t *p, size_t n, mdj_gap *g) {
+    if (n < 32) return MDJ_ERR_SHORT;
+    g->first = mdj__le64(p);
+    g->count = mdj__le64(p + 8);
+    mdj__cstr(g->source, p + 16, MDJ_SYMBOL_LEN);
+    return MDJ_OK;
+}
+int mdj_decode_order_request(const uint8_t *p, size_t n, mdj_order_request *o) {
+    if (n < 64) return MDJ_ERR_SHORT;
+    o->order_id = mdj__le64(p);
+    o->price = MDJ__CAST(int64_t, mdj__le64(p + 8));
+    o->qty = MDJ__CAST(int64_t, mdj__le64(p + 16));
+    o->side = p[24];
+    o->flags = p[25];
+    o->strategy = mdj__le32(p + 28);
+    o->trigger_seq = mdj__le64(p + 32);
+    o->trigger_ts = MDJ__CAST(int64_t, mdj__le64(p + 40));
+    o->seen = MDJ__CAST(int64_t, mdj__le64(p + 48));
+    o->decided = MDJ__CAST(int64_t, mdj__le64(p + 56));
+    return MDJ_OK;
+}
+int mdj_decode_risk_decision(const uint8_t *p, size_t n, mdj_risk_decision *d) {
+    if (n < 64) return MDJ_ERR_SHORT;
+    d->order_id = mdj__le64(p);
+    d->price = MDJ__CAST(int64_t, mdj__le64(p + 8));
+    d->qty = MDJ__CAST(int64_t, mdj__le64(p + 16));
+    d->side = p[24];
+    d->verdict = p[25];
+    d->reason = mdj__le16(p + 26);
+    d->strategy = mdj__le32(p + 28);
+    d->trigger_seq = mdj__le64(p + 32);
+    d->requested = MDJ__CAST(int64_t, mdj__le64(p + 40));
+    d->received = MDJ__CAST(int64_t, mdj__le64(p + 48));
+    d->decided = MDJ__CAST(int64_t, mdj__le64(p + 56));
+    return MDJ_OK;
+}
+
+/* ---- formatting ------------------------------------------------------------- */
+
+/* Copies s (length len) into buf[0,cap) with a NUL; returns len. */
+static size_t mdj__out(char *buf, size_t cap, const char *s, size_t len) {
+    if (cap) {
+        size_t k = len < cap - 1 ? len : cap - 1;
+        memcpy(buf, s, k);
+        buf[k] = 0;
+    }
+    return len;
+}
+
+static size_t mdj__utoa(char *dst, uint64_t u) { /* digits of u, no NUL; returns count */
+    char tmp[24];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = MDJ__CAST(char, '0' + u % 10);
+        u /= 10;
+    } while (u);
+    for (i = 0; i < n; i++) dst[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t mdj_format_price(char *buf, size_t cap, int64_t p, int32_t scale) {
+    char s[64];
+    size_t n = 0, digits, i;
+    char d[24];
+    uint64_t u = p < 0 ? MDJ__CAST(uint64_t, 0) - MDJ__CAST(uint64_t, p) : MDJ__CAST(uint64_t, p);
+    if (p < 0) s[n++] = '-';
+    if (scale <= 0) {
+        n += mdj__utoa(s + n, u);
+        return mdj__out(buf, cap, s, n);
+    }
+    if (scale > MDJ_MAX_PRICE_SCALE + 1) {
+        n += mdj__utoa(s + n, u);
+        s[n++] = 'e';
+        s[n++] = '-';
+        n += mdj__utoa(s + n, MDJ__CAST(uint64_t, scale));
+        return mdj__out(buf, cap, s, n);
+    }
+    digits = mdj__utoa(d, u);
+    if (digits < MDJ__CAST(size_t, scale) + 1) { /* pad with zeros to scale+1 digits */
+        size_t pad = MDJ__CAST(size_t, scale) + 1 - digits;
+        memmove(d + pad, d, digits);
+        memset(d, '0', pad);
+        digits += pad;
+    }
+    for (i = 0; i < digits; i++) {
+        if (i == digits - MDJ__CAST(size_t, scale)) s[n++] = '.';
+        s[n++] = d[i];
+    }
+    return mdj__out(buf, cap, s, n);
+}
+
+/* Days since 1970-01-01 to a civil date (proleptic Gregorian). */
+static void mdj__civil(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+    int64_t era, yy;
+    unsigned doe, yoe, doy, mp;
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = MDJ__CAST(unsigned, z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    yy = MDJ__CAST(int64_t, yoe) + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yy + (*m <= 2);
+}
+
+size_t mdj_format_time(char *buf, size_t cap, int64_t ns) {
+    char s[64];
+    int64_t sec = ns / 1000000000, frac = ns % 1000000000, days, sod, y;
+    unsigned mo, d;
+    int n, w;
+    if (frac < 0) {
+        frac += 1000000000;
+        sec -= 1;
+    }
+    days = sec / 86400;
+    sod = sec % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days -= 1;
+    }
+    mdj__civil(days, &y, &mo, &d);
+    n = snprintf(s, sizeof s, "%04lld-%02u-%02uT%02d:%02d:%02d", MDJ__CAST(long long, y), mo, d,
+                 MDJ__CAST(int, sod / 3600), MDJ__CAST(int, sod / 60 % 60), MDJ__CAST(int, sod % 60));
+    if (frac) {
+        char f[10];
+        snprintf(f, sizeof f, "%09d", MDJ__CAST(int, frac));
+        for (w = 9; w > 0 && f[w - 1] == '0'; w--) {
+        }
+        s[n++] = '.';
+        memcpy(s + n, f, MDJ__CAST(size_t, w));
+        n += w;
+    }
+    s[n++] = 'Z';
+    return mdj__out(buf, cap, s, MDJ__CAST(size_t, n));
+}
+
+/* ---- catalogue -------------------------------------------------------------- */
+
+void mdj_catalog_init(mdj_catalog *c) { memset(c, 0, sizeof *c); }
+void mdj_catalog_free(mdj_catalog *c) {
+    free(c->items);
+    memset(c, 0, sizeof *c);
+}
+void mdj_catalog_reset(mdj_catalog *c) { c->len = 0; }
+
+static size_t mdj__cat_search(const mdj_catalog *c, uint32_t id) { /* first index with items[i].id >= id */
+    size_t lo = 0, hi = c->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->items[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const mdj_instrument *mdj_catalog_lookup(const mdj_catalog *c, uint32_t id) {
+    size_t i = mdj__cat_search(c, id);
+    return i < c->len && c->items[i].id == id ? &c->items[i] : NULL;
+}
+
+static mdj_instrument *mdj__cat_get(mdj_catalog *c, uint32_t id) {
+    size_t i = mdj__cat_search(c, id);
+    if (i < c->len && c->items[i].id == id) return &c->items[i];
+    if (c->len == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        mdj_instrument *ni = MDJ__CAST(mdj_instrument *, realloc(c->items, ncap * sizeof *ni));
+        if (!ni) return NULL;
+        c->items = ni;
+        c->cap = ncap;
+    }
+    memmove(&c->items[i + 1], &c->items[i], (c->len - i) * sizeof c->items[0]);
+    c->len++;
+    memset(&c->items[i], 0, sizeof c->items[i]);
+    c->items[i].id = id;
+    return &c->items[i];
+}
+
+int mdj_catalog_apply(mdj_catalog *c, const mdj_frame *f) {
+    mdj_instrument *in;
+    if (f->type == MDJ_TYPE_INSTRUMENT_DEF) {
+        mdj_instrument_def d;
+        if (mdj_decode_instrument_def(f->payload, f->payload_len, &d)) return 0;
+        in = mdj__cat_get(c, f->instrument);
+        if (!in) return MDJ_ERR_NOMEM;
+        if (in->defined && in->price_scale == d.price_scale && in->tick_size == d.tick_size &&
+            !strcmp(in->symbol, d.symbol)) {
+            in->def_seq = f->seq;
+            return 0;
+        }
+        in->defined = 1;
+        memcpy(in->symbol, d.symbol, sizeof in->symbol);
+        in->price_scale = d.price_scale;
+        in->tick_size = d.tick_size;
+        in->def_seq = f->seq;
+        return 1;
+    }
+    if (f->type == MDJ_TYPE_TRADING_STATUS) {
+        mdj_trading_status s;
+        if (mdj_decode_trading_status(f->payload, f->payload_len, &s)) return 0;
+        in = mdj__cat_get(c, f->instrument);
+        if (!in) return MDJ_ERR_NOMEM;
+        if (in->status == s.status && !memcmp(in->reason, s.reason, sizeof s.reason)) return 0;
+        in->status = s.status;
+        memcpy(in->reason, s.reason, sizeof in->reason);
+        return 1;
+    }
+    return 0;
+}
+
+size_t mdj_catalog_format_price(const mdj_catalog *c, uint32_t id, int64_t p, char *buf, size_t cap) {
+    const mdj_instrument *in = mdj_catalog_lookup(c, id);
+    return mdj_format_price(buf, cap, p, in && in->symbol[0] ? in->price_scale : 0); /* Go: Scale needs a symbol */
+}
+
+/* ---- SIGBUS guard ------------------------------------------------------------- */
+
+typedef struct mdj__guard {
+    sigjmp_buf env;
+    struct mdj__guard *prev;
+    void *volatile fault_addr;
+} mdj__guard;
+
+static MDJ__TLS mdj__guard *mdj__guard_top;
+static struct sigaction mdj__old_bus;
+static int mdj__guard_state; /* 0 none, 1 installing, 2 installed, 3 failed */
+
+static void mdj__bus_handler(int sig, siginfo_t *si, void *uc) {
+    mdj__guard *g = mdj__guard_top;
+    if (g) {
+        g->fault_addr = si ? si->si_addr : NULL;
+        mdj__guard_top = g->prev;
+        siglongjmp(g->env, 1);
+    }
+    if (mdj__old_bus.sa_flags & SA_SIGINFO) {
+        if (mdj__old_bus.sa_sigaction) {
+            mdj__old_bus.sa_sigaction(sig, si, uc);
+            return;
+        }
+    } else if (mdj__old_bus.sa_handler != SIG_DFL && mdj__old_bus.sa_handler != SIG_IGN) {
+        mdj__old_bus.sa_handler(sig);
+        return;
+    }
+    /* Not ours and nobody else's: restore the default action and raise it
+     * again (the faulting access would otherwise fault forever). */
+    {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+        raise(sig);
+    }
+}
+
+static int mdj__guard_install(void) {
+    int st = __atomic_load_n(&mdj__guard_state, __ATOMIC_ACQUIRE);
+    int expected = 0;
+    if (st == 2) return 1;
+    if (st == 3) return 0;
+    if (__atomic_compare_exchange_n(&mdj__guard_state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = mdj__bus_handler;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        st = sigaction(SIGBUS, &sa, &mdj__old_bus) == 0 ? 2 : 3;
+        __atomic_store_n(&mdj__guard_state, st, __ATOMIC_RELEASE);
+        return st == 2;
+    }
+    while ((st = __atomic_load_n(&mdj__guard_state, __ATOMIC_ACQUIRE)) == 1) sched_yield();
+    return st == 2;
+}
+
+/* ---- files --------------------------------------------------------------------- */
+
+static void mdj__seg_name(char *buf, size_t cap, uint64_t n, const char *ext) {
+    snprintf(buf, cap, "%020llu%s", MDJ__CAST(unsigned long long, n), ext);
+}
+
+static void mdj__join(char *buf, size_t cap, const char *dir, const char *name) {
+    size_t l = strlen(dir);
+    snprintf(buf, cap, "%s%s%s", dir, (l && dir[l - 1] == '/') ? "" : "/", name);
+}
+
+/* Opens a journal file safely (§1): O_NOFOLLOW, O_NONBLOCK, then fstat says
+ * regular. Returns the fd or a negative code with err filled. */
+static int mdj__open_file(const char *path, int flags, struct stat *st, mdj_error *err) {
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP) return mdj__err(err, MDJ_ERR_NOT_REGULAR, path, -1, "%s is a symlink: refused", path);
+        return mdj__sys(err, path, "open");
+    }
+    if (fstat(fd, st) != 0) {
+        int rc = mdj__sys(err, path, "fstat");
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_NOT_REGULAR, path, -1, "%s is not a regular file", path);
+    }
+    return fd;
+}
+
+static int mdj__pread_full(int fd, void *buf, size_t n, off_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, MDJ__CAST(char *, buf) + got, n - got, off + MDJ__CAST(off_t, got));
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (k == 0) break;
+        got += MDJ__CAST(size_t, k);
+    }
+    return MDJ__CAST(int, got);
+}
+
+/* ---- segment header (§2.1, §2.2) ---------------------------------------------- */
+
+typedef struct mdj__state {
+    uint64_t gen, durable_offset, durable_seq, last_seq;
+    uint32_t flags, writer_pid;
+} mdj__state;
+
+typedef struct mdj__hdr {
+    uint8_t magic[8];
+    uint32_t version, header_size, epoch, header_crc;
+    uint64_t journal_id, number, first_seq, capacity, cursor;
+    int64_t created;
+    int static_crc_ok;
+    mdj__state st;
+    int st_ok;        /* a valid state record exists */
+    int st_slot;      /* 0 = A (offset 128), 1 = B (192) */
+    int64_t file_size;
+} mdj__hdr;
+
+static int mdj__state_rec(const uint8_t *b, mdj__state *s) {
+    s->gen = mdj__le64(b);
+    s->durable_offset = mdj__le64(b + 8);
+    s->durable_seq = mdj__le64(b + 16);
+    s->last_seq = mdj__le64(b + 24);
+    s->flags = mdj__le32(b + 32);
+    s->writer_pid = mdj__le32(b + 36);
+    return mdj_crc32c(b, 60) == mdj__le32(b + 60) && s->gen != 0 &&
+           (s->flags & ~(MDJ_STATE_SEALED | MDJ_STATE_CLEAN)) == 0;
+}
+
+/* Picks the current state record from the two at b[128,256). */
+static void mdj__pick_state(const uint8_t *b, mdj__hdr *h) {
+    mdj__state a, bb;
+    int aok = mdj__state_rec(b + 128, &a), bok = mdj__state_rec(b + 192, &bb);
+    h->st_ok = aok || bok;
+    if (aok && (!bok || a.gen >= bb.gen)) {
+        h->st = a;
+        h->st_slot = 0;
+    } else if (bok) {
+        h->st = bb;
+        h->st_slot = 1;
+    } else {
+        memset(&h->st, 0, sizeof h->st);
+        h->st_slot = 0;
+    }
+}
+
+static void mdj__parse_static(const uint8_t *b, mdj__hdr *h) {
+    memcpy(h->magic, b, 8);
+    h->version = mdj__le32(b + 8);
+    h->header_size = mdj__le32(b + 12);
+    h->journal_id = mdj__le64(b + 16);
+    h->number = mdj__le64(b + 24);
+    h->first_seq = mdj__le64(b + 32);
+    h->created = MDJ__CAST(int64_t, mdj__le64(b + 40));
+    h->capacity = mdj__le64(b + 48);
+    h->epoch = mdj__le32(b + 56);
+    h->header_crc = mdj__le32(b + 60);
+    h->static_crc_ok = mdj_crc32c(b, 60) == h->header_crc;
+    h->cursor = mdj__le64(b + 64);
+}
+
+/* Reads a header page with pread: the state records first, then the static
+ * fields (the writer writes them in the other order, so a valid state record
+ * read first means the static fields read after it are complete). */
+static int mdj__read_hdr(int fd, const char *path, int64_t size, mdj__hdr *h, mdj_error *err) {
+    uint8_t b[256];
+    memset(h, 0, sizeof *h);
+    h->file_size = size;
+    if (size < 256) {
+        memset(b, 0, sizeof b);
+        if (size > 0 && mdj__pread_full(fd, b, MDJ__CAST(size_t, size), 0) < 0) return mdj__sys(err, path, "pread");
+        mdj__parse_static(b, h);
+        return 0;
+    }
+    if (mdj__pread_full(fd, b + 128, 128, 128) != 128) return mdj__sys(err, path, "pread");
+    mdj__pick_state(b, h);
+    if (mdj__pread_full(fd, b, 128, 0) != 128) return mdj__sys(err, path, "pread");
+    mdj__parse_static(b, h);
+    return 0;
+}
+
+static void mdj__quote_bytes(char *out, size_t cap, const uint8_t *b, size_t n) {
+    size_t o = 0, i;
+    if (cap < 4) return;
+    out[o++] = '"';
+    for (i = 0; i < n && o + 5 < cap; i++) {
+        if (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '"' && b[i] != '\\')
+            out[o++] = MDJ__CAST(char, b[i]);
+        else
+            o += MDJ__CAST(size_t, snprintf(out + o, cap - o, "\\x%02x", b[i]));
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+/* Checks the static header in the order of §2.1. number 0: not compared.
+ * check_size: also the file size against the capacity. */
+static int mdj__check_static(const mdj__hdr *h, const char *path, uint64_t number, int check_size, mdj_error *err) {
+    if (h->file_size < 64) {
+        return mdj__err(err, MDJ_ERR_TRUNCATED, path, h->file_size, "file is %lld bytes, shorter than a segment header",
+                        MDJ__CAST(long long, h->file_size));
+    }
+    if (memcmp(h->magic, "MDJSEG\0\0", 8) != 0) {
+        char q[64];
+        mdj__quote_bytes(q, sizeof q, h->magic, 8);
+        return mdj__err(err, MDJ_ERR_BAD_MAGIC, path, 0, "bad segment magic %s", q);
+    }
+    if (h->version != MDJ_VERSION)
+        return mdj__err(err, MDJ_ERR_VERSION, path, 8, "segment format version %u, this build reads %d", h->version,
+                        MDJ_VERSION);
+    if (!h->static_crc_ok)
+        return mdj__err(err, MDJ_ERR_CHECKSUM, path, 60, "segment header checksum mismatch (stored 0x%08x)",
+                        h->header_crc);
+    if (h->header_size != MDJ_SEGMENT_HEADER_SIZE)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 12, "header size %u, want 4096", h->header_size);
+    if (h->capacity < MDJ_MIN_SEGMENT_SIZE || h->capacity > MDJ_MAX_SEGMENT_SIZE || h->capacity % 4096)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 48,
+                        "capacity %llu is not a multiple of 4096 in [262144, 1073741824]",
+                        MDJ__CAST(unsigned long long, h->capacity));
+    if (number && h->number != number)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 24, "segment number %llu, the file name says %llu",
+                        MDJ__CAST(unsigned long long, h->number), MDJ__CAST(unsigned long long, number));
+    if (check_size && h->file_size < MDJ__CAST(int64_t, h->capacity))
+        return mdj__err(err, MDJ_ERR_TRUNCATED, path, h->file_size, "file is %lld bytes, header says capacity %llu",
+                        MDJ__CAST(long long, h->file_size), MDJ__CAST(unsigned long long, h->capacity));
+    return 0;
+}
+
+/* A segment that was never activated: first_seq 0 or no valid state (§2). */
+static int mdj__prepared(const mdj__hdr *h) { return h->first_seq == 0 || !h->st_ok; }
+
+/* ---- directory listing ----------------------------------------------------------- */
+
+typedef struct mdj__ent {
+    uint64_t number;
+    int raw, zst; /* which files exist */
+} mdj__ent;
+
+static int mdj__parse_num(const char *name, const char *ext, uint64_t *n) {
+    size_t i, el = strlen(ext);
+    uint64_t v = 0;
+    if (strlen(name) != 20 + el || strcmp(name + 20, ext) != 0) return 0;
+    for (i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9') return 0;
+        if (v > (UINT64_MAX - MDJ__CAST(uint64_t, name[i] - '0')) / 10) return 0;
+        v = v * 10 + MDJ__CAST(uint64_t, name[i] - '0');
+    }
+    *n = v;
+    return v >= 1;
+}
+
+static int mdj__ent_cmp(const void *a, const void *b) {
+    uint64_t x = MDJ__CAST(const mdj__ent *, a)->number, y = MDJ__CAST(const mdj__ent *, b)->number;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists the segment numbers of dir, sorted, raw and compressed merged. */
+static int mdj__list(const char *dir, mdj__ent **out, size_t *count, mdj_error *err) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    mdj__ent *v = NULL;
+    size_t n = 0, cap = 0, i, j;
+    *out = NULL;
+    *count = 0;
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return mdj__err(err, MDJ_ERR_NOT_FOUND, dir, -1, "no journal in %s: %s", dir, strerror(errno));
+        return mdj__sys(err, dir, "opendir");
+    }
+    while ((de = readdir(d)) != NULL) {
+        uint64_t num;
+        int zst = 0;
+        if (mdj__parse_num(de->d_name, ".seg", &num))
+            zst = 0;
+        else if (mdj__parse_num(de->d_name, ".seg.zst", &num))
+            zst = 1;
+        else
+            continue;
+        if (de->d_type != DT_REG) { /* §1: a symlink, FIFO, device or directory is refused */
+            struct stat st;
+            char path[MDJ_PATH_LEN];
+            mdj__join(path, sizeof path, dir, de->d_name);
+            if (lstat(path, &st) != 0) continue; /* gone meanwhile (pruned) */
+            if (!S_ISREG(st.st_mode)) {
+                const char *what = S_ISLNK(st.st_mode) ? "a symlink" : S_ISDIR(st.st_mode) ? "a directory" :
+                                   S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" : "a device";
+                free(v);
+                closedir(d);
+                return mdj__err(err, MDJ_ERR_NOT_REGULAR, path, -1, "%s is %s, not a regular file: refused", path, what);
+            }
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            mdj__ent *nv = MDJ__CAST(mdj__ent *, realloc(v, nc * sizeof *nv));
+            if (!nv) {
+                free(v);
+                closedir(d);
+                return mdj__err(err, MDJ_ERR_NOMEM, dir, -1, "out of memory listing %s", dir);
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[n].number = num;
+        v[n].raw = !zst;
+        v[n].zst = zst;
+        n++;
+    }
+    closedir(d);
+    if (n) qsort(v, n, sizeof *v, mdj__ent_cmp);
+    for (i = 0, j = 0; i < n; i++) { /* merge .seg and .seg.zst of one number */
+        if (j && v[j - 1].number == v[i].number) {
+            v[j - 1].raw |= v[i].raw;
+            v[j - 1].zst |= v[i].zst;
+        } else {
+            v[j++] = v[i];
+        }
+    }
+    *out = v;
+    *count = j;
+    return 0;
+}
+
+/* Reads the header of segment e (raw file, else the archive's copied header
+ * page) with pread. */
+static int mdj__peek_hdr(const char *dir, const mdj__ent *e, mdj__hdr *h, char *path, size_t pathcap, mdj_error *err) {
+    char name[40];
+    struct stat st;
+    int fd, rc;
+    mdj__seg_name(name, sizeof name, e->number, e->raw ? ".seg" : ".seg.zst");
+    mdj__join(path, pathcap, dir, name);
+    fd = mdj__open_file(path, O_RDONLY, &st, err);
+    if (fd < 0) return fd;
+    rc = mdj__read_hdr(fd, path, MDJ__CAST(int64_t, st.st_size), h, err);
+    close(fd);
+    return rc;
+}
+
+int mdj_list_segments(const char *dir, mdj_segment_info **out, size_t *count, mdj_error *err) {
+    mdj__ent *v;
+    size_t n, i;
+    int rc;
+    mdj_segment_info *info;
+    mdj__err_clear(err);
+    *out = NULL;
+    *count = 0;
+    rc = mdj__list(dir, &v, &n, err);
+    if (rc) return rc;
+    info = MDJ__CAST(mdj_segment_info *, calloc(n ? n : 1, sizeof *info));
+    if (!info) {
+        free(v);
+        return mdj__err(err, MDJ_ERR_NOMEM, dir, -1, "out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        mdj__hdr h;
+        char path[MDJ_PATH_LEN];
+        mdj_error e2;
+        mdj_segment_info *s = &info[i];
+        s->number = v[i].number;
+        rc = mdj__peek_hdr(dir, &v[i], &h, path, sizeof path, &e2);
+        if (rc) {
+            if (rc == MDJ_ERR_IO || rc == MDJ_ERR_NOT_REGULAR) {
+                free(v);
+                free(info);
+                if (err) *err = e2;
+                return rc;
+            }
+            s->state = MDJ_SEG_DAMAGED;
+            continue;
+        }
+        s->journal_id = h.journal_id;
+        s->first_seq = h.first_seq;
+        s->capacity = h.capacity;
+        s->created = h.created;
+        s->epoch = h.epoch;
+        s->write_cursor = h.cursor;
+        s->durable_offset = h.st.durable_offset;
+        s->durable_seq = h.st.durable_seq;
+        s->last_seq = h.st.last_seq;
+        s->state_flags = h.st.flags;
+        s->file_size = h.file_size;
+        if (mdj__check_static(&h, path, v[i].number, 0, &e2))
+            s->state = MDJ_SEG_DAMAGED;
+        else if (!v[i].raw)
+            s->state = MDJ_SEG_COMPRESSED;
+        else if (h.first_seq == 0 && !h.st_ok)
+            s->state = MDJ_SEG_PREPARED;
+        else if (!h.st_ok || h.first_seq == 0)
+            s->state = MDJ_SEG_DAMAGED;
+        else
+            s->state = (h.st.flags & MDJ_STATE_SEALED) ? MDJ_SEG_SEALED : MDJ_SEG_ACTIVE;
+    }
+    free(v);
+    *out = info;
+    *count = n;
+    return 0;
+}
+
+/* ---- mapped segment ------------------------------------------------------------ */
+
+typedef struct mdj__seg {
+    uint64_t number;
+    int fd;
+    void *map;            /* the mapping (for munmap) */
+    const uint8_t *base;  /* the same, read-only view: `capacity` bytes */
+    uint64_t capacity;
+    uint64_t first_seq;
+    uint32_t epoch;
+    uint64_t journal_id;
+    uint64_t hdr_first_seq; /* first_seq as the header said at open, activated or not */
+    int active;           /* activated (first_seq and state known) */
+    /* sparse index, when usable */
+    int idx_fd;
+    void *idx_map;
+    const uint8_t *idx;
+    size_t idx_len;
+    uint64_t idx_slots;
+    uint64_t populated;   /* pages below this offset were prefaulted */
+    char path[MDJ_PATH_LEN];
+    char idx_path[MDJ_PATH_LEN];
+} mdj__seg;
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+#define MDJ__PREFAULT (4u << 20)
+
+/* Maps the pages of [off, off + 4 MiB) into this process ahead of the
+ * reader (MADV_POPULATE_READ: page tables only, no copy), so that following
+ * the writer does not take a page fault per 4 KiB page on the hot path. Done
+ * again when the reader passes half of it. Errors (an older kernel) only
+ * turn it off. */
+static void mdj__prefault(mdj__seg *s, uint64_t off) {
+    uint64_t start = off & ~MDJ__CAST(uint64_t, 4095), len;
+    if (s->populated == UINT64_MAX || start >= s->capacity) return;
+    len = s->capacity - start < MDJ__PREFAULT ? s->capacity - start : MDJ__PREFAULT;
+    if (madvise(MDJ__CAST(char *, s->map) + start, len, MADV_POPULATE_READ) != 0 && errno != EFAULT) {
+        s->populated = UINT64_MAX;
+        return;
+    }
+    s->populated = start + len / 2;
+}
+
+static void mdj__seg_init(mdj__seg *s) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->idx_fd = -1;
+}
+
+static void mdj__seg_close(mdj__seg *s) {
+    if (s->map) munmap(s->map, s->capacity);
+    if (s->fd >= 0) close(s->fd);
+    if (s->idx_map) munmap(s->idx_map, s->idx_len);
+    if (s->idx_fd >= 0) close(s->idx_fd);
+    mdj__seg_init(s);
+}
+
+/* Opens the sparse index of s if it checks out (§5); otherwise s has none
+ * and readers scan from the segment start. */
+static void mdj__seg_open_index(mdj__seg *s, const char *dir) {
+    char name[40];
+    struct stat st;
+    uint8_t h[128];
+    uint64_t slots;
+    size_t need;
+    void *m;
+    mdj_error e;
+    int fd;
+    mdj__seg_name(name, sizeof name, s->number, ".idx");
+    mdj__join(s->idx_path, sizeof s->idx_path, dir, name);
+    fd = mdj__open_file(s->idx_path, O_RDONLY, &st, &e);
+    if (fd < 0) return;
+    slots = (s->capacity - MDJ_SEGMENT_HEADER_SIZE) / MDJ_INDEX_STRIDE + 1;
+    need = MDJ_INDEX_HEADER_SIZE + MDJ__CAST(size_t, slots) * MDJ_INDEX_ENTRY_SIZE;
+    if (st.st_size < MDJ__CAST(off_t, need) || mdj__pread_full(fd, h, 128, 0) != 128 ||
+        memcmp(h, "MDJIDX\0\0", 8) != 0 || mdj__le32(h + 8) != MDJ_VERSION || mdj__le32(h + 12) != MDJ_INDEX_STRIDE ||
+        mdj__le64(h + 16) != s->journal_id || mdj__le64(h + 24) != s->number || mdj__le64(h + 32) != slots ||
+        mdj_crc32c(h, 40) != mdj__le32(h + 40)) {
+        close(fd);
+        return;
+    }
+    m = mmap(NULL, need, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        close(fd);
+        return;
+    }
+    s->idx_fd = fd;
+    s->idx_map = m;
+    s->idx = MDJ__CAST(const uint8_t *, m);
+    s->idx_len = need;
+    s->idx_slots = slots;
+}
+
+typedef struct mdj__entry {
+    uint64_t seq;
+    int64_t ts;
+    uint64_t offset;
+} mdj__entry;
+
+static uint64_t mdj__idx_count(const mdj__seg *s) {
+    uint64_t c;
+    if (!s->idx) return 0;
+    c = mdj__load64_acq(s->idx + 64);
+    return c > s->idx_slots ? s->idx_slots : c;
+}
+
+static mdj__entry mdj__idx_entry(const mdj__seg *s, uint64_t i) {
+    mdj__entry e;
+    const uint8_t *p = s->idx + MDJ_INDEX_HEADER_SIZE + i * MDJ_INDEX_ENTRY_SIZE;
+    e.seq = mdj__le64(p);
+    e.ts = MDJ__CAST(int64_t, mdj__le64(p + 8));
+    e.offset = mdj__le64(p + 16);
+    return e;
+}
+
+/* The last entry with seq <= key (entries ascend in seq: a binary search). */
+static int mdj__idx_search_seq(const mdj__seg *s, uint64_t seq, mdj__entry *out) {
+    uint64_t lo = 0, hi = mdj__idx_count(s);
+    while (lo < hi) { /* first entry with seq > key */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (mdj__idx_entry(s, mid).seq <= seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) return 0;
+    *out = mdj__idx_entry(s, lo - 1);
+    return 1;
+}
+
+/* The entry before the first entry (in seq order) with ts >= key, the last
+ * entry if none reaches it; 0 when the first entry already does (§5). A
+ * linear search: timestamps may go back. */
+static int mdj__idx_search_time(const mdj__seg *s, int64_t ts, mdj__entry *out) {
+    uint64_t i = 0, c = mdj__idx_count(s);
+    while (i < c && mdj__idx_entry(s, i).ts < ts) i++;
+    if (i == 0) return 0;
+    *out = mdj__idx_entry(s, i - 1);
+    return 1;
+}
+
+/* Reads the activation (first_seq, epoch, state) of a mapped segment from the
+ * mapping: the state records first (acquire), then the static fields. Returns
+ * 1 and fills *h when the segment is activated, without changing s. */
+static int mdj__read_activation(const mdj__seg *s, mdj__hdr *h) {
+    uint8_t b[256];
+    size_t i;
+    for (i = 128; i < 256; i += 8) mdj__put64(b + i, mdj__load64_acq(s->base + i));
+    for (i = 0; i < 128; i += 8) mdj__put64(b + i, mdj__load64_relaxed(s->base + i));
+    memset(h, 0, sizeof *h);
+    mdj__pick_state(b, h);
+    mdj__parse_static(b, h);
+    return h->st_ok && h->first_seq != 0 && h->static_crc_ok;
+}
+
+static int mdj__seg_activation(mdj__seg *s) {
+    mdj__hdr h;
+    if (!mdj__read_activation(s, &h)) return 0;
+    s->first_seq = h.first_seq;
+    s->epoch = h.epoch;
+    s->journal_id = h.journal_id;
+    s->active = 1;
+    return 1;
+}
+
+/* Opens and maps segment number n of dir for reading, the static header fully
+ * checked (file size included). Returns 0 or a negative code. */
+static int mdj__seg_open(mdj__seg *s, const char *dir, uint64_t n, mdj_error *err) {
+    char name[40];
+    struct stat st;
+    mdj__hdr h;
+    void *m;
+    int fd, rc;
+    mdj__seg_init(s);
+    s->number = n;
+    mdj__seg_name(name, sizeof name, n, ".seg");
+    mdj__join(s->path, sizeof s->path, dir, name);
+    fd = mdj__open_file(s->path, O_RDONLY, &st, err);
+    if (fd == MDJ_ERR_IO && err && err->sys_errno == ENOENT) {
+        char zpath[MDJ_PATH_LEN];
+        mdj__seg_name(name, sizeof name, n, ".seg.zst");
+        mdj__join(zpath, sizeof zpath, dir, name);
+        if (access(zpath, F_OK) == 0)
+            return mdj__err(err, MDJ_ERR_COMPRESSED, zpath, 0,
+                            "segment %llu is compressed: compressed segment not supported by the C reader",
+                            MDJ__CAST(unsigned long long, n));
+        return mdj__err(err, MDJ_ERR_MISSING, s->path, 0, "segment %llu is missing", MDJ__CAST(unsigned long long, n));
+    }
+    if (fd < 0) return fd;
+    rc = mdj__read_hdr(fd, s->path, MDJ__CAST(int64_t, st.st_size), &h, err);
+    if (!rc) rc = mdj__check_static(&h, s->path, n, 1, err);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    m = mmap(NULL, h.capacity, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = mdj__sys(err, s->path, "mmap");
+        close(fd);
+        return rc;
+    }
+    s->fd = fd;
+    s->map = m;
+    s->base = MDJ__CAST(const uint8_t *, m);
+    s->capacity = h.capacity;
+    s->journal_id = h.journal_id;
+    s->hdr_first_seq = h.first_seq;
+    mdj__seg_activation(s);
+    mdj__seg_open_index(s, dir);
+    return 0;
+}
+
+/* ---- reader ----------------------------------------------------------------------- */
+
+struct mdj_reader {
+    char *dir;
+    mdj_reader_options opt;
+    mdj__seg seg;
+    uint64_t pos;        /* offset of the next frame in seg */
+    uint64_t next_seq;   /* the seq it must carry */
+    uint64_t last_seq;
+    uint64_t journal_id;
+    uint32_t epoch;
+    int skipping;        /* MDJ_FROM_SEQ / MDJ_FROM_TIME target not reached yet */
+    int failed;          /* sticky error in err */
+    int guard;           /* SIGBUS guard in use */
+    int wait;            /* effective strategy */
+    int interrupt;       /* atomic */
+    int ctl_fd;
+    uint8_t *ctl;        /* journal.ctl mapped read-write (futex), else NULL */
+    char ctl_path[MDJ_PATH_LEN];
+    mdj_catalog cat;
+    uint8_t *buf;        /* frame copy: MDJ_MAX_FRAME_SIZE bytes */
+    mdj_reader_stats stats;
+    mdj_error err;
+};
+
+static int mdj__fail(mdj_reader *r) {
+    r->failed = 1;
+    return r->err.code;
+}
+
+/* Maps a faulting address to the file it belongs to. */
+static int mdj__faulted(mdj_reader *r, mdj__guard *g) {
+    uintptr_t a = MDJ__U(g->fault_addr);
+    uintptr_t sb = MDJ__U(r->seg.base), ib = MDJ__U(r->seg.idx), cb = MDJ__U(r->ctl);
+    if (r->seg.base && a >= sb && a < sb + r->seg.capacity)
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->seg.path, MDJ__CAST(int64_t, a - sb),
+                 "file truncated under the reader: SIGBUS at offset %llu", MDJ__CAST(unsigned long long, a - sb));
+    else if (r->seg.idx && a >= ib && a < ib + r->seg.idx_len)
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->seg.idx_path, MDJ__CAST(int64_t, a - ib),
+                 "index truncated under the reader: SIGBUS at offset %llu", MDJ__CAST(unsigned long long, a - ib));
+    else if (r->ctl && a >= cb && a < cb + MDJ_CTL_SIZE)
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->ctl_path, MDJ__CAST(int64_t, a - cb),
+                 "control page truncated under the reader: SIGBUS at offset %llu",
+                 MDJ__CAST(unsigned long long, a - cb));
+    else
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->seg.path, -1, "SIGBUS reading a mapping (a file was truncated)");
+    return mdj__fail(r);
+}
+
+/* Loads, copies and checks the frame at r->pos whose commit word w is
+ * non-zero. Fills f (payload in r->buf). */
+static int mdj__read_frame(mdj_reader *r, uint64_t w, mdj_frame *f) {
+    uint64_t pos = r->pos, room = r->seg.capacity - pos;
+    uint32_t crc = MDJ__CAST(uint32_t, w), size = MDJ__CAST(uint32_t, w >> 32);
+    char why[200];
+    int rc;
+    if (!mdj__size_ok(size, room)) {
+        mdj__err(&r->err, MDJ_ERR_BAD_LENGTH, r->seg.path, MDJ__CAST(int64_t, pos),
+                 "bad frame length %u (min 32, max 65536, %llu bytes left)", size, MDJ__CAST(unsigned long long, room));
+        return mdj__fail(r);
+    }
+    /* Copy first, check the copy: what is returned is what was checked. */
+    mdj__put64(r->buf, w);
+    memcpy(r->buf + 8, r->seg.base + pos + 8, size - 8);
+    if (mdj_frame_crc(r->buf, size) != crc) {
+        mdj__err(&r->err, MDJ_ERR_CHECKSUM, r->seg.path, MDJ__CAST(int64_t, pos),
+                 "frame checksum mismatch (stored 0x%08x)", crc);
+        return mdj__fail(r);
+    }
+    /* §4 reader step 2: the seq, then type, flags and payload size. */
+    if (mdj__le64(r->buf + 8) != r->next_seq) {
+        mdj__err(&r->err, MDJ_ERR_SEQUENCE, r->seg.path, MDJ__CAST(int64_t, pos), "frame seq %llu, expected %llu",
+                 MDJ__CAST(unsigned long long, mdj__le64(r->buf + 8)), MDJ__CAST(unsigned long long, r->next_seq));
+        return mdj__fail(r);
+    }
+    rc = mdj__frame_content(r->buf, size, crc, f, why, sizeof why);
+    if (rc) {
+        mdj__err(&r->err, rc, r->seg.path, MDJ__CAST(int64_t, pos), "%s", why);
+        return mdj__fail(r);
+    }
+    f->segment = r->seg.number;
+    f->offset = MDJ__CAST(int64_t, pos);
+    f->epoch = r->seg.epoch;
+    return 0;
+}
+
+/* Follows the end marker with seq m to the next segment (§4 reader step 4). */
+static int mdj__roll(mdj_reader *r, uint64_t m) {
+    mdj__seg next;
+    int rc = mdj__seg_open(&next, r->dir, r->seg.number + 1, &r->err);
+    if (rc) return mdj__fail(r);
+    if (!next.active && next.hdr_first_seq == m) {
+        /* Activated as the marker says, but neither state record is valid:
+           damage at state record A (offset 128, §2), not a sequence gap. */
+        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 128,
+                 "the end marker says segment %llu starts at seq %llu, but it has no valid state record",
+                 MDJ__CAST(unsigned long long, next.number), MDJ__CAST(unsigned long long, m));
+        mdj__seg_close(&next);
+        return mdj__fail(r);
+    }
+    if (!next.active || next.first_seq != m) {
+        uint64_t fs = next.active ? next.first_seq : next.hdr_first_seq;
+        mdj__err(&r->err, MDJ_ERR_SEQUENCE, next.path, 32, "first seq %llu does not follow %llu",
+                 MDJ__CAST(unsigned long long, fs), MDJ__CAST(unsigned long long, m - 1));
+        mdj__seg_close(&next);
+        return mdj__fail(r);
+    }
+    if (next.journal_id != r->seg.journal_id) {
+        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 16,
+                 "journal id %#llx, the previous segment's is %#llx: files of two journals are mixed",
+                 MDJ__CAST(unsigned long long, next.journal_id), MDJ__CAST(unsigned long long, r->seg.journal_id));
+        mdj__seg_close(&next);
+        return mdj__fail(r);
+    }
+    if (next.epoch < r->seg.epoch) {
+        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, next.path, 56, "epoch %u is below the previous segment's %u", next.epoch,
+                 r->seg.epoch);
+        mdj__seg_close(&next);
+        return mdj__fail(r);
+    }
+    mdj__seg_close(&r->seg);
+    r->seg = next;
+    r->pos = MDJ_SEGMENT_HEADER_SIZE;
+    r->epoch = next.epoch;
+    r->stats.rolls++;
+    return 0;
+}
+
+/* Makes the current segment usable once the writer activated it. */
+static int mdj__await_activation(mdj_reader *r) {
+    if (r->seg.active) return 1;
+    if (!mdj__seg_activation(&r->seg)) return 0;
+    if (r->journal_id && r->seg.journal_id != r->journal_id) {
+        mdj__err(&r->err, MDJ_ERR_BAD_HEADER, r->seg.path, 16, "journal id %016llx, the journal's is %016llx",
+                 MDJ__CAST(unsigned long long, r->seg.journal_id), MDJ__CAST(unsigned long long, r->journal_id));
+        return mdj__fail(r);
+    }
+    r->journal_id = r->seg.journal_id;
+    r->pos = MDJ_SEGMENT_HEADER_SIZE;
+    r->next_seq = r->seg.first_seq;
+    r->last_seq = r->seg.first_seq - 1;
+    r->epoch = r->seg.epoch;
+    return 1;
+}
+
+/* One checked data frame: 1 (in *f), 0 (none published yet), < 0. */
+static int mdj__step(mdj_reader *r, mdj_frame *f) {
+    for (;;) {
+        uint64_t w;
+        int rc;
+        if (r->failed) return r->err.code;
+        if (!r->seg.active) {
+            rc = mdj__await_activation(r);
+            if (rc <= 0) return rc;
+        }
+        if (r->pos + MDJ_FRAME_HEADER_SIZE > r->seg.capacity) {
+            mdj__err(&r->err, MDJ_ERR_BAD_LENGTH, r->seg.path, MDJ__CAST(int64_t, r->pos),
+                     "no room for an end marker: the frames reach the segment's capacity %llu",
+                     MDJ__CAST(unsigned long long, r->seg.capacity));
+            return mdj__fail(r);
+        }
+        if (r->pos >= r->seg.populated) mdj__prefault(&r->seg, r->pos);
+        w = mdj__load64_acq(r->seg.base + r->pos);
+        if (w == 0) return 0;
+        rc = mdj__read_frame(r, w, f);
+        if (rc) return rc;
+        if (f->type == MDJ_TYPE_SEGMENT_END) {
+            rc = mdj__roll(r, f->seq);
+            if (rc) return rc;
+            continue;
+        }
+        r->pos += mdj__align8(f->size);
+        r->last_seq = f->seq;
+        r->next_seq = f->seq + 1;
+        if (f->type == MDJ_TYPE_INSTRUMENT_DEF || f->type == MDJ_TYPE_TRADING_STATUS) {
+            if (mdj_catalog_apply(&r->cat, f) == MDJ_ERR_NOMEM) {
+                mdj__err(&r->err, MDJ_ERR_NOMEM, r->seg.path, f->offset, "out of memory growing the catalogue");
+                return mdj__fail(r);
+            }
+        }
+        return 1;
+    }
+}
+
+static int mdj__try_next(mdj_reader *r, mdj_frame *f) {
+    for (;;) {
+        int rc = mdj__step(r, f);
+        if (rc != 1) return rc;
+        if (r->skipping) {
+            if (r->opt.from == MDJ_FROM_SEQ ? f->seq < r->opt.seq : f->ts < r->opt.ts) continue;
+            r->skipping = 0;
+        }
+        r->stats.frames++;
+        return 1;
+    }
+}
+
+/* Walks the frames from the segment start to target (an index entry),
+ * applying definitions and statuses (each checked), stepping over the rest by
+ * their size. 1 if it lands exactly on target and the frame there is the
+ * entry's; 0 if the index is wrong (the caller scans from the start). */
+static int mdj__learn_to(mdj_reader *r, const mdj__entry *e) {
+    uint64_t off = MDJ_SEGMENT_HEADER_SIZE, cap = r->seg.capacity;
+    mdj_frame f;
+    uint64_t w;
+    uint32_t size;
+    if (e->offset % 8 || e->offset < MDJ_SEGMENT_HEADER_SIZE || e->offset + MDJ_FRAME_HEADER_SIZE > cap) return 0;
+    while (off < e->offset) {
+        uint16_t type;
+        w = mdj__load64_acq(r->seg.base + off);
+        size = MDJ__CAST(uint32_t, w >> 32);
+        if (w == 0 || !mdj__size_ok(size, cap - off)) return 0;
+        type = mdj__le16(r->seg.base + off + 24);
+        if (type == MDJ_TYPE_INSTRUMENT_DEF || type == MDJ_TYPE_TRADING_STATUS) {
+            uint64_t save_pos = r->pos, save_next = r->next_seq;
+            int rc;
+            r->pos = off;
+            r->next_seq = mdj__le64(r->seg.base + off + 8);
+            rc = mdj__read_frame(r, w, &f);
+            r->pos = save_pos;
+            r->next_seq = save_next;
+            if (rc) return rc;
+            if (mdj_catalog_apply(&r->cat, &f) == MDJ_ERR_NOMEM) {
+                mdj__err(&r->err, MDJ_ERR_NOMEM, r->seg.path, f.offset, "out of memory growing the catalogue");
+                return mdj__fail(r);
+            }
+        }
+        off += mdj__align8(size);
+    }
+    if (off != e->offset) return 0;
+    /* The entry's frame must be there, whole, with its seq and ts. */
+    w = mdj__load64_acq(r->seg.base + off);
+    size = MDJ__CAST(uint32_t, w >> 32);
+    if (w == 0 || !mdj__size_ok(size, cap - off)) return 0;
+    memcpy(r->buf + 8, r->seg.base + off + 8, size - 8);
+    if (mdj_frame_crc(r->buf, size) != MDJ__CAST(uint32_t, w)) return 0;
+    return mdj__le64(r->buf + 8) == e->seq && MDJ__CAST(int64_t, mdj__le64(r->buf + 16)) == e->ts;
+}
+
+/* First timestamp of segment n, as the Go reader takes it: index entry 0
+ * when the index has entries, else the frame at 4096 (checked). 1 and *ts, 0
+ * when it has no frame, or a negative code. */
+static int mdj__first_ts(mdj_reader *r, uint64_t n, int64_t *ts) {
+    mdj__seg s;
+    uint64_t w;
+    uint32_t size;
+    int rc = mdj__seg_open(&s, r->dir, n, &r->err);
+    if (rc) return rc;
+    if (mdj__idx_count(&s) > 0) {
+        *ts = mdj__idx_entry(&s, 0).ts;
+        mdj__seg_close(&s);
+        return 1;
+    }
+    rc = 0;
+    w = mdj__load64_acq(s.base + MDJ_SEGMENT_HEADER_SIZE);
+    size = MDJ__CAST(uint32_t, w >> 32);
+    if (w != 0 && mdj__size_ok(size, s.capacity - MDJ_SEGMENT_HEADER_SIZE)) {
+        memcpy(r->buf, s.base + MDJ_SEGMENT_HEADER_SIZE, size);
+        mdj__put64(r->buf, w);
+        if (mdj_frame_crc(r->buf, size) == MDJ__CAST(uint32_t, w) && mdj__le16(r->buf + 24) != MDJ_TYPE_SEGMENT_END) {
+            *ts = MDJ__CAST(int64_t, mdj__le64(r->buf + 16));
+            rc = 1;
+        }
+    }
+    mdj__seg_close(&s);
+    return rc;
+}
+
+/* Whether an index entry of segment n has a timestamp at or after ts: 1, 0
+ * (none, or no usable index), or a negative code. */
+static int mdj__reaches(mdj_reader *r, uint64_t n, int64_t ts) {
+    mdj__seg s;
+    uint64_t i, c;
+    int rc = mdj__seg_open(&s, r->dir, n, &r->err);
+    if (rc) return rc;
+    for (i = 0, c = mdj__idx_count(&s); i < c && !rc; i++) rc = mdj__idx_entry(&s, i).ts >= ts;
+    mdj__seg_close(&s);
+    return rc;
+}
+
+/* Picks the starting segment and position (§5 seeking). Every segment's
+ * header is read: one whose magic is wrong fails the open, prepared
+ * (never activated) ones are skipped, and the activated ones must be
+ * contiguous. */
+static int mdj__position(mdj_reader *r) {
+    mdj__ent *v = NULL;
+    uint64_t *num = NULL, *first = NULL;
+    size_t n = 0, na = 0, i, pick = 0;
+    int rc;
+    mdj__entry e;
+    int have_entry = 0, unstated = 0;
+    mdj_error ust;
+    char path[MDJ_PATH_LEN];
+    mdj__err_clear(&ust);
+    rc = mdj__list(r->dir, &v, &n, &r->err);
+    if (rc) return rc;
+    num = MDJ__CAST(uint64_t *, malloc((n ? n : 1) * sizeof *num));
+    first = MDJ__CAST(uint64_t *, malloc((n ? n : 1) * sizeof *first));
+    if (!num || !first) {
+        rc = mdj__err(&r->err, MDJ_ERR_NOMEM, r->dir, -1, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        mdj__hdr h;
+        rc = mdj__peek_hdr(r->dir, &v[i], &h, path, sizeof path, &r->err);
+        if (rc) goto out;
+        if (h.file_size < 8 || memcmp(h.magic, "MDJSEG\0\0", 8) != 0) {
+            rc = mdj__check_static(&h, path, 0, 0, &r->err);
+            goto out;
+        }
+        if (mdj__prepared(&h)) {
+            /* first_seq set but no valid state record: an activation in
+             * progress if no later segment is activated, damage if one is
+             * (§4); the first such segment is the finding. */
+            if (h.first_seq != 0 && !unstated) {
+                unstated = 1;
+                mdj__err(&ust, MDJ_ERR_BAD_HEADER, path, 128,
+                         "segment %llu is activated (first seq %llu) but both state records are damaged",
+                         MDJ__CAST(unsigned long long, v[i].number), MDJ__CAST(unsigned long long, h.first_seq));
+            }
+            continue;
+        }
+        if (unstated) {
+            r->err = ust;
+            rc = ust.code;
+            goto out;
+        }
+        num[na] = v[i].number;
+        first[na] = h.first_seq;
+        na++;
+    }
+    if (na == 0) {
+        rc = mdj__err(&r->err, MDJ_ERR_NOT_FOUND, r->dir, -1, "no journal in %s", r->dir);
+        goto out;
+    }
+    for (i = 1; i < na; i++) {
+        if (num[i] != num[i - 1] + 1) {
+            char name[40];
+            mdj__seg_name(name, sizeof name, num[i - 1] + 1, ".seg");
+            mdj__join(path, sizeof path, r->dir, name);
+            rc = mdj__err(&r->err, MDJ_ERR_MISSING, path, 0, "segment %llu is missing between %llu and %llu",
+                          MDJ__CAST(unsigned long long, num[i - 1] + 1), MDJ__CAST(unsigned long long, num[i - 1]),
+                          MDJ__CAST(unsigned long long, num[i]));
+            goto out;
+        }
+    }
+    switch (r->opt.from) {
+    case MDJ_FROM_START: pick = 0; break;
+    case MDJ_FROM_END: pick = na - 1; break;
+    case MDJ_FROM_SEQ:
+        if (r->opt.seq < first[0]) {
+            rc = mdj__err(&r->err, MDJ_ERR_OUT_OF_RANGE, r->dir, -1,
+                          "seq %llu is before the first retained frame %llu", MDJ__CAST(unsigned long long, r->opt.seq),
+                          MDJ__CAST(unsigned long long, first[0]));
+            goto out;
+        }
+        for (i = 0; i < na; i++)
+            if (first[i] <= r->opt.seq) pick = i;
+        break;
+    case MDJ_FROM_TIME:
+        /* §5: the first segment in seq order that has an index entry at or
+         * after the target, or whose successor's first frame is (the frames
+         * after its last entry may be); else the last. Linear, not a binary
+         * search: on a journal whose time goes back this is the first
+         * occurrence in seq order, never a later one. */
+        pick = na - 1;
+        for (i = 0; i < na; i++) {
+            int64_t ts = 0;
+            rc = mdj__reaches(r, num[i], r->opt.ts);
+            if (rc < 0) goto out;
+            if (rc == 0 && i + 1 < na) {
+                rc = mdj__first_ts(r, num[i + 1], &ts);
+                if (rc < 0) goto out;
+                rc = rc == 1 && ts >= r->opt.ts;
+            }
+            if (rc) {
+                pick = i;
+                break;
+            }
+        }
+        rc = 0;
+        break;
+    default: rc = mdj__err(&r->err, MDJ_ERR_INVALID, r->dir, -1, "unknown start position %d", r->opt.from); goto out;
+    }
+    rc = mdj__seg_open(&r->seg, r->dir, num[pick], &r->err);
+    if (rc) goto out;
+    r->journal_id = r->seg.journal_id;
+    r->epoch = r->seg.epoch;
+    r->pos = MDJ_SEGMENT_HEADER_SIZE;
+    r->next_seq = r->seg.first_seq;
+    r->last_seq = r->seg.first_seq ? r->seg.first_seq - 1 : 0;
+    r->skipping = r->opt.from == MDJ_FROM_SEQ || r->opt.from == MDJ_FROM_TIME;
+    if (r->seg.active) {
+        if (r->opt.from == MDJ_FROM_END) {
+            uint64_t c = mdj__idx_count(&r->seg);
+            if (c) {
+                e = mdj__idx_entry(&r->seg, c - 1);
+                have_entry = 1;
+            }
+        } else if (r->opt.from == MDJ_FROM_SEQ) {
+            have_entry = mdj__idx_search_seq(&r->seg, r->opt.seq, &e);
+        } else if (r->opt.from == MDJ_FROM_TIME) {
+            have_entry = mdj__idx_search_time(&r->seg, r->opt.ts, &e);
+        }
+        if (have_entry && e.offset > MDJ_SEGMENT_HEADER_SIZE) {
+            rc = mdj__learn_to(r, &e);
+            if (rc < 0) goto out;
+            if (rc == 1) {
+                r->pos = e.offset;
+                r->next_seq = e.seq;
+                r->last_seq = e.seq - 1;
+            } else {
+                mdj_catalog_reset(&r->cat);
+            }
+            rc = 0;
+        }
+    }
+    if (r->opt.from == MDJ_FROM_END) { /* skip what is published now */
+        mdj_frame f;
+        while ((rc = mdj__step(r, &f)) == 1) {
+        }
+        if (rc < 0) goto out;
+    }
+    rc = 0;
+out:
+    free(num);
+    free(first);
+    free(v);
+    return rc;
+}
+
+/* Maps journal.ctl read-write for the futex protocol (§6); on any obstacle
+ * the reader backs off instead. */
+static void mdj__open_ctl(mdj_reader *r) {
+    char path[MDJ_PATH_LEN];
+    struct stat st;
+    mdj_error e;
+    uint8_t h[32];
+    void *m;
+    int fd;
+    r->ctl_fd = -1;
+    mdj__join(path, sizeof path, r->dir, "journal.ctl");
+    snprintf(r->ctl_path, sizeof r->ctl_path, "%s", path);
+    fd = mdj__open_file(path, O_RDWR, &st, &e);
+    if (fd < 0) return; /* EACCES, EROFS, missing: poll */
+    if (st.st_size < MDJ_CTL_SIZE || mdj__pread_full(fd, h, sizeof h, 0) != MDJ__CAST(int, sizeof h) ||
+        memcmp(h, "MDJCTL\0\0", 8) != 0 || mdj__le32(h + 8) != MDJ_VERSION ||
+        (r->journal_id && mdj__le64(h + 16) != r->journal_id)) {
+        close(fd);
+        return;
+    }
+    m = mmap(NULL, MDJ_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        close(fd);
+        return;
+    }
+    r->ctl_fd = fd;
+    r->ctl = MDJ__CAST(uint8_t *, m);
+}
+
+static int mdj__open_guarded(mdj_reader *r) {
+    mdj__guard g;
+    int rc;
+    if (!r->guard) return mdj__position(r);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__faulted(r, &g);
+    mdj__guard_top = &g;
+    rc = mdj__position(r);
+    mdj__guard_top = g.prev;
+    return rc;
+}
+
+void mdj_reader_close(mdj_reader *r) {
+    if (!r) return;
+    mdj__seg_close(&r->seg);
+    if (r->ctl) munmap(r->ctl, MDJ_CTL_SIZE);
+    if (r->ctl_fd >= 0) close(r->ctl_fd);
+    mdj_catalog_free(&r->cat);
+    free(r->buf);
+    free(r->dir);
+    free(r);
+}
+
+int mdj_reader_open(mdj_reader **out, const char *dir, const mdj_reader_options *opts, mdj_error *err) {
+    mdj_reader *r;
+    int rc;
+    mdj__err_clear(err);
+    *out = NULL;
+    if (!dir) return mdj__err(err, MDJ_ERR_INVALID, "", -1, "no directory");
+    r = MDJ__CAST(mdj_reader *, calloc(1, sizeof *r));
+    if (!r) return mdj__err(err, MDJ_ERR_NOMEM, dir, -1, "out of memory");
+    mdj__seg_init(&r->seg);
+    r->ctl_fd = -1;
+    mdj_catalog_init(&r->cat);
+    if (opts) r->opt = *opts;
+    r->dir = strdup(dir);
+    r->buf = MDJ__CAST(uint8_t *, malloc(MDJ_MAX_FRAME_SIZE));
+    if (!r->dir || !r->buf) {
+        mdj_reader_close(r);
+        return mdj__err(err, MDJ_ERR_NOMEM, dir, -1, "out of memory");
+    }
+    mdj__err_clear(&r->err);
+    r->guard = !r->opt.no_sigbus_guard && mdj__guard_install();
+    rc = mdj__open_guarded(r);
+    if (rc) {
+        if (err) *err = r->err;
+        mdj_reader_close(r);
+        return rc;
+    }
+    r->wait = r->opt.wait;
+    if (r->wait < MDJ_WAIT_BACKOFF || r->wait > MDJ_WAIT_FUTEX) r->wait = MDJ_WAIT_BACKOFF;
+    if (r->wait == MDJ_WAIT_FUTEX) {
+        mdj__open_ctl(r);
+        if (!r->ctl) r->wait = MDJ_WAIT_BACKOFF;
+    }
+    *out = r;
+    return 0;
+}
+
+int mdj_reader_try_next(mdj_reader *r, mdj_frame *f) {
+    mdj__guard g;
+    int rc;
+    if (!r->guard) return mdj__try_next(r, f);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__faulted(r, &g);
+    mdj__guard_top = &g;
+    rc = mdj__try_next(r, f);
+    mdj__guard_top = g.prev;
+    return rc;
+}
+
+static int64_t mdj__mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return MDJ__CAST(int64_t, ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+static void mdj__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void mdj__sleep_ns(int64_t ns) {
+    struct timespec ts;
+    ts.tv_sec = ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    nanosleep(&ts, NULL);
+}
+
+/* One futex wait (§6): announce, re-check the commit word at the position,
+ * sleep until notify changes or the timeout, withdraw. */
+static void mdj__futex_wait(mdj_reader *r, int64_t max_ns) {
+    uint32_t *notify = MDJ__CAST(uint32_t *, MDJ__CAST(void *, r->ctl + 64));
+    uint32_t *waiters = MDJ__CAST(uint32_t *, MDJ__CAST(void *, r->ctl + 68));
+    uint32_t v;
+    int nothing;
+    __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
+    v = __atomic_load_n(notify, __ATOMIC_SEQ_CST);
+    if (r->seg.active)
+        nothing = r->pos + 8 <= r->seg.capacity && mdj__load64_acq(r->seg.base + r->pos) == 0;
+    else {
+        mdj__hdr h;
+        nothing = !mdj__read_activation(&r->seg, &h);
+    }
+    if (nothing && !__atomic_load_n(&r->interrupt, __ATOMIC_SEQ_CST)) {
+        struct timespec ts;
+        if (max_ns > 100000000) max_ns = 100000000;
+        if (max_ns < 1) max_ns = 1;
+        ts.tv_sec = max_ns / 1000000000;
+        ts.tv_nsec = max_ns % 1000000000;
+        r->stats.futex_waits++;
+        syscall(SYS_futex, notify, FUTEX_WAIT, v, &ts, NULL, 0);
+    }
+    __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+static int mdj__next(mdj_reader *r, mdj_frame *f, int64_t timeout_ns) {
+    int64_t deadline = timeout_ns >= 0 ? mdj__mono_ns() + timeout_ns : INT64_MAX;
+    uint64_t idle = 0;
+    for (;;) {
+        int64_t now, left;
+        int rc = mdj__try_next(r, f);
+        if (rc != 0) return rc;
+        if (__atomic_exchange_n(&r->interrupt, 0, __ATOMIC_SEQ_CST)) {
+            mdj__err(&r->err, MDJ_ERR_INTERRUPTED, "", -1, "interrupted");
+            return MDJ_ERR_INTERRUPTED;
+        }
+        now = (idle & 63) == 0 || r->wait == MDJ_WAIT_FUTEX || idle >= 256 ? mdj__mono_ns() : 0;
+        if (now && now >= deadline) return 0;
+        left = deadline - now;
+        switch (r->wait) {
+        case MDJ_WAIT_SPIN: mdj__cpu_relax(); break;
+        case MDJ_WAIT_YIELD: sched_yield(); break;
+        case MDJ_WAIT_FUTEX: mdj__futex_wait(r, left); break;
+        default:
+            if (idle < 128)
+                mdj__cpu_relax();
+            else if (idle < 256)
+                sched_yield();
+            else {
+                int64_t ns = MDJ__CAST(int64_t, 1000) << (idle - 256 < 10 ? idle - 256 : 10); /* 1 us .. ~1 ms */
+                if (now && ns > left) ns = left;
+                r->stats.sleeps++;
+                mdj__sleep_ns(ns);
+            }
+        }
+        idle++;
+    }
+}
+
+int mdj_reader_next(mdj_reader *r, mdj_frame *f, int64_t timeout_ns) {
+    mdj__guard g;
+    int rc;
+    if (!r->guard) return mdj__next(r, f, timeout_ns);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__faulted(r, &g);
+    mdj__guard_top = &g;
+    rc = mdj__next(r, f, timeout_ns);
+    mdj__guard_top = g.prev;
+    return rc;
+}
+
+void mdj_reader_interrupt(mdj_reader *r) {
+    __atomic_store_n(&r->interrupt, 1, __ATOMIC_SEQ_CST);
+    if (r->ctl) syscall(SYS_futex, MDJ__CAST(uint32_t *, MDJ__CAST(void *, r->ctl + 64)), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+const mdj_error *mdj_reader_error(const mdj_reader *r) { return &r->err; }
+const mdj_catalog *mdj_reader_catalog(const mdj_reader *r) { return &r->cat; }
+int mdj_reader_wait_strategy(const mdj_reader *r) { return r->wait; }
+uint64_t mdj_reader_last_seq(const mdj_reader *r) { return r->last_seq; }
+uint64_t mdj_reader_segment(const mdj_reader *r, int64_t *next_offset) {
+    if (next_offset) *next_offset = MDJ__CAST(int64_t, r->pos);
+    return r->seg.number;
+}
+uint32_t mdj_reader_epoch(const mdj_reader *r) { return r->epoch; }
+uint64_t mdj_reader_journal_id(const mdj_reader *r) { return r->journal_id; }
+void mdj_reader_stats_get(const mdj_reader *r, mdj_reader_stats *s) { *s = r->stats; }
+
+/* ---- verify ------------------------------------------------------------------------ */
+
+typedef struct mdj__vctx {
+    mdj_verify_report *rep;
+    size_t cap;
+    int nomem;
+} mdj__vctx;
+
+static void mdj__problem(mdj__vctx *c, const char *severity, int code, const char *file, int64_t off, const char *fmt,
+                         ...) MDJ__PRINTF(6, 7);
+static void mdj__problem(mdj__vctx *c, const char *severity, int code, const char *file, int64_t off, const char *fmt,
+                         ...) {
+    mdj_problem *p;
+    va_list ap;
+    if (c->rep->nproblems == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 8;
+        mdj_problem *np = MDJ__CAST(mdj_problem *, realloc(c->rep->problems, nc * sizeof *np));
+        if (!np) {
+            c->nomem = 1;
+            return;
+        }
+        c->rep->problems = np;
+        c->cap = nc;
+    }
+    p = &c->rep->problems[c->rep->nproblems++];
+    memset(p, 0, sizeof *p);
+    p->severity = severity;
+    p->code = code;
+    p->kind = mdj_kind(code);
+    snprintf(p->file, sizeof p->file, "%s", file);
+    p->offset = off;
+    va_start(ap, fmt);
+    vsnprintf(p->reason, sizeof p->reason, fmt, ap);
+    va_end(ap);
+}
+
+/* Finds the holder of journal.lock in /proc/locks (§7): never by locking. */
+static int mdj__writer_live(const char *dir, int *pid) {
+    char path[MDJ_PATH_LEN], line[256];
+    struct stat st;
+    FILE *f;
+    int live = 0;
+    *pid = 0;
+    mdj__join(path, sizeof path, dir, "journal.lock");
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    f = fopen("/proc/locks", "r");
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f)) {
+        char kind[16], adv[16], mode[16];
+        int p;
+        unsigned maj, min;
+        unsigned long long ino;
+        const char *s = strchr(line, ':');
+        if (!s || strstr(line, "->")) continue;
+        if (sscanf(s + 1, "%15s %15s %15s %d %x:%x:%llu", kind, adv, mode, &p, &maj, &min, &ino) != 7) continue;
+        if (strcmp(kind, "FLOCK") != 0 || ino != MDJ__CAST(unsigned long long, st.st_ino) || maj != major(st.st_dev) ||
+            min != minor(st.st_dev))
+            continue;
+        if (p != getpid()) {
+            live = 1;
+            *pid = p;
+        }
+    }
+    fclose(f);
+    return live;
+}
+
+typedef struct mdj__scan {
+    uint64_t end;       /* X: where the frames stop */
+    int stop;           /* 0 empty word, 1 bad frame, 2 end marker, 3 cut by the file's end, 4 limit */
+    int code;           /* bad frame: its damage code */
+    char why[200];
+    uint64_t last;      /* last data seq */
+    int64_t frames;
+    uint64_t marker_seq;
+    int hit_durable;    /* the scan passed a frame boundary at durable_offset */
+    uint64_t seq_at_durable;
+} mdj__scan;
+
+/* Scans frames of the image m[0,limit) of a segment of capacity cap from
+ * 4096, first seq `first`, stopping at the first empty commit word, bad frame,
+ * end marker or stop offset. */
+static void mdj__scan_frames(const uint8_t *m, uint64_t limit, uint64_t cap, uint64_t stop_at, uint64_t first,
+                             uint64_t durable, mdj__scan *s, uint8_t *buf) {
+    uint64_t off = MDJ_SEGMENT_HEADER_SIZE;
+    memset(s, 0, sizeof *s);
+    s->last = first - 1;
+    for (;;) {
+        uint64_t w;
+        uint32_t size, crc;
+        mdj_frame f;
+        int rc;
+        if (off == durable) {
+            s->hit_durable = 1;
+            s->seq_at_durable = s->last;
+        }
+        s->end = off;
+        if (off >= stop_at) {
+            s->stop = 4;
+            return;
+        }
+        if (off + 8 > limit) {
+            s->stop = 3;
+            return;
+        }
+        w = mdj__load64_acq(m + off);
+        if (w == 0) {
+            s->stop = 0;
+            return;
+        }
+        crc = MDJ__CAST(uint32_t, w);
+        size = MDJ__CAST(uint32_t, w >> 32);
+        if (!mdj__size_ok(size, cap - off)) {
+            s->stop = 1;
+            s->code = MDJ_ERR_BAD_LENGTH;
+            snprintf(s->why, sizeof s->why, "frame length %u is invalid (min 32, max 65536, %llu bytes left)", size,
+                     MDJ__CAST(unsigned long long, cap - off));
+            return;
+        }
+        if (off + size > limit) {
+            s->stop = 3;
+            return;
+        }
+        mdj__put64(buf, w);
+        memcpy(buf + 8, m + off + 8, size - 8);
+        if (mdj_frame_crc(buf, size) != crc) {
+            s->stop = 1;
+            s->code = MDJ_ERR_CHECKSUM;
+            snprintf(s->why, sizeof s->why, "frame checksum mismatch (stored 0x%08x)", crc);
+            return;
+        }
+        if (mdj__le64(buf + 8) != s->last + 1) {
+            s->stop = 1;
+            s->code = MDJ_ERR_SEQUENCE;
+            snprintf(s->why, sizeof s->why, "frame seq %llu, expected %llu",
+                     MDJ__CAST(unsigned long long, mdj__le64(buf + 8)), MDJ__CAST(unsigned long long, s->last + 1));
+            return;
+        }
+        rc = mdj__frame_content(buf, size, crc, &f, s->why, sizeof s->why);
+        if (rc) {
+            s->stop = 1;
+            s->code = rc;
+            return;
+        }
+        if (f.type == MDJ_TYPE_SEGMENT_END) {
+            s->stop = 2;
+            s->marker_seq = f.seq;
+            s->end = off + mdj__align8(size);
+            if (s->end == durable) {
+                s->hit_durable = 1;
+                s->seq_at_durable = s->last;
+            }
+            return;
+        }
+        s->frames++;
+        s->last = f.seq;
+        off += mdj__align8(size);
+    }
+}
+
+/* A valid frame (good checksum, seq in (last, last + 2^20]) at an 8-aligned
+ * offset after x, or 0 (§8.1 step 4). */
+static uint64_t mdj__valid_after(const uint8_t *m, uint64_t x, uint64_t limit, uint64_t last, uint8_t *buf) {
+    uint64_t o;
+    for (o = x + 8; o + MDJ_FRAME_HEADER_SIZE <= limit; o += 8) {
+        uint64_t w = mdj__load64_relaxed(m + o), seq;
+        uint32_t size = MDJ__CAST(uint32_t, w >> 32);
+        if (w == 0 || size < MDJ_FRAME_HEADER_SIZE || size > MDJ_MAX_FRAME_SIZE || o + size > limit) continue;
+        seq = mdj__le64(m + o + 8);
+        if (seq <= last || seq - last > (MDJ__CAST(uint64_t, 1) << 20)) continue;
+        mdj__put64(buf, w);
+        memcpy(buf + 8, m + o + 8, size - 8);
+        if (mdj_frame_crc(buf, size) == MDJ__CAST(uint32_t, w)) return o;
+    }
+    return 0;
+}
+
+typedef struct mdj__vseg {
+    int prepared;       /* not activated (first_seq 0 or no valid state record) */
+    int holds_bytes;    /* prepared, but not provably empty */
+    int sealed;         /* the frames end with an end marker */
+    int activated;
+    int scanned_whole;  /* the frames ran to an end marker or a clean end */
+    uint64_t next_seq;  /* seq the next segment must start with (when scanned_whole) */
+    uint32_t epoch;
+} mdj__vseg;
+
+static int mdj__verify_guarded_scan(const uint8_t *m, uint64_t limit, uint64_t cap, uint64_t stop_at, uint64_t first,
+                                    uint64_t durable, mdj__scan *s, uint8_t *buf, uint64_t *valid_after,
+                                    void **fault) {
+    mdj__guard g;
+    if (!mdj__guard_install()) {
+        mdj__scan_frames(m, limit, cap, stop_at, first, durable, s, buf);
+        *valid_after = s->stop == 0 || s->stop == 1 || s->stop == 3 ? mdj__valid_after(m, s->end, limit, s->last, buf) : 0;
+        return 0;
+    }
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) {
+        *fault = g.fault_addr;
+        return -1;
+    }
+    mdj__guard_top = &g;
+    mdj__scan_frames(m, limit, cap, stop_at, first, durable, s, buf);
+    *valid_after = s->stop == 0 || s->stop == 1 || s->stop == 3 ? mdj__valid_after(m, s->end, limit, s->last, buf) : 0;
+    mdj__guard_top = g.prev;
+    return 0;
+}
+
+/* Whether bytes [from, to) of fd are all zero: 1, 0, or -1 (errno) on a
+ * read error. pread, not a mapping: a file shrinking meanwhile cannot fault. */
+static int mdj__fd_zero(int fd, uint64_t from, uint64_t to, uint8_t *buf) {
+    while (from < to) {
+        size_t want = to - from < MDJ_MAX_FRAME_SIZE ? MDJ__CAST(size_t, to - from) : MDJ_MAX_FRAME_SIZE, i;
+        ssize_t k = pread(fd, buf, want, MDJ__CAST(off_t, from));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        if (k == 0) return 1; /* shorter now: what is gone holds nothing */
+        for (i = 0; i < MDJ__CAST(size_t, k); i++)
+            if (buf[i]) return 0;
+        from += MDJ__CAST(uint64_t, k);
+    }
+    return 1;
+}
+
+/* Last non-zero byte in m[x,limit) + 1, or 0 when all zero. */
+static uint64_t mdj__nonzero_end(const uint8_t *m, uint64_t x, uint64_t limit) {
+    uint64_t i;
+    for (i = limit; i > x; i--)
+        if (m[i - 1]) return i;
+    return 0;
+}
+
+static void mdj__verify_index(mdj__vctx *c, const char *dir, uint64_t number, const mdj__hdr *h, const uint8_t *m,
+                              uint64_t limit) {
+    char name[40], path[MDJ_PATH_LEN];
+    struct stat st;
+    mdj_error e;
+    uint8_t hb[128];
+    uint64_t slots = (h->capacity - MDJ_SEGMENT_HEADER_SIZE) / MDJ_INDEX_STRIDE + 1, count, i, prev_off = 0;
+    uint8_t *ents;
+    size_t need;
+    int fd;
+    mdj__seg_name(name, sizeof name, number, ".idx");
+    mdj__join(path, sizeof path, dir, name);
+    fd = mdj__open_file(path, O_RDONLY, &st, &e);
+    if (fd < 0) {
+        if (e.code == MDJ_ERR_IO) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "%s", strerror(e.sys_errno));
+            if (msg[0] >= 'A' && msg[0] <= 'Z') msg[0] = MDJ__CAST(char, msg[0] - 'A' + 'a');
+            mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, 0,
+                         "index unusable (open %s: %s); the next writer open or recover rebuilds it", path, msg);
+        } else {
+            mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, 0,
+                         "index unusable (%s); the next writer open or recover rebuilds it", e.reason);
+        }
+        return;
+    }
+    if (mdj__pread_full(fd, hb, 128, 0) != 128) {
+        mdj__problem(c, "index", MDJ_ERR_TRUNCATED, name, MDJ__CAST(int64_t, st.st_size), "index file is %lld bytes",
+                     MDJ__CAST(long long, st.st_size));
+        close(fd);
+        return;
+    }
+    if (memcmp(hb, "MDJIDX\0\0", 8) != 0) {
+        mdj__problem(c, "index", MDJ_ERR_BAD_MAGIC, name, 0, "bad index magic");
+    } else if (mdj__le32(hb + 8) != MDJ_VERSION) {
+        mdj__problem(c, "index", MDJ_ERR_VERSION, name, 8, "index format version %u, this build reads %d",
+                     mdj__le32(hb + 8), MDJ_VERSION);
+    } else if (mdj_crc32c(hb, 40) != mdj__le32(hb + 40)) {
+        mdj__problem(c, "index", MDJ_ERR_CHECKSUM, name, 40, "index header checksum mismatch");
+    } else if (mdj__le64(hb + 16) != h->journal_id || mdj__le64(hb + 24) != number) {
+        mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, 16, "index is for journal 0x%llx segment %llu, not 0x%llx segment %llu",
+                     MDJ__CAST(unsigned long long, mdj__le64(hb + 16)), MDJ__CAST(unsigned long long, mdj__le64(hb + 24)),
+                     MDJ__CAST(unsigned long long, h->journal_id), MDJ__CAST(unsigned long long, number));
+    } else if (mdj__le32(hb + 12) != MDJ_INDEX_STRIDE || mdj__le64(hb + 32) != slots) {
+        mdj__problem(c, "index", MDJ_ERR_BAD_HEADER, name, 12,
+                     "index stride %u or capacity %llu does not fit its segment (want 4096 and %llu)", mdj__le32(hb + 12),
+                     MDJ__CAST(unsigned long long, mdj__le64(hb + 32)), MDJ__CAST(unsigned long long, slots));
+    } else {
+        need = MDJ_INDEX_HEADER_SIZE + MDJ__CAST(size_t, slots) * MDJ_INDEX_ENTRY_SIZE;
+        count = mdj__le64(hb + 64);
+        if (count > slots) {
+            mdj__problem(c, "index", MDJ_ERR_BAD_HEADER, name, 64, "index count %llu exceeds its %llu slots",
+                         MDJ__CAST(unsigned long long, count), MDJ__CAST(unsigned long long, slots));
+        } else if (st.st_size < MDJ__CAST(off_t, need)) {
+            mdj__problem(c, "index", MDJ_ERR_TRUNCATED, name, MDJ__CAST(int64_t, st.st_size),
+                         "index file is %lld bytes, its slots need %zu", MDJ__CAST(long long, st.st_size), need);
+        } else if (count) {
+            ents = MDJ__CAST(uint8_t *, malloc(MDJ__CAST(size_t, count) * MDJ_INDEX_ENTRY_SIZE));
+            if (!ents) {
+                c->nomem = 1;
+            } else if (mdj__pread_full(fd, ents, MDJ__CAST(size_t, count) * MDJ_INDEX_ENTRY_SIZE, MDJ_INDEX_HEADER_SIZE) ==
+                       MDJ__CAST(int, count * MDJ_INDEX_ENTRY_SIZE)) {
+                for (i = 0; i < count; i++) {
+                    const uint8_t *p = ents + i * MDJ_INDEX_ENTRY_SIZE;
+                    uint64_t seq = mdj__le64(p), off = mdj__le64(p + 16), fseq = 0;
+                    int64_t ts = MDJ__CAST(int64_t, mdj__le64(p + 8)), fts = 0;
+                    int64_t eoff = MDJ__CAST(int64_t, MDJ_INDEX_HEADER_SIZE + i * MDJ_INDEX_ENTRY_SIZE);
+                    if (off < MDJ_SEGMENT_HEADER_SIZE || off % 8 || off + MDJ_FRAME_HEADER_SIZE > limit ||
+                        (i && off <= prev_off)) {
+                        mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, eoff,
+                                     "entry %llu says seq %llu ts %lld at offset %llu: not a frame offset of the segment",
+                                     MDJ__CAST(unsigned long long, i), MDJ__CAST(unsigned long long, seq),
+                                     MDJ__CAST(long long, ts), MDJ__CAST(unsigned long long, off));
+                        break;
+                    }
+                    fseq = mdj__le64(m + off + 8);
+                    fts = MDJ__CAST(int64_t, mdj__le64(m + off + 16));
+                    if (fseq != seq || fts != ts) {
+                        mdj__problem(c, "index", MDJ_ERR_INDEX_MISMATCH, name, eoff,
+                                     "entry %llu says seq %llu ts %lld at offset %llu; the segment has seq %llu ts %lld "
+                                     "there",
+                                     MDJ__CAST(unsigned long long, i), MDJ__CAST(unsigned long long, seq),
+                                     MDJ__CAST(long long, ts), MDJ__CAST(unsigned long long, off),
+                                     MDJ__CAST(unsigned long long, fseq), MDJ__CAST(long long, fts));
+                        break;
+                    }
+                    prev_off = off;
+                }
+            }
+            free(ents);
+        }
+    }
+    close(fd);
+}
+
+/* mdj__verify_index under the SIGBUS guard: -1 if the segment or index
+ * mapping faulted (truncated meanwhile). */
+static int mdj__verify_index_guarded(mdj__vctx *c, const char *dir, uint64_t number, const mdj__hdr *h,
+                                     const uint8_t *m, uint64_t limit) {
+    mdj__guard g;
+    if (!mdj__guard_install()) {
+        mdj__verify_index(c, dir, number, h, m, limit);
+        return 0;
+    }
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return -1;
+    mdj__guard_top = &g;
+    mdj__verify_index(c, dir, number, h, m, limit);
+    mdj__guard_top = g.prev;
+    return 0;
+}
+
+/* Judges one raw segment (§8.1) and reports its first problem. */
+static void mdj__verify_seg(mdj__vctx *c, const char *dir, const mdj__ent *e, int is_last_active, int successor,
+                            int live, mdj__vseg *prev, mdj__vseg *out, uint8_t *buf) {
+    char name[40], path[MDJ_PATH_LEN];
+    struct stat st;
+    mdj_error er;
+    mdj__hdr h;
+    mdj__scan s;
+    uint64_t limit, stop_at, valid = 0;
+    const uint8_t *m;
+    void *map, *fault = NULL;
+    size_t maplen;
+    int fd, seg_problem = 0, foreign = 0;
+    mdj_verify_report *rep = c->rep;
+    memset(out, 0, sizeof *out);
+    mdj__seg_name(name, sizeof name, e->number, ".seg");
+    mdj__join(path, sizeof path, dir, name);
+    fd = mdj__open_file(path, O_RDONLY, &st, &er);
+    if (fd < 0) {
+        mdj__problem(c, "damage", er.code, name, 0, "%s", er.reason);
+        return;
+    }
+    if (mdj__read_hdr(fd, path, MDJ__CAST(int64_t, st.st_size), &h, &er)) {
+        mdj__problem(c, "damage", er.code, name, 0, "%s", er.reason);
+        close(fd);
+        return;
+    }
+    if (mdj__check_static(&h, path, e->number, 0, &er)) {
+        mdj__problem(c, "damage", er.code, name, er.offset, "%s", er.reason);
+        close(fd);
+        return;
+    }
+    if (mdj__prepared(&h)) {
+        /* Not activated (§2: first_seq 0 or no valid state record). Before
+         * an activated segment that is damage; after the last one, an
+         * activation in progress or lost: judged only for bytes that a
+         * prepared segment cannot hold (as Go's verify). */
+        int zero;
+        uint64_t end = MDJ__CAST(uint64_t, st.st_size) < h.capacity ? MDJ__CAST(uint64_t, st.st_size) : h.capacity;
+        if (successor) {
+            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                         "segment %llu is not activated (no valid state record) but a later segment is",
+                         MDJ__CAST(unsigned long long, e->number));
+            close(fd);
+            return;
+        }
+        out->prepared = 1;
+        zero = mdj__fd_zero(fd, MDJ_SEGMENT_HEADER_SIZE, end, buf);
+        close(fd);
+        if (zero < 0) {
+            mdj__problem(c, "damage", MDJ_ERR_IO, name, -1, "reading the segment: %s", strerror(errno));
+            return;
+        }
+        /* provably empty: cursor 4096, the whole capacity, no valid state
+         * record, every data byte zero */
+        if (h.cursor == MDJ_SEGMENT_HEADER_SIZE && end == h.capacity && !h.st_ok && zero) return;
+        out->holds_bytes = 1;
+        if (h.cursor != MDJ_SEGMENT_HEADER_SIZE || !zero)
+            mdj__problem(c, "torn", MDJ_ERR_ROLL_ORDER, name, MDJ_SEGMENT_HEADER_SIZE,
+                         "segment %llu is not activated but holds bytes (an activation lost to a power cut, or a "
+                         "crafted header): the next writer open moves it aside",
+                         MDJ__CAST(unsigned long long, e->number));
+        return;
+    }
+    out->activated = 1;
+    out->epoch = h.epoch;
+    if (!rep->journal_id) rep->journal_id = h.journal_id;
+    foreign = h.journal_id != rep->journal_id; /* reported after the segment's own checks */
+    /* §8.1 step 1; reported at the offset of state record A, as Go does. */
+    if (h.st.durable_offset < MDJ_SEGMENT_HEADER_SIZE || h.st.durable_offset > h.capacity || h.st.durable_offset % 8) {
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                     "state record: durable offset %llu outside [4096,%llu] or unaligned",
+                     MDJ__CAST(unsigned long long, h.st.durable_offset), MDJ__CAST(unsigned long long, h.capacity));
+        close(fd);
+        return;
+    }
+    if (h.st.durable_seq < h.first_seq - 1) {
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128, "state record: durable seq %llu below the first seq %llu",
+                     MDJ__CAST(unsigned long long, h.st.durable_seq), MDJ__CAST(unsigned long long, h.first_seq));
+        close(fd);
+        return;
+    }
+    if ((h.st.flags & MDJ_STATE_SEALED) && h.st.last_seq < h.first_seq - 1) {
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                     "state record: sealed with last seq %llu below the first seq %llu",
+                     MDJ__CAST(unsigned long long, h.st.last_seq), MDJ__CAST(unsigned long long, h.first_seq));
+        close(fd);
+        return;
+    }
+    if (prev->activated && h.epoch < prev->epoch) {
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 56, "epoch %u goes back from the previous segment's %u",
+                     h.epoch, prev->epoch);
+        seg_problem = 1;
+        out->epoch = prev->epoch; /* epochs only grow: later segments are compared with the highest */
+    } else if (prev->scanned_whole && h.first_seq != prev->next_seq) {
+        mdj__problem(c, "damage", MDJ_ERR_SEQUENCE, name, 32, "first seq %llu, the previous segment ends before %llu",
+                     MDJ__CAST(unsigned long long, h.first_seq), MDJ__CAST(unsigned long long, prev->next_seq));
+        seg_problem = 1;
+    }
+    limit = MDJ__CAST(uint64_t, st.st_size) < h.capacity ? MDJ__CAST(uint64_t, st.st_size) : h.capacity;
+    if (MDJ__CAST(uint64_t, st.st_size) < h.st.durable_offset && !seg_problem) {
+        mdj__problem(c, "damage", MDJ_ERR_TRUNCATED, name, MDJ__CAST(int64_t, st.st_size),
+                     "file truncated to %lld bytes, below the durable checkpoint %llu: durable frames are gone",
+                     MDJ__CAST(long long, st.st_size), MDJ__CAST(unsigned long long, h.st.durable_offset));
+        seg_problem = 1;
+    }
+    maplen = MDJ__CAST(size_t, limit);
+    map = limit >= MDJ_SEGMENT_HEADER_SIZE ? mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) {
+        if (!seg_problem)
+            mdj__problem(c, "damage", MDJ_ERR_TRUNCATED, name, MDJ__CAST(int64_t, st.st_size), "cannot map %lld bytes",
+                         MDJ__CAST(long long, st.st_size));
+        return;
+    }
+    m = MDJ__CAST(const uint8_t *, map);
+    stop_at = UINT64_MAX;
+    if (live && is_last_active) { /* frames being written are not judged */
+        uint64_t cur = mdj__load64_acq(m + 64);
+        stop_at = cur >= MDJ_SEGMENT_HEADER_SIZE && cur <= limit && cur % 8 == 0 ? cur : MDJ_SEGMENT_HEADER_SIZE;
+    }
+    if (mdj__verify_guarded_scan(m, limit, h.capacity, stop_at, h.first_seq, h.st.durable_offset, &s, buf, &valid,
+                                 &fault) != 0) {
+        mdj__problem(c, "damage", MDJ_ERR_TRUNCATED, name,
+                     MDJ__CAST(int64_t, MDJ__U(fault) - MDJ__U(m)),
+                     "file truncated while being verified (SIGBUS)");
+        munmap(map, maplen);
+        return;
+    }
+    out->sealed = s.stop == 2;
+    rep->frames += s.frames;
+    if (s.frames) {
+        if (!rep->first_seq || h.first_seq < rep->first_seq) rep->first_seq = h.first_seq;
+        if (s.last > rep->last_seq) rep->last_seq = s.last;
+    }
+    if (!seg_problem && s.stop != 4) {
+        const char *reason_tail =
+            ": not a torn tail, refusing to cut (cut explicitly with journalctl recover --truncate-at)";
+        int kind = s.stop == 1 ? s.code : MDJ_ERR_MID_LOG;
+        uint64_t nz = (s.stop == 2) ? mdj__nonzero_end(m, s.end, limit) : 0;
+        if (s.end < h.st.durable_offset && s.stop != 3) {
+            /* §8.1 step 3: below the checkpoint everything was durable. */
+            if (s.stop == 1)
+                mdj__problem(c, "damage", s.code, name, MDJ__CAST(int64_t, s.end), "%s, below the durable checkpoint %llu",
+                             s.why, MDJ__CAST(unsigned long long, h.st.durable_offset));
+            else
+                mdj__problem(c, "damage", MDJ_ERR_MID_LOG, name, MDJ__CAST(int64_t, s.end),
+                             "the frames end at %llu, below the durable checkpoint %llu",
+                             MDJ__CAST(unsigned long long, s.end), MDJ__CAST(unsigned long long, h.st.durable_offset));
+            seg_problem = 1;
+        } else if (!s.hit_durable || s.seq_at_durable != h.st.durable_seq) {
+            mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                         "durable checkpoint (offset %llu, seq %llu) does not match the frames",
+                         MDJ__CAST(unsigned long long, h.st.durable_offset),
+                         MDJ__CAST(unsigned long long, h.st.durable_seq));
+            seg_problem = 1;
+        } else if (s.stop == 2) { /* §8.1 step 5: sealed */
+            if (nz) {
+                mdj__problem(c, "damage", MDJ_ERR_MID_LOG, name, MDJ__CAST(int64_t, s.end),
+                             "non-zero bytes after the end marker");
+                seg_problem = 1;
+            } else if (!(h.st.flags & MDJ_STATE_SEALED)) {
+                mdj__problem(c, "torn", MDJ_ERR_BAD_HEADER, name, 128,
+                             "end marker written but the state is not sealed: a crash mid-roll (the writer repairs it)");
+                seg_problem = 1;
+            } else if (h.st.last_seq != s.marker_seq - 1) {
+                mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                             "state last_seq %llu, the end marker says %llu",
+                             MDJ__CAST(unsigned long long, h.st.last_seq),
+                             MDJ__CAST(unsigned long long, s.marker_seq - 1));
+                seg_problem = 1;
+            } else {
+                out->scanned_whole = 1;
+                out->next_seq = s.marker_seq;
+            }
+        } else {
+            uint64_t nzend = mdj__nonzero_end(m, s.end, limit);
+            if (s.stop == 3 || MDJ__CAST(uint64_t, st.st_size) < h.capacity) {
+                /* A short file: the cut frame is a torn tail when nothing valid follows. */
+                if (valid) {
+                    mdj__problem(c, "damage", kind, name, MDJ__CAST(int64_t, s.end), "%s, but a valid frame follows at "
+                                 "offset %llu%s", s.stop == 1 ? s.why : "damage", MDJ__CAST(unsigned long long, valid),
+                                 reason_tail);
+                } else {
+                    int torn = is_last_active && !(h.st.flags & (MDJ_STATE_CLEAN | MDJ_STATE_SEALED));
+                    mdj__problem(c, torn ? "torn" : "damage", MDJ_ERR_TRUNCATED, name, MDJ__CAST(int64_t, st.st_size),
+                                 "file truncated to %lld bytes (capacity %llu), past the durable checkpoint %llu; the "
+                                 "cut frame at offset %llu is a torn tail",
+                                 MDJ__CAST(long long, st.st_size), MDJ__CAST(unsigned long long, h.capacity),
+                                 MDJ__CAST(unsigned long long, h.st.durable_offset),
+                                 MDJ__CAST(unsigned long long, s.end));
+                }
+                seg_problem = 1;
+            } else if (nzend) { /* §8.1 step 4 */
+                if (valid) {
+                    mdj__problem(c, "damage", kind, name, MDJ__CAST(int64_t, s.end),
+                                 "%s, but a valid frame follows at offset %llu%s",
+                                 s.stop == 1 ? s.why : "non-zero bytes after the last frame",
+                                 MDJ__CAST(unsigned long long, valid), reason_tail);
+                } else if ((h.st.flags & MDJ_STATE_CLEAN) || !is_last_active || (h.st.flags & MDJ_STATE_SEALED)) {
+                    mdj__problem(c, "damage", kind, name, MDJ__CAST(int64_t, s.end),
+                                 "%s in a segment that is %s: not a torn tail",
+                                 s.stop == 1 ? s.why : "non-zero bytes after the last frame",
+                                 (h.st.flags & MDJ_STATE_CLEAN) ? "closed cleanly" : "not the last one");
+                } else {
+                    mdj__problem(c, "torn", MDJ_ERR_TORN_TAIL, name, MDJ__CAST(int64_t, s.end),
+                                 "torn tail: non-zero bytes after the last frame; %llu bytes from here are unfinished",
+                                 MDJ__CAST(unsigned long long, nzend - s.end));
+                }
+                seg_problem = 1;
+            } else if (h.st.flags & MDJ_STATE_SEALED) {
+                mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 128,
+                             "the state says sealed but no end marker follows the frames (they end at %llu)",
+                             MDJ__CAST(unsigned long long, s.end));
+                seg_problem = 1;
+            } else if (successor) {
+                mdj__problem(c, "torn", MDJ_ERR_TORN_TAIL, name, MDJ__CAST(int64_t, s.end),
+                             "unsealed segment followed by an activated one: a crash mid-roll (the writer seals it)");
+                seg_problem = 1;
+            }
+        }
+    }
+    if (!seg_problem && (h.cursor < MDJ_SEGMENT_HEADER_SIZE || h.cursor > h.capacity || h.cursor % 8)) {
+        mdj__problem(c, "torn", MDJ_ERR_CURSOR_RANGE, name, 64,
+                     "write cursor %llu is outside [4096,%llu] or unaligned: a hint only (the frames end at %llu); "
+                     "recover resets it",
+                     MDJ__CAST(unsigned long long, h.cursor), MDJ__CAST(unsigned long long, h.capacity),
+                     MDJ__CAST(unsigned long long, s.end));
+    }
+    if (mdj__verify_index_guarded(c, dir, e->number, &h, m, limit) != 0)
+        mdj__problem(c, "damage", MDJ_ERR_TRUNCATED, name, -1, "file truncated while being verified (SIGBUS)");
+    munmap(map, maplen);
+    if (foreign)
+        mdj__problem(c, "damage", MDJ_ERR_BAD_HEADER, name, 16,
+                     "journal id 0x%llx, but the journal's first segment has 0x%llx: files of two journals are mixed",
+                     MDJ__CAST(unsigned long long, h.journal_id), MDJ__CAST(unsigned long long, rep->journal_id));
+}
+
+int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err) {
+    mdj_error le;
+    mdj__ent *v = NULL;
+    size_t n = 0, i;
+    long last_active = -1;
+    mdj__vctx c;
+    mdj__vseg prev, cur;
+    uint8_t *buf;
+    int rc;
+    mdj__err_clear(err);
+    memset(rep, 0, sizeof *rep);
+    memset(&c, 0, sizeof c);
+    c.rep = rep;
+    rc = mdj__list(dir, &v, &n, &le);
+    if (rc == MDJ_ERR_NOT_REGULAR) { /* the listing itself is refused: nothing else is judged */
+        mdj__problem(&c, "damage", rc, ".", 0, "%s", le.reason);
+        return c.nomem ? MDJ_ERR_NOMEM : 0;
+    }
+    if (rc) {
+        if (err) *err = le;
+        return rc;
+    }
+    if (!n) {
+        free(v);
+        return mdj__err(err, MDJ_ERR_NOT_FOUND, dir, -1, "no journal in %s", dir);
+    }
+    buf = MDJ__CAST(uint8_t *, malloc(MDJ_MAX_FRAME_SIZE));
+    if (!buf) {
+        free(v);
+        return mdj__err(err, MDJ_ERR_NOMEM, dir, -1, "out of memory");
+    }
+    rep->segments = n;
+    rep->writer_live = mdj__writer_live(dir, &rep->writer_pid);
+    for (i = n; i-- > 0;) { /* the last activated segment */
+        mdj__hdr h;
+        char path[MDJ_PATH_LEN];
+        mdj_error e2;
+        if (!v[i].raw || mdj__peek_hdr(dir, &v[i], &h, path, sizeof path, &e2) != 0 ||
+            mdj__check_static(&h, path, v[i].number, 0, &e2) != 0 || !mdj__prepared(&h)) {
+            last_active = MDJ__CAST(long, i);
+            break;
+        }
+    }
+    memset(&prev, 0, sizeof prev);
+    for (i = 0; i < n; i++) {
+        if (i && v[i].number != v[i - 1].number + 1) {
+            uint64_t k;
+            for (k = v[i - 1].number + 1; k < v[i].number; k++) {
+                char name[40];
+                mdj__seg_name(name, sizeof name, k, ".seg");
+                mdj__problem(&c, "damage", MDJ_ERR_MISSING, name, 0, "segment %llu is missing (have %llu and %llu)",
+                             MDJ__CAST(unsigned long long, k), MDJ__CAST(unsigned long long, v[i - 1].number),
+                             MDJ__CAST(unsigned long long, v[i].number));
+            }
+            memset(&prev, 0, sizeof prev);
+        }
+        if (!v[i].raw) {
+            char name[40];
+            mdj__seg_name(name, sizeof name, v[i].number, ".seg.zst");
+            mdj__problem(&c, "unchecked", MDJ_ERR_COMPRESSED, name, 0,
+                         "compressed segment not supported by the C reader: its frames were not checked");
+            memset(&prev, 0, sizeof prev);
+            prev.activated = 1;
+            continue;
+        }
+        mdj__verify_seg(&c, dir, &v[i], MDJ__CAST(long, i) == last_active, MDJ__CAST(long, i) < last_active,
+                        rep->writer_live, &prev, &cur, buf);
+        if (cur.prepared && cur.holds_bytes && MDJ__CAST(long, i) == last_active + 1 && prev.sealed) {
+            char name[40];
+            mdj__seg_name(name, sizeof name, v[i].number, ".seg");
+            mdj__problem(&c, "torn", MDJ_ERR_ROLL_ORDER, name, MDJ_SEGMENT_HEADER_SIZE,
+                         "the previous segment is sealed but this one's activation never reached the disk; its bytes "
+                         "are moved aside by the next writer open");
+        }
+        if (!cur.prepared) prev = cur; /* a damaged segment leaves the next one's continuity unknown */
+    }
+    free(buf);
+    free(v);
+    if (c.nomem) {
+        mdj_verify_free(rep);
+        return mdj__err(err, MDJ_ERR_NOMEM, dir, -1, "out of memory");
+    }
+    return 0;
+}
+
+void mdj_verify_free(mdj_verify_report *rep) {
+    free(rep->problems);
+    rep->problems = NULL;
+    rep->nproblems = 0;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MDJOURNAL_IMPLEMENTED */
+#endif /* MDJOURNAL_IMPLEMENTATION */

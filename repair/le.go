@@ -1,5 +1,0 @@
-package repair
-
-import "encoding/binary"
-
-var le = binary.LittleEndian
