@@ -33,9 +33,18 @@ type Options struct {
 	Dir  string // journal directory
 	Ring string // ring file path; a bare name means /dev/shm/NAME
 	// RingSize is the data area of a ring that replay creates (default
-	// DefaultRingSize; a power of two ≥ MinRingSize). A ring that already
-	// has a live consumer attached is reused as it is.
+	// DefaultRingSize; a power of two ≥ MinRingSize). A ring whose consumer
+	// is already attached and waiting for a producer is joined as it is
+	// (format.md §12 "Generations"); a leftover ring (no live peer, or a
+	// finished generation) is replaced by a new generation, so a consumer
+	// never reads an earlier run's records; a ring with a live producer is
+	// refused (ring.ErrBusy).
 	RingSize int
+	// KeepRing leaves the ring file in place at Close. By default a ring
+	// replay created is removed at Close, once the consumer drained it,
+	// detached or died, waiting at most Linger (ring.ProducerOptions).
+	KeepRing bool
+	Linger   time.Duration
 
 	From reader.Position // default reader.Start()
 	To   Bound           // zero: to the end of the published journal

@@ -206,3 +206,58 @@ func (h header) check(name string, fileSize int64) error {
 	}
 	return nil
 }
+
+// HeaderLayout is the ring header page of format.md §12, declared once:
+// inspect prints a ring file from it, and a test ties it to format.md.
+var HeaderLayout = journal.Layout{Name: "ring header", Section: "§12", Size: HeaderSize, Fields: []journal.Field{
+	{Off: offMagic, Size: 8, Name: "magic", Kind: journal.KindBytes, Meaning: `"MDJRING\0"`},
+	{Off: offVersion, Size: 4, Name: "version", Kind: journal.KindU32, Meaning: "ring format version (2)"},
+	{Off: offHeaderSize, Size: 4, Name: "header_size", Kind: journal.KindU32, Meaning: "4096: offset of the data area"},
+	{Off: offCapacity, Size: 8, Name: "capacity", Kind: journal.KindU64, Meaning: "data area bytes, power of two in [64, 2^32]"},
+	{Off: offCreated, Size: 8, Name: "created", Kind: journal.KindTime, Meaning: "creation time; informational"},
+	{Off: offGeneration, Size: 8, Name: "generation", Kind: journal.KindU64, Meaning: "random, non-zero: names this generation"},
+	{Off: offFlags, Size: 4, Name: "flags", Kind: journal.KindU32, Meaning: "bit 0 HUGE_PAGES"},
+	{Off: offHeaderCRC, Size: 4, Name: "header_crc", Kind: journal.KindCRC, Meaning: "CRC-32C of bytes [0,44)"},
+	{Off: offHeaderCRC + 4, Size: OffTail - offHeaderCRC - 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: OffTail, Size: 8, Name: "tail", Kind: journal.KindU64, Atomic: true, Meaning: "producer position: bytes ever published"},
+	{Off: OffTail + 8, Size: OffHead - OffTail - 8, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: OffHead, Size: 8, Name: "head", Kind: journal.KindU64, Atomic: true, Meaning: "consumer position: bytes ever released"},
+	{Off: OffHead + 8, Size: OffDataSeq - OffHead - 8, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: OffDataSeq, Size: 4, Name: "data_seq", Kind: journal.KindU32, Atomic: true, Meaning: "futex word the consumer sleeps on"},
+	{Off: OffDataWaiters, Size: 4, Name: "data_waiters", Kind: journal.KindU32, Atomic: true, Meaning: "announced consumer sleepers"},
+	{Off: OffDataWaiters + 4, Size: OffSpaceSeq - OffDataWaiters - 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: OffSpaceSeq, Size: 4, Name: "space_seq", Kind: journal.KindU32, Atomic: true, Meaning: "futex word the producer sleeps on"},
+	{Off: OffSpaceWaiters, Size: 4, Name: "space_waiters", Kind: journal.KindU32, Atomic: true, Meaning: "announced producer sleepers"},
+	{Off: OffSpaceWaiters + 4, Size: OffProducer - OffSpaceWaiters - 4, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: OffProducer, Size: SideSize, Name: "producer_side", Kind: journal.KindBytes, Meaning: "producer side block (SideLayout)"},
+	{Off: OffProducer + SideSize, Size: OffConsumer - OffProducer - SideSize, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+	{Off: OffConsumer, Size: SideSize, Name: "consumer_side", Kind: journal.KindBytes, Meaning: "consumer side block (SideLayout)"},
+	{Off: OffConsumer + SideSize, Size: HeaderSize - OffConsumer - SideSize, Name: "reserved", Kind: journal.KindReserved, Meaning: "zero"},
+}}
+
+// SideSize is the bytes of a side block that carry fields (SideLayout).
+const SideSize = 36
+
+// SideLayout is a side block of format.md §12, relative to OffProducer or
+// OffConsumer.
+var SideLayout = journal.Layout{Name: "ring side block", Section: "§12", Size: SideSize, Fields: []journal.Field{
+	{Off: sideOffPID, Size: 4, Name: "pid", Kind: journal.KindU32, Atomic: true, Meaning: "0 free, 0xFFFFFFFF sealed, else the claimant's PID"},
+	{Off: sideOffState, Size: 4, Name: "state", Kind: journal.KindU32, Atomic: true, Meaning: "0 FREE, 1 ATTACHED, 2 CLOSED, 3 RETIRED"},
+	{Off: sideOffStart, Size: 8, Name: "start", Kind: journal.KindU64, Atomic: true, Meaning: "process start time (clock ticks after boot); 0 unknown"},
+	{Off: sideOffHeartbeat, Size: 8, Name: "heartbeat", Kind: journal.KindI64, Atomic: true, Meaning: "CLOCK_MONOTONIC ns of the last sign of life; 0 not beating"},
+	{Off: sideOffPIDNS, Size: 8, Name: "pidns", Kind: journal.KindU64, Atomic: true, Meaning: "inode of the side's PID namespace; 0 unknown"},
+	{Off: sideOffFlags, Size: 4, Name: "flags", Kind: journal.KindU32, Atomic: true, Meaning: "bit 0 PLAIN_PUBLISH"},
+}}
+
+// CheckHeader judges a ring file's contents (at least its header page; the
+// whole file when the size check should see the data area) as Open does,
+// without mapping or attaching: for forensic tools. The error is a
+// *journal.CorruptionError naming name, the offset and the reason.
+func CheckHeader(name string, data []byte) error {
+	if len(data) < HeaderSize {
+		return journal.Corrupt(name, int64(len(data)), ErrTruncated, "file is %d bytes, shorter than the %d-byte header", len(data), HeaderSize)
+	}
+	hb := make([]byte, HeaderSize) // aligned private copy: header loads atomically
+	copy(hb, data)
+	return header{hb}.check(name, int64(len(data)))
+}

@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/snapshot"
 )
 
 // every layout the code declares once, checked against format.md
-var layouts = append(append([]journal.Layout(nil), journal.Layouts...), snapshot.HeaderLayout)
+var layouts = append(append([]journal.Layout(nil), journal.Layouts...), snapshot.HeaderLayout, ring.HeaderLayout, ring.SideLayout)
 
 // Each layout's fields tile it: ascending, no gap, no overlap, ending at
 // its size.
