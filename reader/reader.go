@@ -575,7 +575,7 @@ var futexTimeout = wait.FutexTimeout
 func (r *Reader) block(ctx context.Context) {
 	var stop func() bool
 	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, r.wakeSelf)
+		stop = context.AfterFunc(ctx, r.wakeLocked) // runs on its own goroutine, maybe after Close
 	}
 	tok := r.sig.Announce()
 	if !r.seg.published(r.off) && !r.interrupted.Load() && ctx.Err() == nil {
@@ -589,14 +589,22 @@ func (r *Reader) block(ctx context.Context) {
 
 func (r *Reader) wakeSelf() { futex.Wake(words.U32(r.ctlM, journal.CtlOffNotify), 1<<30) } // spurious wake-ups are harmless
 
-// Interrupt makes a blocked (or the next) Next return ErrInterrupted.
-func (r *Reader) Interrupt() {
-	r.interrupted.Store(true)
-	r.ctlMu.Lock() // Close may be unmapping the control page
-	if r.hasSig && r.ctlM != nil {
+// wakeLocked is wakeSelf under ctlMu, for callers that may race with Close
+// unmapping the control page (a context's AfterFunc).
+func (r *Reader) wakeLocked() {
+	r.ctlMu.Lock()
+	if r.ctlM != nil {
 		r.wakeSelf()
 	}
 	r.ctlMu.Unlock()
+}
+
+// Interrupt makes a blocked (or the next) Next return ErrInterrupted.
+func (r *Reader) Interrupt() {
+	r.interrupted.Store(true)
+	if r.hasSig {
+		r.wakeLocked() // Close may be unmapping the control page
+	}
 }
 
 func (r *Reader) catchFault(old bool, err *error) {

@@ -2,6 +2,7 @@ package reader_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -382,5 +383,43 @@ func TestNamedReaderSurvivesKill(t *testing.T) {
 	defer r.Close()
 	if f, _ := r.Next(); f.Seq != 778 {
 		t.Fatalf("resumed at %d, want 778", f.Seq)
+	}
+}
+
+// TestCancelThenClose: a futex reader blocked in NextContext whose context
+// is cancelled, then closed at once. The context's wake-up runs on its own
+// goroutine and may still be running when Close unmaps the control page;
+// it must not touch the page after that (under -race the unsynchronised
+// version is reported as a data race between the wake-up and Close).
+func TestCancelThenClose(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctl := ctlWaiters(t, dir)
+	rounds := 200
+	if testing.Short() {
+		rounds = 50
+	}
+	for i := 0; i < rounds; i++ {
+		r, err := reader.Open(dir, reader.Options{Wait: wait.Futex})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { _, err := r.NextContext(ctx); done <- err }()
+		for deadline := time.Now().Add(30 * time.Second); ctl() == 0; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatal("the futex reader never announced itself")
+			}
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: NextContext after cancel: %v", i, err)
+		}
+		r.Close()
 	}
 }
