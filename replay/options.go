@@ -44,7 +44,11 @@ type Options struct {
 	// replay created is removed at Close, once the consumer drained it,
 	// detached or died, waiting at most Linger (ring.ProducerOptions).
 	KeepRing bool
-	Linger   time.Duration
+	// Linger bounds how long Close (and the end of Run) waits for the
+	// consumer to drain the ring replay created: 0 means ring.DefaultLinger
+	// (30 s), a negative value does not wait. Records still unread then are
+	// reported as ring.ErrUndelivered.
+	Linger time.Duration
 
 	From reader.Position // default reader.Start()
 	To   Bound           // zero: to the end of the published journal

@@ -67,12 +67,14 @@ type Replayer struct {
 	path    string
 	prod    *ring.Producer
 	created bool
-	ft      *reader.Filter
-	clk     Clock
-	paced   bool
-	pc      pacer
-	stats   Stats
-	batch   int
+	// replaced is the leftover ring attach replaced, if any.
+	replaced *ring.LeftoverError
+	ft       *reader.Filter
+	clk      Clock
+	paced    bool
+	pc       pacer
+	stats    Stats
+	batch    int
 
 	ctx context.Context
 }
@@ -131,20 +133,32 @@ func New(opts Options) (*Replayer, error) {
 }
 
 // attach attaches replay as the ring's producer (ring.NewProducer): a new
-// generation, or the one a waiting consumer created; a leftover is replaced.
+// generation, or the one a waiting consumer created. A leftover ring is
+// replaced, and remembered (Replaced) so the command line can say so.
 func (r *Replayer) attach() error {
-	p, err := ring.NewProducer(r.opts.Ring, r.opts.RingSize, &ring.ProducerOptions{
-		Options: ring.Options{Replace: true},
-		Wait:    r.opts.Wait,
-		Keep:    r.opts.KeepRing,
-		Linger:  r.opts.Linger,
-	})
+	po := &ring.ProducerOptions{
+		Wait:   r.opts.Wait,
+		Keep:   r.opts.KeepRing,
+		Linger: r.opts.Linger,
+	}
+	p, err := ring.NewProducer(r.opts.Ring, r.opts.RingSize, po)
+	var le *ring.LeftoverError
+	if errors.As(err, &le) {
+		r.replaced = le
+		po.Replace = true
+		p, err = ring.NewProducer(r.opts.Ring, r.opts.RingSize, po)
+	}
 	if err != nil {
 		return err
 	}
 	r.prod, r.path, r.created = p, p.Path(), p.Created()
 	return nil
 }
+
+// Replaced returns the leftover ring New replaced with a new generation
+// (a finished or abandoned ring of an earlier run at the same path), or
+// nil if there was none.
+func (r *Replayer) Replaced() *ring.LeftoverError { return r.replaced }
 
 // RingPath is the ring file being filled.
 func (r *Replayer) RingPath() string { return r.path }
