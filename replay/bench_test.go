@@ -102,13 +102,12 @@ func BenchmarkReplay(b *testing.B) {
 			defer r.Close()
 			got := make(chan uint64, 1)
 			go func() {
-				rg, err := ring.Open(path)
+				c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Spin})
 				if err != nil {
 					got <- 0
 					return
 				}
-				defer rg.Close()
-				c, _ := rg.Consumer(wait.Spin)
+				defer c.Close()
 				var n, sum uint64
 				for {
 					rec, err := c.Read()
