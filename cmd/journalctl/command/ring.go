@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -72,6 +74,11 @@ func runRing(env *Env, args []string) error {
 	if err != nil {
 		return usagef("--wait: %v", err)
 	}
+	if path := ringPath(o.name); o.waitTimeout > 0 {
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(env.Stderr, "journalctl ring: waiting up to %v for a producer (replay --ring %s) to create %s\n", o.waitTimeout, o.name, path)
+		}
+	}
 	c, err := attachConsumer(env, o.name, ws, o.waitTimeout)
 	if err != nil {
 		return err
@@ -113,6 +120,15 @@ func runRing(env *Env, args []string) error {
 		n++
 	}
 	return p.flush()
+}
+
+// ringPath is where the ring named name lives: a bare name is in
+// ring.DefaultDir, as package ring resolves it.
+func ringPath(name string) string {
+	if !strings.ContainsRune(name, '/') {
+		return filepath.Join(ring.DefaultDir, name)
+	}
+	return name
 }
 
 // attachConsumer is ring.NewConsumer that also returns when the command is
