@@ -173,6 +173,10 @@ func parseCLI(args []string, stdout io.Writer) (replay.Options, *cliOptions, err
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once, even while lingering
+	}()
 	return Run(ctx, args, stdout, stderr)
 }
 
@@ -215,7 +219,22 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if le := r.Replaced(); le != nil {
 		fmt.Fprintf(stderr, "replay: replaced a leftover ring at %s (generation %016x: %s); a consumer never reads it\n", le.Path, le.Generation, le.Reason)
 	}
+	// An interrupt ends the stream; the consumer still drains the ring
+	// (Run lingers up to --linger): say so, as it may take a while.
+	finished, said := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(said)
+		select {
+		case <-ctx.Done():
+			if opts.Linger > 0 {
+				fmt.Fprintf(stderr, "replay: interrupted: stream ended; waiting up to %v for the consumer to drain the ring (interrupt again to quit now)\n", opts.Linger)
+			}
+		case <-finished:
+		}
+	}()
 	st, err := r.Run(ctx)
+	close(finished)
+	<-said
 	r.Close()
 	if bar != nil {
 		bar.Finish()

@@ -439,3 +439,39 @@ func TestHandoffTruncated(t *testing.T) {
 		})
 	}
 }
+
+// A replay nobody consumes does not pass for a delivery: after --linger it
+// exits 1 saying the frames were not delivered and how to consume them,
+// and removes its ring; --linger 0 does not wait nor check (exit 0). An
+// interrupted replay with no consumer says it is waiting for one.
+func TestHandoffNoConsumer(t *testing.T) {
+	dir := genJournal(t, 2000)
+	rdir := ringDir(t)
+	rp := filepath.Join(rdir, "md")
+	rep, _ := start(t, roleReplay, false, "--dir", dir, "--ring", rp, "--linger", "200ms")
+	if code := rep.wait(t, exitBound); code != 1 || !strings.Contains(rep.stderr.String(), "not delivered") ||
+		!strings.Contains(rep.stderr.String(), "journalctl ring --name "+rp) {
+		t.Fatalf("replay without a consumer: exit %d, stderr %q", code, rep.stderr.String())
+	}
+	noFiles(t, rdir, "after --linger 200ms")
+	rep, _ = start(t, roleReplay, false, "--dir", dir, "--ring", rp, "--linger", "0")
+	if code := rep.wait(t, exitBound); code != 0 {
+		t.Fatalf("--linger 0: exit %d, stderr %q", code, rep.stderr.String())
+	}
+	noFiles(t, rdir, "after --linger 0")
+
+	// Paced: still replaying when interrupted.
+	rep, _ = start(t, roleReplay, false, "--dir", dir, "--ring", rp, "--speed", "0.001x", "--linger", "300ms")
+	waitFor(t, 10*time.Second, "the ring", func() bool { _, err := os.Stat(rp); return err == nil })
+	if err := rep.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	code := rep.wait(t, exitBound)
+	if errs := rep.stderr.String(); code != 1 || !strings.Contains(errs, "interrupted: stream ended; waiting up to 300ms") || !strings.Contains(errs, "not delivered") {
+		t.Fatalf("interrupted replay without a consumer: exit %d, stderr %q", code, errs)
+	}
+	if !strings.Contains(rep.stdout.String(), "ended=interrupted") {
+		t.Fatalf("summary %q", rep.stdout.String())
+	}
+	noFiles(t, rdir, "after the interrupted replay")
+}
