@@ -347,3 +347,57 @@ func publishedRecords(t *testing.T, path string) int {
 	t.Fatal("the ring is full of records: it wrapped")
 	return 0
 }
+
+// An interrupt is not the end of the stream: exit 1 whether it comes while
+// waiting for a producer or while reading, after the frames read so far.
+func TestRingInterruptedExit1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ring")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(&Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Ctx: ctx}, []string{"ring", "--name", path})
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(errb.String(), "waiting up to"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("journalctl ring never said it waits")
+		}
+	}
+	cancel()
+	if code := <-done; code != ExitData || !strings.Contains(errb.String(), "interrupted while waiting for a producer") {
+		t.Fatalf("interrupted while waiting: exit %d, stderr %q", code, errb.String())
+	}
+
+	// A new name: the abandoned attach above keeps looking at the old one
+	// until its timeout (then closes what it got).
+	path = filepath.Join(t.TempDir(), "ring")
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	cons := &ringCmd{done: make(chan int, 1)}
+	go func() {
+		cons.done <- Run(&Env{Stdin: strings.NewReader(""), Stdout: &cons.out, Stderr: &cons.errb, Ctx: ctx}, []string{"ring", "--name", path})
+	}()
+	p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Wait: wait.Spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q journal.Quote
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := p.Write(frameRecord(seq, journal.TypeQuote, 7, q.Encode(make([]byte, 32)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(cons.out.String(), "\n") < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("3 frames not printed: %q", cons.out.String())
+		}
+	}
+	cancel()
+	code, _, stderr := cons.wait(t)
+	if code != ExitData || !strings.Contains(stderr, "interrupted after 3 frames") {
+		t.Fatalf("interrupted while reading: exit %d, stderr %q", code, stderr)
+	}
+	if err := p.Close(); err != nil { // the consumer detached: no linger
+		t.Fatal(err)
+	}
+}
