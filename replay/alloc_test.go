@@ -8,7 +8,9 @@ import (
 
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/reader"
+	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/synth"
+	"github.com/mdjournal/mdjournal/wait"
 	"github.com/mdjournal/mdjournal/writer"
 )
 
@@ -48,8 +50,10 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := c.opts
-			o.Dir, o.Ring = dir, filepath.Join(t.TempDir(), "ring")
-			r, err := New(o) // a 16 MiB ring holds all 30000 frames: no consumer needed
+			// A 16 MiB ring holds all 30000 frames: no consumer needed, and
+			// Close need not linger for one.
+			o.Dir, o.Ring, o.Linger = dir, filepath.Join(t.TempDir(), "ring"), -1
+			r, err := New(o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,9 +107,31 @@ func TestPacedRunInjectedClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// A consumer drains the ring, as a user's would: Run returns once it
+	// has read every frame.
+	consumed := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { consumed <- n }()
+		c, err := ring.NewConsumer(r.RingPath(), &ring.ConsumerOptions{Wait: wait.Backoff})
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			if _, err := c.Read(); err != nil {
+				return
+			}
+			c.Release()
+			n++
+		}
+	}()
 	st, err := r.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := <-consumed; n != 2000 {
+		t.Fatalf("the consumer read %d frames, want 2000", n)
 	}
 	if st.Frames != 2000 || st.PacedFrames != 2000 || samples != 2000 {
 		t.Fatalf("frames %d, paced %d, lateness samples %d", st.Frames, st.PacedFrames, samples)

@@ -31,7 +31,7 @@ const benchFrames = 1 << 20
 func benchJournal(b *testing.B, compressed bool) string {
 	b.Helper()
 	dir := b.TempDir()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: 8 << 20})
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 8 << 20, NoRestate: true}) // exactly benchFrames frames
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,15 +100,14 @@ func BenchmarkReplay(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer r.Close()
+			// The replay is attached: the consumer joins at once.
+			c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Spin})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
 			got := make(chan uint64, 1)
 			go func() {
-				rg, err := ring.Open(path)
-				if err != nil {
-					got <- 0
-					return
-				}
-				defer rg.Close()
-				c, _ := rg.Consumer(wait.Spin)
 				var n, sum uint64
 				for {
 					rec, err := c.Read()

@@ -24,6 +24,21 @@
 // either way. Consumers must not assume that consecutive records have
 // consecutive seqs: filters drop frames and --loop starts again.
 //
+// # Hand-off
+//
+// Replay is the ring's producer (ring.NewProducer); the consumer attaches
+// with ring.NewConsumer (journalctl ring does). Each ring file is one
+// generation of format.md §12, so start order does not matter: a consumer
+// started first waits for the ring replay creates; a consumer started
+// after replay joins the generation while replay still publishes or lingers.
+// Every selected frame is delivered exactly once, and a consumer never reads
+// a ring left by an earlier run: New replaces such a leftover with a new
+// generation (Replayer.Replaced reports it). When the range is done, Close
+// ends the stream, waits (Options.Linger) until the consumer drained it, and
+// removes the ring file it created unless Options.KeepRing; Run reports
+// ring.ErrUndelivered when no consumer took the frames, ring.ErrPeerDead
+// when the consumer died.
+//
 // # Hot path
 //
 // The reader hands out frames whose payload aliases its mapping; PutRecord

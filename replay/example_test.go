@@ -27,18 +27,22 @@ func Example() {
 	}
 	w.Close()
 
-	// Producer side (normally the replay binary in another process).
-	if _, err := replay.Run(context.Background(), replay.Options{Dir: dir, Ring: path}); err != nil {
-		panic(err)
-	}
+	// Producer side (normally the replay binary in another process). It may
+	// start before or after the consumer: it creates a new ring generation,
+	// and at the end waits for the consumer to drain it, then removes it.
+	done := make(chan error, 1)
+	go func() {
+		_, err := replay.Run(context.Background(), replay.Options{Dir: dir, Ring: path})
+		done <- err
+	}()
 
-	// Consumer side.
-	rg, err := ring.Open(path)
+	// Consumer side (normally journalctl ring in another process): waits
+	// for the producer, never reads a ring left by an earlier run.
+	c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Futex})
 	if err != nil {
 		panic(err)
 	}
-	defer rg.Close()
-	c, _ := rg.Consumer(wait.Futex)
+	defer c.Close()
 	for {
 		rec, err := c.Read() // zero-copy view, valid until Release
 		if err == io.EOF {   // the replay finished and closed the ring
@@ -55,6 +59,9 @@ func Example() {
 		q.Decode(f.Payload)
 		fmt.Println(f.Seq, f.Type, f.Instrument, q.BidPrice, q.AskPrice)
 		c.Release()
+	}
+	if err := <-done; err != nil { // ring.ErrUndelivered: frames nobody read
+		panic(err)
 	}
 	// Output:
 	// 1 quote 1 1000100 1000200

@@ -29,17 +29,12 @@ type countingConsumer struct {
 func consume(path string) *countingConsumer {
 	c := &countingConsumer{done: make(chan error, 1)}
 	go func() {
-		rg, err := ring.Open(path)
+		cons, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Backoff})
 		if err != nil {
 			c.done <- err
 			return
 		}
-		defer rg.Close()
-		cons, err := rg.Consumer(wait.Backoff)
-		if err != nil {
-			c.done <- err
-			return
-		}
+		defer cons.Close()
 		for {
 			rec, err := cons.Read()
 			if err != nil {

@@ -31,24 +31,12 @@ import (
 
 // Helper roles of the re-executed test binary.
 const (
-	roleJournalctl = "journalctl" // run journalctl with MDJ_ARGS once MDJ_WAIT_FILE exists
+	roleJournalctl = "journalctl" // run journalctl with MDJ_ARGS
 	argSep         = "\x1f"
 )
 
 func TestMain(m *testing.M) {
 	if testutil.Role() == roleJournalctl {
-		if p := os.Getenv("MDJ_WAIT_FILE"); p != "" {
-			for i := 0; ; i++ {
-				if _, err := os.Stat(p); err == nil {
-					break
-				}
-				if i > 2000 {
-					os.Stderr.WriteString("helper: ring never appeared\n")
-					os.Exit(3)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
 		os.Exit(command.Main(strings.Split(os.Getenv("MDJ_ARGS"), argSep), os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -134,8 +122,8 @@ func journalctl(t testing.TB, args ...string) (int, string, string) {
 }
 
 // consumerProc is `journalctl ring` in a separate process (this test binary
-// re-executed), started before the ring exists: it attaches once the file
-// appears.
+// re-executed), started before the ring exists: it waits for the replay
+// (ring.NewConsumer) and attaches to the generation replay creates.
 type consumerProc struct {
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
@@ -146,8 +134,7 @@ type consumerProc struct {
 func startConsumer(t *testing.T, ringPath string, args ...string) *consumerProc {
 	t.Helper()
 	cmd := testutil.Command(t, "TestMain", roleJournalctl,
-		"MDJ_ARGS="+strings.Join(append([]string{"ring", "--name", ringPath}, args...), argSep),
-		"MDJ_WAIT_FILE="+ringPath)
+		"MDJ_ARGS="+strings.Join(append([]string{"ring", "--name", ringPath}, args...), argSep))
 	c := &consumerProc{cmd: cmd}
 	cmd.Stderr = &c.stderr
 	var err error

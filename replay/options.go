@@ -33,9 +33,22 @@ type Options struct {
 	Dir  string // journal directory
 	Ring string // ring file path; a bare name means /dev/shm/NAME
 	// RingSize is the data area of a ring that replay creates (default
-	// DefaultRingSize; a power of two ≥ MinRingSize). A ring that already
-	// has a live consumer attached is reused as it is.
+	// DefaultRingSize; a power of two ≥ MinRingSize). A ring whose consumer
+	// is already attached and waiting for a producer is joined as it is
+	// (format.md §12 "Generations"); a leftover ring (no live peer, or a
+	// finished generation) is replaced by a new generation, so a consumer
+	// never reads an earlier run's records; a ring with a live producer is
+	// refused (ring.ErrBusy).
 	RingSize int
+	// KeepRing leaves the ring file in place at Close. By default a ring
+	// replay created is removed at Close, once the consumer drained it,
+	// detached or died, waiting at most Linger (ring.ProducerOptions).
+	KeepRing bool
+	// Linger bounds how long Close (and the end of Run) waits for the
+	// consumer to drain the ring replay created: 0 means ring.DefaultLinger
+	// (30 s), a negative value does not wait. Records still unread then are
+	// reported as ring.ErrUndelivered.
+	Linger time.Duration
 
 	From reader.Position // default reader.Start()
 	To   Bound           // zero: to the end of the published journal

@@ -2,18 +2,15 @@ package replay
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mdjournal/mdjournal/internal/flock"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/pin"
 	"github.com/mdjournal/mdjournal/reader"
@@ -67,16 +64,17 @@ func (s *Stats) RequestedRate() float64 {
 // as the ring's producer. New attaches; Run replays; Close detaches.
 type Replayer struct {
 	opts    Options
-	ring    *ring.Ring
 	path    string
 	prod    *ring.Producer
 	created bool
-	ft      *reader.Filter
-	clk     Clock
-	paced   bool
-	pc      pacer
-	stats   Stats
-	batch   int
+	// replaced is the leftover ring attach replaced, if any.
+	replaced *ring.LeftoverError
+	ft       *reader.Filter
+	clk      Clock
+	paced    bool
+	pc       pacer
+	stats    Stats
+	batch    int
 
 	ctx context.Context
 }
@@ -134,59 +132,33 @@ func New(opts Options) (*Replayer, error) {
 	return r, nil
 }
 
-// resolveRing mirrors the ring package: a bare name lives in ring.DefaultDir.
-func resolveRing(name string) string {
-	if !strings.ContainsRune(name, '/') {
-		return filepath.Join(ring.DefaultDir, name)
-	}
-	return name
-}
-
-// attach creates the ring, unless one exists with a live consumer already
-// attached and waiting for a producer: then that ring is used as it is.
-// An existing ring without a live consumer is replaced rather than reused,
-// because its leftovers would mislead the next consumer (unread records of
-// an earlier run) and the producer (a consumer state "closed" makes a full
-// ring fail at once with ring.ErrPeerClosed).
+// attach attaches replay as the ring's producer (ring.NewProducer): a new
+// generation, or the one a waiting consumer created. A leftover ring is
+// replaced, and remembered (Replaced) so the command line can say so.
 func (r *Replayer) attach() error {
-	path := resolveRing(r.opts.Ring)
-	var rg *ring.Ring
-	var err error
-	if liveConsumer(path) {
-		rg, err = ring.Open(path)
-	} else {
-		rg, err = ring.Create(path, r.opts.RingSize, nil)
-		r.created = true
+	po := &ring.ProducerOptions{
+		Wait:   r.opts.Wait,
+		Keep:   r.opts.KeepRing,
+		Linger: r.opts.Linger,
+	}
+	p, err := ring.NewProducer(r.opts.Ring, r.opts.RingSize, po)
+	var le *ring.LeftoverError
+	if errors.As(err, &le) {
+		r.replaced = le
+		po.Replace = true
+		p, err = ring.NewProducer(r.opts.Ring, r.opts.RingSize, po)
 	}
 	if err != nil {
 		return err
 	}
-	p, err := rg.Producer(r.opts.Wait)
-	if err != nil {
-		rg.Close()
-		return err
-	}
-	r.ring, r.prod, r.path = rg, p, rg.Path()
+	r.prod, r.path, r.created = p, p.Path(), p.Created()
 	return nil
 }
 
-// liveConsumer reads the consumer side block of an existing ring file
-// (format.md §12: pid at 768, state at 772) and reports whether a live
-// process is attached there. The ring package has no exported accessor for
-// it; a misread only means the ring is re-created.
-func liveConsumer(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [8]byte
-	if _, err := f.ReadAt(b[:], ring.OffConsumer); err != nil {
-		return false
-	}
-	pid, state := binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint32(b[4:])
-	return state == ring.StateAttached && pid != 0 && flock.Alive(int(pid))
-}
+// Replaced returns the leftover ring New replaced with a new generation
+// (a finished or abandoned ring of an earlier run at the same path), or
+// nil if there was none.
+func (r *Replayer) Replaced() *ring.LeftoverError { return r.replaced }
 
 // RingPath is the ring file being filled.
 func (r *Replayer) RingPath() string { return r.path }
@@ -195,15 +167,15 @@ func (r *Replayer) RingPath() string { return r.path }
 // consumer already waiting on an existing one).
 func (r *Replayer) Created() bool { return r.created }
 
-// Close detaches the producer (the consumer reads what remains, then gets
-// io.EOF) and unmaps the ring. The ring file stays for the consumer.
+// Close ends the stream (the consumer reads what remains, then gets io.EOF)
+// and, if replay created the ring and KeepRing is not set, removes the ring
+// file once the consumer drained it (bounded by Linger).
 func (r *Replayer) Close() error {
-	if r.ring == nil {
+	if r.prod == nil {
 		return nil
 	}
-	r.prod.Close()
-	err := r.ring.Close()
-	r.ring = nil
+	err := r.prod.Close()
+	r.prod = nil
 	return err
 }
 
@@ -230,7 +202,9 @@ func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 		unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 	}
 	err := r.run()
-	r.prod.Close()
+	if cerr := r.prod.Close(); err == nil {
+		err = cerr // ring.ErrUndelivered: the consumer left records unread
+	}
 	return r.stats, err
 }
 

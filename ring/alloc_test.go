@@ -60,10 +60,43 @@ func TestZeroAllocs(t *testing.T) {
 		}
 		c.Release()
 	})
-	check("empty TryRead, full TryWrite", func() {
+	var sink int
+	handler := func(b []byte) { sink += len(b) }
+	check("TryWrite x8 + TryReadBatch", func() {
+		for range 8 {
+			if p.TryWrite(msg[:40]) != nil {
+				panic("full")
+			}
+		}
+		if n, err := c.TryReadBatch(8, handler); n != 8 || err != nil {
+			panic("batch")
+		}
+	})
+	batch := [][]byte{msg[:10], msg[:20], msg[:30]}
+	check("TryWriteBatch + WriteBatch + TryReadBatch", func() {
+		if n, err := p.TryWriteBatch(batch); n != 3 || err != nil {
+			panic("TryWriteBatch")
+		}
+		if p.WriteBatch(batch) != nil {
+			panic("WriteBatch")
+		}
+		if n, err := c.TryReadBatch(8, handler); n != 6 || err != nil {
+			panic("batch")
+		}
+	})
+	check("Write + ReadBatch", func() {
+		if p.Write(msg) != nil {
+			panic("write")
+		}
+		if n, err := c.ReadBatch(8, handler); n != 1 || err != nil {
+			panic("batch")
+		}
+	})
+	check("empty TryRead, empty TryReadBatch", func() {
 		c.TryRead()
 		c.Release()
 		_, _ = c.TryRead()
+		_, _ = c.TryReadBatch(8, handler)
 	})
 	// Blocking write that must wait for space: a goroutine-free check is
 	// impossible, so exercise the full path with ErrFull only.

@@ -73,6 +73,9 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func helper(role string) error {
+	if h, ok := helpers[role]; ok {
+		return h()
+	}
 	path := os.Getenv("MDJ_RING_PATH")
 	n, _ := strconv.ParseUint(os.Getenv("MDJ_RING_N"), 10, 64)
 	seed, _ := strconv.ParseUint(os.Getenv("MDJ_RING_SEED"), 10, 64)
@@ -187,6 +190,9 @@ func helper(role string) error {
 	return fmt.Errorf("unknown role %q", role)
 }
 
+// helpers holds the helper roles defined by other test files.
+var helpers = map[string]func() error{}
+
 // helperCmd starts a helper process; its stdout is returned as a line reader.
 func helperCmd(t *testing.T, role, path string, n uint64, seed uint64, s wait.Strategy, extra ...string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
@@ -229,7 +235,7 @@ func readLine(t *testing.T, r *bufio.Reader, prefix string) string {
 	}
 }
 
-func ringDir(t *testing.T) string {
+func ringDir(t testing.TB) string {
 	if st, err := os.Stat(DefaultDir); err == nil && st.IsDir() {
 		d, err := os.MkdirTemp(DefaultDir, "mdjring-test")
 		if err == nil {
@@ -241,7 +247,7 @@ func ringDir(t *testing.T) string {
 }
 
 // messages is the count for the cross-process stream: MDJ_RING_MESSAGES
-// overrides; 2 M by default, 100 k in -short or -race runs.
+// overrides; the default given, 100 k at most in -short or -race runs.
 func messages(def uint64) uint64 {
 	if v, err := strconv.ParseUint(os.Getenv("MDJ_RING_MESSAGES"), 10, 64); err == nil && v > 0 {
 		return v
@@ -257,8 +263,12 @@ func messages(def uint64) uint64 {
 // consumer also checks every message byte for byte as it goes.
 func runStream(t *testing.T, n uint64, capacity int, ps, cs wait.Strategy, extra ...string) {
 	t.Helper()
-	path := filepath.Join(ringDir(t), "stream")
-	r, err := Create(path, capacity, nil)
+	runStreamAt(t, filepath.Join(ringDir(t), "stream"), nil, n, capacity, ps, cs, extra...)
+}
+
+func runStreamAt(t *testing.T, path string, opts *Options, n uint64, capacity int, ps, cs wait.Strategy, extra ...string) {
+	t.Helper()
+	r, err := Create(path, capacity, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +295,7 @@ func runStream(t *testing.T, n uint64, capacity int, ps, cs wait.Strategy, extra
 }
 
 func TestCrossProcessStream(t *testing.T) {
-	n := messages(2_000_000)
+	n := messages(500_000)
 	t.Run("futex", func(t *testing.T) { runStream(t, n, 64<<10, wait.Futex, wait.Futex) })
 	t.Run("spin-backoff", func(t *testing.T) { runStream(t, n/10, 16<<10, wait.Spin, wait.Backoff) })
 	t.Run("yield", func(t *testing.T) { runStream(t, n/10, 1<<20, wait.Yield, wait.Yield) })
@@ -372,14 +382,24 @@ func TestCrossProcessProducerKilled(t *testing.T) {
 			if err := c.Err(); !errors.Is(err, ErrPeerDead) {
 				t.Fatalf("Err: %v", err)
 			}
-			// A new producer can take over the ring.
-			p, err := r.Producer(s)
-			if err != nil {
-				t.Fatalf("new producer after the death: %v", err)
+			// The generation is over: no second producer joins it, the
+			// file is a leftover that a new producer refuses or replaces.
+			if _, err := r.Producer(s); !errors.Is(err, ErrSideUsed) {
+				t.Fatalf("second producer on the generation: %v, want ErrSideUsed", err)
 			}
-			p.Write([]byte("again"))
-			if b, err := c.Read(); err != nil || string(b) != "again" {
-				t.Fatalf("read from the new producer: %q %v", b, err)
+			if _, err := NewProducer(path, 1<<20, nil); !errors.Is(err, ErrLeftover) {
+				t.Fatalf("NewProducer over the leftover: %v, want ErrLeftover", err)
+			}
+			p, err := NewProducer(path, 1<<20, &ProducerOptions{Options: Options{Replace: true}, Linger: -1})
+			if err != nil {
+				t.Fatalf("NewProducer replacing the leftover: %v", err)
+			}
+			defer p.Close()
+			if p.Ring().Generation() == r.Generation() {
+				t.Fatal("the replacement has the leftover's generation")
+			}
+			if _, err := c.Read(); !errors.Is(err, ErrPeerDead) {
+				t.Fatalf("the old generation's consumer after the replacement: %v, want ErrPeerDead still", err)
 			}
 		})
 	}

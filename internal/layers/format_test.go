@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/snapshot"
 	"github.com/mdjournal/mdjournal/stats"
 )
 
 // every layout the code declares once, checked against format.md
-var layouts = append(append([]journal.Layout(nil), journal.Layouts...), snapshot.HeaderLayout, stats.HeaderLayout, stats.CounterLayout, stats.HistogramLayout)
+var layouts = append(append([]journal.Layout(nil), journal.Layouts...), snapshot.HeaderLayout, ring.HeaderLayout, ring.SideLayout,
+	stats.HeaderLayout, stats.CounterLayout, stats.HistogramLayout)
 
 // Each layout's fields tile it: ascending, no gap, no overlap, ending at
 // its size.

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/fsx"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/verify"
+	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/snapshot"
 )
 
@@ -370,17 +372,6 @@ func (r *FileReport) checkCRC(data []byte, name string, off, end int) bool {
 	return true
 }
 
-var ringSpec = []journal.Field{
-	{Off: 0, Size: 8, Name: "magic", Kind: journal.KindBytes, Meaning: `"MDJRING\0"`},
-	{Off: 8, Size: 4, Name: "version", Kind: journal.KindU32, Meaning: "1"},
-	{Off: 12, Size: 4, Name: "header_size", Kind: journal.KindU32, Meaning: "4096: offset of the data area"},
-	{Off: 16, Size: 8, Name: "capacity", Kind: journal.KindU64, Meaning: "data area bytes, power of two in [64, 2^32]"},
-	{Off: 24, Size: 8, Name: "created", Kind: journal.KindTime, Meaning: "creation time"},
-	{Off: 32, Size: 4, Name: "header_crc", Kind: journal.KindCRC, Meaning: "CRC-32C of bytes [0,32)"},
-	{Off: 128, Size: 8, Name: "tail", Kind: journal.KindU64, Meaning: "producer position: bytes ever published"},
-	{Off: 256, Size: 8, Name: "head", Kind: journal.KindU64, Meaning: "consumer position: bytes ever released"},
-}
-
 // segment decodes a raw segment, or the header part of an archive: the
 // header field by field (both state records too), then its verdict
 // (journal.Assess, the writer's and verify's own judge).
@@ -631,29 +622,33 @@ func (r *FileReport) snapshot(data []byte) {
 	r.Summary = append(r.Summary, Field{Name: "slots_written", Value: fmt.Sprintf("%d of %d", used, capacity)})
 }
 
-// ring decodes a ring header and its positions (format.md §12 validation).
+// ring decodes a ring header, both side blocks, and judges it as
+// ring.Open does (format.md §12).
 func (r *FileReport) ring(data []byte) {
-	r.Fields = append(r.Fields, layoutFields(data, 0, journal.Layout{Fields: ringSpec}, "")...)
-	if !r.checkMagic(data, "MDJRING\x00") || !r.checkVersion(data, 8, 1) {
+	r.Fields = append(r.Fields, layoutFields(data, 0, ring.HeaderLayout, "")...)
+	r.Fields = append(r.Fields, layoutFields(data, ring.OffProducer, ring.SideLayout, "producer.")...)
+	r.Fields = append(r.Fields, layoutFields(data, ring.OffConsumer, ring.SideLayout, "consumer.")...)
+	if err := ring.CheckHeader(r.File, data); err != nil {
+		off, kind := int64(0), verify.Kind(err)
+		var ce *journal.CorruptionError
+		if errors.As(err, &ce) {
+			off = ce.Offset
+		}
+		for _, k := range []struct {
+			err  error
+			name string
+		}{{ring.ErrBadMagic, "bad_magic"}, {ring.ErrVersion, "version"}, {ring.ErrChecksum, "checksum"}} {
+			if errors.Is(err, k.err) {
+				kind = k.name
+			}
+		}
+		if kind == "other" {
+			kind = "bad_header"
+		}
+		r.problem(off, kind, err.Error(), "re-create the ring (rings hold nothing durable): stop its processes and remove the file")
 		return
 	}
-	if len(data) < 4096 {
-		r.problem(int64(len(data)), "truncated", "file is shorter than the 4096-byte header", "re-create the ring (rings hold nothing durable)")
-		return
-	}
-	r.checkCRC(data, "header_crc", 32, 32)
-	c, tail, head := le.Uint64(data[16:]), le.Uint64(data[128:]), le.Uint64(data[256:])
-	if c < 64 || c > 1<<32 || c&(c-1) != 0 {
-		r.problem(16, "bad_header", fmt.Sprintf("capacity %d is not a power of two in [64, 2^32]", c), "re-create the ring")
-		return
-	}
-	if int64(len(data)) < 4096+int64(c) {
-		r.problem(int64(len(data)), "truncated", fmt.Sprintf("file is %d bytes, header + capacity need %d", len(data), 4096+c), "re-create the ring")
-	}
-	if tail%8 != 0 || head%8 != 0 || head > tail || tail-head > c {
-		r.problem(256, "bad_header", fmt.Sprintf("positions head %d, tail %d are not within one capacity (%d) with 8-byte alignment", head, tail, c), "re-create the ring")
-		return
-	}
+	c, tail, head := le.Uint64(data[16:]), le.Uint64(data[ring.OffTail:]), le.Uint64(data[ring.OffHead:])
 	r.Summary = append(r.Summary, Field{Name: "unread", Value: fmt.Sprintf("%d bytes", tail-head)},
 		Field{Name: "free", Value: fmt.Sprintf("%d bytes", c-(tail-head))})
 }

@@ -101,7 +101,7 @@ func benchReplay(env *Env, args []string) error {
 // replayJournal writes frames synthetic frames in 8 MiB segments (so the
 // zstd copy has many sealed, archivable segments).
 func replayJournal(dir string, frames int) error {
-	w, err := writer.Open(dir, writer.Options{SegmentSize: 8 << 20})
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 8 << 20, NoRestate: true}) // exactly frames frames
 	if err != nil {
 		return err
 	}
@@ -149,8 +149,8 @@ func readLoop(dir string, frames int) (float64, error) {
 }
 
 // replayRound replays dir once into a new ring that a goroutine drains
-// (reading each record's seq word); the time runs until the last record is
-// consumed.
+// (reading each record's seq word); the time runs from the start of the
+// replay until the consumer reached the end of the stream.
 func replayRound(ctx context.Context, dir, path string, frames int) (float64, error) {
 	defer os.Remove(path)
 	r, err := replay.New(replay.Options{Dir: dir, Ring: path, Wait: wait.Spin})
@@ -158,23 +158,21 @@ func replayRound(ctx context.Context, dir, path string, frames int) (float64, er
 		return 0, err
 	}
 	defer r.Close()
+	// The replay is attached: the consumer joins its generation at once,
+	// before the clock starts.
+	c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Spin})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
 	got := make(chan error, 1)
 	var n, sum uint64
+	var end int64
 	go func() {
-		rg, err := ring.Open(path)
-		if err != nil {
-			got <- err
-			return
-		}
-		defer rg.Close()
-		c, err := rg.Consumer(wait.Spin)
-		if err != nil {
-			got <- err
-			return
-		}
 		for {
 			rec, err := c.Read()
 			if err == io.EOF {
+				end = clock.Nanotime() // the last record consumed
 				got <- nil
 				return
 			}
@@ -188,15 +186,14 @@ func replayRound(ctx context.Context, dir, path string, frames int) (float64, er
 		}
 	}()
 	start := clock.Nanotime()
-	st, err := r.Run(ctx)
+	st, err := r.Run(ctx) // ends the stream and lingers until the consumer drained it
 	if err != nil {
 		return 0, err
 	}
-	r.Close() // detaches the producer: the consumer sees io.EOF after the last record
 	if err := <-got; err != nil {
 		return 0, err
 	}
-	el := clock.Nanotime() - start
+	el := end - start
 	if n != st.Frames || n != uint64(frames) {
 		return 0, fmt.Errorf("consumed %d, replayed %d, want %d", n, st.Frames, frames)
 	}

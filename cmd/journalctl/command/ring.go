@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -15,10 +17,11 @@ import (
 )
 
 type ringOptions struct {
-	name   string
-	count  int64
-	format string
-	wait   string
+	name        string
+	count       int64
+	format      string
+	wait        string
+	waitTimeout time.Duration
 }
 
 func (o *ringOptions) AddFlags(fs *pflag.FlagSet) {
@@ -26,18 +29,29 @@ func (o *ringOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.count, "count", 0, "stop after N frames (0 = until the producer closes the ring)")
 	fs.StringVar(&o.format, "format", fmtText, "text|json|csv")
 	fs.StringVar(&o.wait, "wait", "futex", "how to wait for records: spin|yield|backoff|futex")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", ring.DefaultAttachTimeout,
+		"how long to wait for a producer (replay) to start or join the ring; 0 = do not wait")
 }
 
 // ringPoll bounds one blocking Read so an interrupt is seen within it.
 const ringPoll = 100 * time.Millisecond
 
 // runRing consumes a ring filled by replay: each record is one journal frame
-// (package replay), decoded and CRC-checked here, printed like dump. It ends
-// at io.EOF (producer closed), after --count frames, or on interrupt; a dead
-// producer or a record that is not a valid frame is exit 1.
+// (package replay), decoded and CRC-checked here, printed like dump.
+//
+// It attaches with ring.NewConsumer, so it may start before or after the
+// producer: it waits up to --wait-timeout for a ring generation it may
+// consume, and never reads a leftover ring of an earlier run (format.md §12
+// "Generations"). Exit 0 only when the stream ended cleanly (io.EOF: the
+// producer closed the ring and every record was read) or --count frames
+// were printed; exit 1 with a message when no producer came (or only a
+// leftover was found), the producer died (ring.ErrPeerDead, after every
+// record it published was printed), the ring is damaged or truncated (the
+// message names the file and offset), a record is not a valid frame, or
+// the command was interrupted before the end of the stream.
 func runRing(env *Env, args []string) error {
 	var o ringOptions
-	fs := flagSet(env, "ring", "--name NAME [--count N] [--format text|json|csv] [--wait spin|yield|backoff|futex]", o.AddFlags)
+	fs := flagSet(env, "ring", "--name NAME [--count N] [--format text|json|csv] [--wait spin|yield|backoff|futex] [--wait-timeout D]", o.AddFlags)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +64,9 @@ func runRing(env *Env, args []string) error {
 	if o.count < 0 {
 		return usagef("--count %d: want ≥ 0", o.count)
 	}
+	if o.waitTimeout < 0 {
+		return usagef("--wait-timeout %v: want ≥ 0", o.waitTimeout)
+	}
 	if err := checkFormat(o.format, fmtText, fmtJSON, fmtCSV); err != nil {
 		return err
 	}
@@ -57,19 +74,17 @@ func runRing(env *Env, args []string) error {
 	if err != nil {
 		return usagef("--wait: %v", err)
 	}
-	rg, err := ring.Open(o.name)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w (start replay first: it creates the ring)", err)
+	if path := ringPath(o.name); o.waitTimeout > 0 {
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(env.Stderr, "journalctl ring: waiting up to %v for a producer (replay --ring %s) to create %s\n", o.waitTimeout, o.name, path)
+		}
 	}
-	if err != nil {
-		return err
-	}
-	defer rg.Close()
-	c, err := rg.Consumer(ws)
+	c, err := attachConsumer(env, o.name, ws, o.waitTimeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	path := c.Path()
 	// Symbols and price scales are learnt from instrument_def frames as
 	// they pass: a ring has no journal to preload them from.
 	p := newPrinter(env.Stdout, o.format, nil)
@@ -83,27 +98,69 @@ func runRing(env *Env, args []string) error {
 				return err
 			}
 			if rec, err = readInterruptible(env, c); err != nil {
-				switch {
-				case err == io.EOF, errors.Is(err, errInterrupted):
-					return p.flush()
-				case errors.Is(err, ring.ErrPeerDead):
-					p.flush()
-					return fmt.Errorf("ring %s: the producer died after %d frames (%w)", rg.Path(), n, err)
-				}
 				p.flush()
-				return fmt.Errorf("ring %s: %w", rg.Path(), err)
+				switch {
+				case err == io.EOF:
+					return nil
+				case errors.Is(err, errInterrupted):
+					return fmt.Errorf("ring %s: interrupted after %d frames, before the producer ended the stream", path, n)
+				case errors.Is(err, ring.ErrPeerDead):
+					return fmt.Errorf("ring %s: the producer died after %d frames, all of them printed (%w)", path, n, err)
+				}
+				return fmt.Errorf("ring %s: after %d frames: %w", path, n, err)
 			}
 		}
 		f, err := replay.DecodeRecord(rec)
 		if err != nil {
 			p.flush()
-			return fmt.Errorf("ring %s: after %d frames: %w", rg.Path(), n, err)
+			return fmt.Errorf("ring %s: after %d frames: %w", path, n, err)
 		}
 		p.print(&f)
 		c.Release()
 		n++
 	}
 	return p.flush()
+}
+
+// ringPath is where the ring named name lives: a bare name is in
+// ring.DefaultDir, as package ring resolves it.
+func ringPath(name string) string {
+	if !strings.ContainsRune(name, '/') {
+		return filepath.Join(ring.DefaultDir, name)
+	}
+	return name
+}
+
+// attachConsumer is ring.NewConsumer that also returns when the command is
+// interrupted. A consumer attached after the interrupt is closed at once,
+// so it never holds the ring's consumer side.
+func attachConsumer(env *Env, name string, ws wait.Strategy, timeout time.Duration) (*ring.Consumer, error) {
+	if timeout == 0 {
+		timeout = -1 // look once
+	}
+	type result struct {
+		c   *ring.Consumer
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := ring.NewConsumer(name, &ring.ConsumerOptions{Wait: ws, AttachTimeout: timeout})
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		if errors.Is(r.err, ring.ErrNoProducer) {
+			return nil, fmt.Errorf("%w (start replay with --ring %s; a ring left by an earlier run is never read)", r.err, name)
+		}
+		return r.c, r.err
+	case <-env.Ctx.Done():
+		go func() {
+			if r := <-done; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, fmt.Errorf("ring %s: interrupted while waiting for a producer", name)
+	}
 }
 
 var errInterrupted = errors.New("interrupted")

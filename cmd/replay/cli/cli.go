@@ -36,13 +36,15 @@ const (
 
 const usage = "replay --dir D --ring NAME [--ring-size SIZE] [--from start|seq:N|time:T] [--to seq:N|time:T]\n" +
 	"              [--instrument SYM|ID,...] [--type trade,quote,...] [--speed max|1x|10x|0.5x]\n" +
-	"              [--loop [--passes N] | --follow] [--tz ZONE] [--progress] [--wait spin|yield|backoff|futex]"
+	"              [--loop [--passes N] | --follow] [--tz ZONE] [--progress] [--wait spin|yield|backoff|futex]\n" +
+	"              [--keep] [--linger D]"
 
 type cliOptions struct {
 	dir, ring, ringSize, from, to, speed, wait, tz string
 	instruments, types                             []string
-	loop, follow, progress                         bool
+	loop, follow, progress, keep                   bool
 	passes, cpu                                    int
+	linger                                         time.Duration
 }
 
 func (o *cliOptions) AddFlags(fs *pflag.FlagSet) {
@@ -61,6 +63,8 @@ func (o *cliOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.progress, "progress", false, "progress bar on stderr (only when stderr is a terminal)")
 	fs.StringVar(&o.wait, "wait", "backoff", "how to wait while the ring is full: spin|yield|backoff|futex")
 	fs.IntVar(&o.cpu, "cpu", -1, "pin the replaying thread to this CPU (-1: not pinned)")
+	fs.BoolVar(&o.keep, "keep", false, "leave the ring file in place at the end (default: remove the ring replay created once the consumer drained it)")
+	fs.DurationVar(&o.linger, "linger", ring.DefaultLinger, "at the end, wait this long for the consumer to drain the ring; frames still unread then are an error (exit 1); 0 = do not wait nor check")
 }
 
 type usageError struct{ msg string }
@@ -79,7 +83,10 @@ func parseCLI(args []string, stdout io.Writer) (replay.Options, *cliOptions, err
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: %s\n\n", usage)
 		fs.PrintDefaults()
-		fmt.Fprintln(stdout, "\nExit codes: 0 ok, 1 data problem or dead consumer, 2 usage error.")
+		fmt.Fprintln(stdout, "\nThe consumer (journalctl ring --name NAME) may start before or after replay: each run is a new ring\n"+
+			"generation, delivered exactly once; a ring left by an earlier run is replaced (said on stderr).")
+		fmt.Fprintln(stdout, "\nExit codes: 0 ok (every frame consumed, or the consumer left early), 1 data problem, dead consumer\n"+
+			"or frames not consumed within --linger, 2 usage error.")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -99,7 +106,14 @@ func parseCLI(args []string, stdout io.Writer) (replay.Options, *cliOptions, err
 	if o.follow && o.loop {
 		return replay.Options{}, nil, usagef("--follow and --loop exclude each other")
 	}
-	opts := replay.Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes, Follow: o.follow, Pin: o.cpu >= 0, CPU: o.cpu}
+	if o.linger < 0 {
+		return replay.Options{}, nil, usagef("--linger %v: want ≥ 0", o.linger)
+	}
+	opts := replay.Options{Dir: o.dir, Ring: o.ring, Loop: o.loop, MaxPasses: o.passes, Follow: o.follow, Pin: o.cpu >= 0, CPU: o.cpu,
+		KeepRing: o.keep, Linger: o.linger}
+	if o.linger == 0 {
+		opts.Linger = -1 // replay.Options: negative is "do not wait"
+	}
 	loc := time.UTC
 	if o.tz != "" {
 		l, err := time.LoadLocation(o.tz)
@@ -159,6 +173,10 @@ func parseCLI(args []string, stdout io.Writer) (replay.Options, *cliOptions, err
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once, even while lingering
+	}()
 	return Run(ctx, args, stdout, stderr)
 }
 
@@ -198,7 +216,25 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "replay: %v\n", err)
 		return ExitData
 	}
+	if le := r.Replaced(); le != nil {
+		fmt.Fprintf(stderr, "replay: replaced a leftover ring at %s (generation %016x: %s); a consumer never reads it\n", le.Path, le.Generation, le.Reason)
+	}
+	// An interrupt ends the stream; the consumer still drains the ring
+	// (Run lingers up to --linger): say so, as it may take a while.
+	finished, said := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(said)
+		select {
+		case <-ctx.Done():
+			if opts.Linger > 0 {
+				fmt.Fprintf(stderr, "replay: interrupted: stream ended; waiting up to %v for the consumer to drain the ring (interrupt again to quit now)\n", opts.Linger)
+			}
+		case <-finished:
+		}
+	}()
 	st, err := r.Run(ctx)
+	close(finished)
+	<-said
 	r.Close()
 	if bar != nil {
 		bar.Finish()
@@ -210,6 +246,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	case replay.IsPeerDead(err):
 		fmt.Fprintf(stderr, "replay: the consumer died (ring %s): %v; %d frames written\n", r.RingPath(), err, st.Frames)
+	case errors.Is(err, ring.ErrUndelivered):
+		fmt.Fprintf(stderr, "replay: %v; %d frames written (start the consumer, e.g. journalctl ring --name %s, or raise --linger)\n", err, st.Frames, r.RingPath())
 	default:
 		fmt.Fprintf(stderr, "replay: %v\n", err)
 	}

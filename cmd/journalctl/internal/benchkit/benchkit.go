@@ -7,7 +7,10 @@ package benchkit
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
@@ -63,30 +66,43 @@ func DecodeHistogram(s string) (*hdr.Histogram, error) {
 }
 
 // Pin binds the calling goroutine to cpu (package pin; cpu < 0: no
-// pinning). Unpin undoes it.
+// pinning). Unpin, on the same goroutine, undoes it. Several goroutines may
+// be pinned at once (a benchmark's sender and receiver): each binding is
+// kept by the OS thread it locked.
 func Pin(cpu int) error {
 	if cpu < 0 {
 		return nil
 	}
-	p, err := pin.Thread(cpu)
+	p, err := pin.Thread(cpu) // locks the goroutine to its thread
 	if err != nil {
 		return err
 	}
-	pinned = p
+	pinMu.Lock()
+	pinned[unix.Gettid()] = p
+	pinMu.Unlock()
 	return nil
 }
 
-// pinned is the binding Pin made.
-var pinned *pin.Pinned
+// pinned holds the bindings Pin made, by thread id.
+var (
+	pinMu  sync.Mutex
+	pinned = map[int]*pin.Pinned{}
+)
 
-// Unpin restores what Pin(cpu) changed, so a caller that keeps running (a
-// test) is not left on one CPU.
+// Unpin restores what Pin(cpu) changed on this goroutine, so a caller that
+// keeps running (a test) is not left on one CPU.
 func Unpin(cpu int) {
 	if cpu < 0 {
 		return
 	}
-	pinned.Release()
-	pinned = nil
+	tid := unix.Gettid()
+	pinMu.Lock()
+	p := pinned[tid]
+	delete(pinned, tid)
+	pinMu.Unlock()
+	if p != nil {
+		p.Release()
+	}
 }
 
 // SpinUntil busy-waits until the monotonic clock reaches t (pacing without

@@ -164,9 +164,8 @@ func (c *rawConn) Close() error { return mmap.Unmap(c.m) }
 const ringCapacity = 1 << 21
 
 type ringConn struct {
-	rs []*ring.Ring
-	p  *ring.Producer
-	c  *ring.Consumer
+	p *ring.Producer
+	c *ring.Consumer
 	// poll: spin on TryWrite/TryRead instead of the blocking calls. The
 	// blocking calls check the peer's liveness (a /proc read) every 256
 	// idle polls; "ring-poll" measures the data path without that check.
@@ -219,61 +218,45 @@ func (c *ringConn) Close() error {
 	if c.c != nil {
 		c.c.Close()
 	}
-	for _, r := range c.rs {
-		r.Close()
-	}
 	return nil
 }
 
-// newRingParent creates two rings (parent → child, child → parent) and
-// attaches the parent's sides at once; Spin on both sides, like the journal
-// reader and the raw floor.
+// newRingParent creates the parent → child ring as its producer
+// (ring.NewProducer) and, once the child is READY, joins the child → parent
+// ring the child created as its consumer (ring.NewConsumer): each direction
+// is one ring generation, as users attach. Spin on both sides, like the
+// journal reader and the raw floor. Linger -1: an experiment's Close does
+// not wait for the peer (it may have been killed).
 func newRingParent(s Spec, d Dirs, abort *atomic.Bool) (*Parent, error) {
 	a := filepath.Join(d.Shm, "ring-p2c")
 	b := filepath.Join(d.Shm, "ring-c2p")
 	c := &ringConn{poll: s.Transport == "ring-poll", abort: abort}
-	fail := func(err error) (*Parent, error) { c.Close(); os.Remove(a); os.Remove(b); return nil, err }
-	ra, err := ring.Create(a, ringCapacity, nil)
-	if err != nil {
-		return fail(err)
+	var err error
+	if c.p, err = ring.NewProducer(a, ringCapacity, &ring.ProducerOptions{Wait: wait.Spin, Linger: -1}); err != nil {
+		return nil, err
 	}
-	c.rs = append(c.rs, ra)
-	rb, err := ring.Create(b, ringCapacity, nil)
-	if err != nil {
-		return fail(err)
+	attach := func() (Conn, error) {
+		if c.c, err = ring.NewConsumer(b, &ring.ConsumerOptions{Wait: wait.Spin, AttachTimeout: 10 * time.Second}); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	c.rs = append(c.rs, rb)
-	if c.p, err = ra.Producer(wait.Spin); err != nil {
-		return fail(err)
-	}
-	if c.c, err = rb.Consumer(wait.Spin); err != nil {
-		return fail(err)
-	}
-	return &Parent{Args: []string{a, b}, attach: func() (Conn, error) { return c, nil },
+	return &Parent{Args: []string{a, b}, attach: attach,
 		unlink: []func(){func() { os.Remove(a) }, func() { os.Remove(b) }}}, nil
 }
 
+// ringChild joins the parent's ring as its consumer and creates the child →
+// parent ring as its producer.
 func ringChild(s Spec, args []string) (Conn, error) {
 	if len(args) != 2 {
 		return nil, fmt.Errorf("ring: want P2C C2P")
 	}
 	c := &ringConn{poll: s.Transport == "ring-poll", abort: new(atomic.Bool)}
-	ra, err := ring.Open(args[0])
-	if err != nil {
+	var err error
+	if c.c, err = ring.NewConsumer(args[0], &ring.ConsumerOptions{Wait: wait.Spin, AttachTimeout: 10 * time.Second}); err != nil {
 		return nil, err
 	}
-	c.rs = append(c.rs, ra)
-	rb, err := ring.Open(args[1])
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	c.rs = append(c.rs, rb)
-	if c.c, err = ra.Consumer(wait.Spin); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if c.p, err = rb.Producer(wait.Spin); err != nil {
+	if c.p, err = ring.NewProducer(args[1], ringCapacity, &ring.ProducerOptions{Wait: wait.Spin, Linger: -1}); err != nil {
 		c.Close()
 		return nil, err
 	}
