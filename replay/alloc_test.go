@@ -113,7 +113,7 @@ func TestPacedRunInjectedClock(t *testing.T) {
 	go func() {
 		n := 0
 		defer func() { consumed <- n }()
-		c, err := ring.NewConsumer(r.RingPath(), &ring.ConsumerOptions{Wait: wait.Backoff})
+		c, err := ring.NewConsumer(r.RingPath(), ring.ConsumerOptions{Wait: wait.Backoff})
 		if err != nil {
 			return
 		}

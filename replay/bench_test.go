@@ -101,7 +101,7 @@ func BenchmarkReplay(b *testing.B) {
 			}
 			defer r.Close()
 			// The replay is attached: the consumer joins at once.
-			c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Spin})
+			c, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Spin})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -38,7 +38,7 @@ func Example() {
 
 	// Consumer side (normally journalctl ring in another process): waits
 	// for the producer, never reads a ring left by an earlier run.
-	c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Futex})
+	c, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Futex})
 	if err != nil {
 		panic(err)
 	}

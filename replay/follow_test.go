@@ -29,7 +29,7 @@ type countingConsumer struct {
 func consume(path string) *countingConsumer {
 	c := &countingConsumer{done: make(chan error, 1)}
 	go func() {
-		cons, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Backoff})
+		cons, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Backoff})
 		if err != nil {
 			c.done <- err
 			return

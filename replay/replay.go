@@ -136,7 +136,7 @@ func New(opts Options) (*Replayer, error) {
 // generation, or the one a waiting consumer created. A leftover ring is
 // replaced, and remembered (Replaced) so the command line can say so.
 func (r *Replayer) attach() error {
-	po := &ring.ProducerOptions{
+	po := ring.ProducerOptions{
 		Wait:   r.opts.Wait,
 		Keep:   r.opts.KeepRing,
 		Linger: r.opts.Linger,

@@ -205,7 +205,7 @@ func drain(path string) (chan []uint64, chan error) {
 	go func() {
 		var seqs []uint64
 		defer func() { out <- seqs }()
-		c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Backoff})
+		c, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Backoff})
 		if err != nil {
 			errc <- err
 			return

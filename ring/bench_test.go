@@ -285,7 +285,7 @@ func BenchmarkStreamXProc(b *testing.B) {
 
 func xprocStream(b *testing.B, size int, batch bool) {
 	path := filepath.Join(ringDir(b), "xproc")
-	p, err := NewProducer(path, 1<<20, &ProducerOptions{Wait: wait.Spin})
+	p, err := NewProducer(path, 1<<20, ProducerOptions{Wait: wait.Spin})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func init() {
 		defer undo()
 		n, _ := strconv.Atoi(os.Getenv("MDJ_RING_N"))
 		size, _ := strconv.Atoi(os.Getenv("MDJ_RING_SIZE"))
-		c, err := NewConsumer(os.Getenv("MDJ_RING_PATH"), &ConsumerOptions{Wait: wait.Spin})
+		c, err := NewConsumer(os.Getenv("MDJ_RING_PATH"), ConsumerOptions{Wait: wait.Spin})
 		if err != nil {
 			return err
 		}

@@ -59,7 +59,7 @@ func TestDamagedHeader(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(ringDir(t), "r")
-			r, err := Create(path, capacity, nil)
+			r, err := Create(path, capacity, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,10 +94,10 @@ func TestDamagedHeader(t *testing.T) {
 			}
 			// The session constructors refuse it the same way (never
 			// replace a file that is not a valid ring).
-			if _, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: -1}); !errors.Is(err, tc.sentinel) {
+			if _, err := NewConsumer(path, ConsumerOptions{AttachTimeout: -1}); !errors.Is(err, tc.sentinel) {
 				t.Fatalf("NewConsumer: %v, want %v", err, tc.sentinel)
 			}
-			if _, err := NewProducer(path, capacity, &ProducerOptions{Options: Options{Replace: true}}); !errors.Is(err, tc.sentinel) {
+			if _, err := NewProducer(path, capacity, ProducerOptions{Options: Options{Replace: true}}); !errors.Is(err, tc.sentinel) {
 				t.Fatalf("NewProducer with Replace: %v, want %v", err, tc.sentinel)
 			}
 		})
@@ -248,7 +248,7 @@ func FuzzOpen(f *testing.F) {
 	// removed after use.
 	dir := f.TempDir()
 	good := filepath.Join(dir, "good")
-	r, err := Create(good, 64, nil)
+	r, err := Create(good, 64, Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(b[:100])
 	// A ring with records, padding and a closed producer.
 	used := filepath.Join(dir, "used")
-	r, err = Create(used, 128, nil)
+	r, err = Create(used, 128, Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

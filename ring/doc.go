@@ -137,12 +137,12 @@
 //
 // # Use
 //
-//	p, _ := ring.NewProducer("md-feed", 1<<20, &ring.ProducerOptions{
+//	p, _ := ring.NewProducer("md-feed", 1<<20, ring.ProducerOptions{
 //		Options: ring.Options{Replace: true}, Wait: wait.Futex})
 //	p.Write(msg)                 // or Claim(n) ... Commit()
 //	p.Close()                    // end of stream; lingers, removes the file
 //
-//	c, _ := ring.NewConsumer("md-feed", &ring.ConsumerOptions{Wait: wait.Futex})
+//	c, _ := ring.NewConsumer("md-feed", ring.ConsumerOptions{Wait: wait.Futex})
 //	defer c.Close()
 //	for {
 //		_, err := c.ReadBatch(256, handle) // zero-copy views, valid in handle

@@ -20,7 +20,7 @@ func Example() {
 	// waits for the consumer to drain the ring, then removes the file.
 	done := make(chan error)
 	go func() {
-		p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{
+		p, err := ring.NewProducer(path, 1<<16, ring.ProducerOptions{
 			Options: ring.Options{Replace: true}, Wait: wait.Futex})
 		if err != nil {
 			done <- err
@@ -35,7 +35,7 @@ func Example() {
 
 	// The consumer process: waits for a ring with a producer (never a
 	// leftover), then reads the generation from its first record.
-	c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Futex})
+	c, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Futex})
 	if err != nil {
 		panic(err)
 	}

@@ -19,11 +19,11 @@ import (
 // (tmpfs is not hugetlbfs) is a clear error, not a silent fallback.
 func TestHugePagesNotConfigured(t *testing.T) {
 	path := filepath.Join(ringDir(t), "huge")
-	_, err := Create(path, 1<<20, &Options{HugePages: true})
+	_, err := Create(path, 1<<20, Options{HugePages: true})
 	if !errors.Is(err, ErrNoHugePages) || !strings.Contains(err.Error(), "hugetlbfs") {
 		t.Fatalf("Create(HugePages) on tmpfs: %v, want ErrNoHugePages naming hugetlbfs", err)
 	}
-	_, err = NewProducer(path, 1<<20, &ProducerOptions{Options: Options{HugePages: true}})
+	_, err = NewProducer(path, 1<<20, ProducerOptions{Options: Options{HugePages: true}})
 	if !errors.Is(err, ErrNoHugePages) {
 		t.Fatalf("NewProducer(HugePages) on tmpfs: %v, want ErrNoHugePages", err)
 	}
@@ -111,7 +111,7 @@ func TestHugePages(t *testing.T) {
 	setNr := func(n int) error { return os.WriteFile(nrHugePages, []byte(strconv.Itoa(n)), 0o644) }
 	path := filepath.Join(dir, "ring")
 	if freeHugePages() == 0 {
-		_, err := Create(path, 1<<20, &Options{HugePages: true})
+		_, err := Create(path, 1<<20, Options{HugePages: true})
 		if !errors.Is(err, ErrNoHugePages) || !strings.Contains(err.Error(), "nr_hugepages") {
 			t.Fatalf("Create with no free huge page: %v, want ErrNoHugePages naming vm.nr_hugepages", err)
 		}
@@ -128,7 +128,7 @@ func TestHugePages(t *testing.T) {
 	if freeHugePages() < 2 {
 		t.Skipf("SKIP (loud): the kernel granted %d free huge pages: huge pages not tested", freeHugePages())
 	}
-	r, err := Create(path, 1<<20, &Options{HugePages: true})
+	r, err := Create(path, 1<<20, Options{HugePages: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +159,6 @@ func TestHugePages(t *testing.T) {
 	os.Remove(path)
 	// Two processes through a huge-page ring (a bare header page plus a
 	// 1 MiB data area round up to one 2 MiB page).
-	runStreamAt(t, filepath.Join(dir, "stream"), &Options{HugePages: true}, messages(200_000), 1<<20, wait.Futex, wait.Futex)
+	runStreamAt(t, filepath.Join(dir, "stream"), Options{HugePages: true}, messages(200_000), 1<<20, wait.Futex, wait.Futex)
 	os.Remove(filepath.Join(dir, "stream"))
 }

@@ -30,7 +30,7 @@ func forgeSide(r *Ring, off int, pid, state uint32, heartbeat int64, pidns uint6
 func otherNS() uint64 { return self.pidns + 1 }
 
 func TestPresentSide(t *testing.T) {
-	r, err := Create(filepath.Join(ringDir(t), "r"), 4096, nil)
+	r, err := Create(filepath.Join(ringDir(t), "r"), 4096, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestUnknownProducerNeverBlocksForever(t *testing.T) {
 		{"our namespace, live PID, stale heartbeat", self.pidns, func() int64 { return clock.Nanotime() - int64(time.Hour) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := Create(filepath.Join(ringDir(t), "r"), 4096, nil)
+			r, err := Create(filepath.Join(ringDir(t), "r"), 4096, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func TestUnknownProducerNeverBlocksForever(t *testing.T) {
 			}
 			// Nor does a new consumer wait for such a ring: it is a leftover.
 			c.Close()
-			_, err = NewConsumer(r.Path(), &ConsumerOptions{AttachTimeout: -1, PeerTimeout: MinPeerTimeout})
+			_, err = NewConsumer(r.Path(), ConsumerOptions{AttachTimeout: -1, PeerTimeout: MinPeerTimeout})
 			if !errors.Is(err, ErrNoProducer) {
 				t.Fatalf("NewConsumer on the ring of a dead producer: %v, want ErrNoProducer", err)
 			}
@@ -144,7 +144,7 @@ func TestSilentProducerStaysAlive(t *testing.T) {
 // wait forever.
 func TestCrossNamespaceProducerKilled(t *testing.T) {
 	path := filepath.Join(ringDir(t), "ns")
-	r, err := Create(path, 1<<16, nil)
+	r, err := Create(path, 1<<16, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

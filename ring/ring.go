@@ -73,7 +73,7 @@ func blockFor(deadline time.Time) time.Duration {
 	return d
 }
 
-// Options tune the creation of a ring file. The zero value (or nil) is valid.
+// Options tune the creation of a ring file. The zero value is valid.
 type Options struct {
 	// Perm is the file mode of a new ring file (default 0600: only the
 	// owner may attach). Both sides write the file, so both need write
@@ -143,15 +143,12 @@ func checkCapacity(path string, capacity int) error {
 // is then replaced atomically (processes still attached keep the old,
 // unlinked generation). NewProducer is Create plus the producer's attach in
 // one step, which is what a producer normally wants.
-func Create(path string, capacity int, opts *Options) (*Ring, error) {
-	if opts == nil {
-		opts = &Options{}
-	}
+func Create(path string, capacity int, opts Options) (*Ring, error) {
 	path = resolve(path)
 	if err := checkCapacity(path, capacity); err != nil {
 		return nil, err
 	}
-	t, err := newTemp(path, capacity, opts)
+	t, err := newTemp(path, capacity, &opts)
 	if err != nil {
 		return nil, err
 	}

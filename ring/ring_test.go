@@ -20,7 +20,7 @@ import (
 // newPair creates a ring in a temp dir and attaches both sides in-process.
 func newPair(t testing.TB, capacity int, s wait.Strategy) (*Ring, *Producer, *Consumer) {
 	t.Helper()
-	r, err := Create(filepath.Join(ringDir(t), "r"), capacity, nil)
+	r, err := Create(filepath.Join(ringDir(t), "r"), capacity, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +93,11 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 func TestCreateCapacity(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []int{0, 32, 63, 100, 1<<20 + 8} {
-		if _, err := Create(filepath.Join(dir, "x"), c, nil); err == nil {
+		if _, err := Create(filepath.Join(dir, "x"), c, Options{}); err == nil {
 			t.Errorf("Create(capacity %d) succeeded", c)
 		}
 	}
-	r, err := Create(filepath.Join(dir, "min"), MinCapacity, nil)
+	r, err := Create(filepath.Join(dir, "min"), MinCapacity, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestCreatePermissions(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
 	dir := t.TempDir()
-	r, err := Create(filepath.Join(dir, "a"), 4096, nil)
+	r, err := Create(filepath.Join(dir, "a"), 4096, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestCreatePermissions(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(dir, "a")); st.Mode().Perm() != 0o600 {
 		t.Fatalf("default mode %v, want 0600", st.Mode().Perm())
 	}
-	r, err = Create(filepath.Join(dir, "b"), 4096, &Options{Perm: 0o660})
+	r, err = Create(filepath.Join(dir, "b"), 4096, Options{Perm: 0o660})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestCreatePermissions(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(dir, "b")); st.Mode().Perm() != 0o660 {
 		t.Fatalf("mode %v, want 0660 despite umask 077", st.Mode().Perm())
 	}
-	if _, err := Create(filepath.Join(dir, "b"), 4096, nil); !errors.Is(err, ErrLeftover) {
+	if _, err := Create(filepath.Join(dir, "b"), 4096, Options{}); !errors.Is(err, ErrLeftover) {
 		t.Fatalf("Create over an existing unused ring: %v, want ErrLeftover", err)
 	}
 }
@@ -151,7 +151,7 @@ func TestCreatePermissions(t *testing.T) {
 func TestOpenRefusesNonRegular(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real")
-	r, err := Create(real, 4096, nil)
+	r, err := Create(real, 4096, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +181,11 @@ func TestOpenRefusesNonRegular(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("Open(%s) blocked", path)
 		}
-		if _, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: -1}); !errors.Is(err, ErrNotRegular) {
+		if _, err := NewConsumer(path, ConsumerOptions{AttachTimeout: -1}); !errors.Is(err, ErrNotRegular) {
 			t.Errorf("NewConsumer(%s): %v, want ErrNotRegular", path, err)
 		}
 	}
-	if _, err := NewProducer(link, 4096, &ProducerOptions{Options: Options{Replace: true}}); !errors.Is(err, ErrNotRegular) {
+	if _, err := NewProducer(link, 4096, ProducerOptions{Options: Options{Replace: true}}); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("NewProducer(symlink, Replace): %v, want ErrNotRegular", err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -198,7 +198,7 @@ func TestDefaultDir(t *testing.T) {
 		t.Skip("no", DefaultDir)
 	}
 	name := "mdjournal-ring-test-" + time.Now().Format("150405.000000000")
-	r, err := Create(name, 4096, nil)
+	r, err := Create(name, 4096, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

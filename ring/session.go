@@ -18,7 +18,7 @@ const DefaultAttachTimeout = 10 * time.Second
 // created its ring waits for the consumer to drain it before removing it.
 const DefaultLinger = 30 * time.Second
 
-// ProducerOptions tune NewProducer. The zero value (or nil) is valid.
+// ProducerOptions tune NewProducer. The zero value is valid.
 type ProducerOptions struct {
 	// Options apply when NewProducer creates a new generation: file mode,
 	// prefaulting, huge pages, and Replace, which lets it replace a
@@ -58,10 +58,7 @@ type ProducerOptions struct {
 // Close of the returned producer ends the stream (the consumer gets io.EOF
 // after the last record); if it created the ring it lingers until the
 // consumer drained it, then removes the file (see ProducerOptions).
-func NewProducer(path string, capacity int, opts *ProducerOptions) (*Producer, error) {
-	if opts == nil {
-		opts = &ProducerOptions{}
-	}
+func NewProducer(path string, capacity int, opts ProducerOptions) (*Producer, error) {
 	path = resolve(path)
 	if err := checkCapacity(path, capacity); err != nil {
 		return nil, err
@@ -139,7 +136,7 @@ func NewProducer(path string, capacity int, opts *ProducerOptions) (*Producer, e
 	}
 }
 
-// ConsumerOptions tune NewConsumer. The zero value (or nil) is valid.
+// ConsumerOptions tune NewConsumer. The zero value is valid.
 type ConsumerOptions struct {
 	// Wait is the strategy Read idles with while the ring is empty.
 	Wait wait.Strategy
@@ -166,10 +163,7 @@ type ConsumerOptions struct {
 //
 // The consumer reads the generation from its first record; Close detaches
 // and unmaps.
-func NewConsumer(path string, opts *ConsumerOptions) (*Consumer, error) {
-	if opts == nil {
-		opts = &ConsumerOptions{}
-	}
+func NewConsumer(path string, opts ConsumerOptions) (*Consumer, error) {
 	path = resolve(path)
 	timeout := peerTimeout(opts.PeerTimeout)
 	limit := opts.AttachTimeout

@@ -155,7 +155,7 @@ func init() {
 	producer := func(hang bool) func() error {
 		return func() error {
 			path, n, round := env()
-			opts := &ProducerOptions{Options: Options{Replace: true}, Wait: wait.Futex, Keep: os.Getenv("MDJ_RING_KEEP") != ""}
+			opts := ProducerOptions{Options: Options{Replace: true}, Wait: wait.Futex, Keep: os.Getenv("MDJ_RING_KEEP") != ""}
 			if l, err := strconv.Atoi(os.Getenv("MDJ_RING_LINGER")); err == nil {
 				opts.Linger = time.Duration(l) * time.Millisecond
 			}
@@ -187,7 +187,7 @@ func init() {
 		return func() error {
 			path, _, round := env()
 			fmt.Println("waiting")
-			c, err := NewConsumer(path, &ConsumerOptions{Wait: wait.Futex, AttachTimeout: 30 * time.Second})
+			c, err := NewConsumer(path, ConsumerOptions{Wait: wait.Futex, AttachTimeout: 30 * time.Second})
 			if err != nil {
 				return err
 			}
@@ -231,7 +231,7 @@ func sessionPath(t *testing.T) string { return filepath.Join(ringDir(t), "s") }
 // left (closed without lingering), records unread.
 func finishedLeftover(t *testing.T, path string) uint64 {
 	t.Helper()
-	r, err := Create(path, 4096, nil)
+	r, err := Create(path, 4096, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,13 +257,13 @@ func TestNewConsumerSkipsLeftovers(t *testing.T) {
 	}{
 		{"finished, producer left", func(t *testing.T, path string) { finishedLeftover(t, path) }, "leftover finished ring"},
 		{"producer dead", func(t *testing.T, path string) {
-			r, _ := Create(path, 4096, nil)
+			r, _ := Create(path, 4096, Options{})
 			forgeSide(r, OffProducer, 1<<22+5, StateAttached, clock.Nanotime()-int64(time.Hour), self.pidns)
 			r.Close()
 		}, "heartbeat"},
 		{"already consumed", func(t *testing.T, path string) {
 			r, p, c := func() (*Ring, *Producer, *Consumer) {
-				r, _ := Create(path, 4096, nil)
+				r, _ := Create(path, 4096, Options{})
 				p, _ := r.Producer(wait.Spin)
 				c, _ := r.Consumer(wait.Spin)
 				return r, p, c
@@ -276,14 +276,14 @@ func TestNewConsumerSkipsLeftovers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := sessionPath(t)
 			tc.make(t, path)
-			_, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: 150 * time.Millisecond})
+			_, err := NewConsumer(path, ConsumerOptions{AttachTimeout: 150 * time.Millisecond})
 			if !errors.Is(err, ErrNoProducer) || !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), tc.why) {
 				t.Fatalf("NewConsumer on a leftover: %v, want ErrNoProducer + deadline saying %q", err, tc.why)
 			}
 			// A consumer waiting on the leftover gets the new generation.
 			got := make(chan string, 1)
 			go func() {
-				c, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: 20 * time.Second})
+				c, err := NewConsumer(path, ConsumerOptions{AttachTimeout: 20 * time.Second})
 				if err != nil {
 					got <- err.Error()
 					return
@@ -299,7 +299,7 @@ func TestNewConsumerSkipsLeftovers(t *testing.T) {
 					s = append(s, string(b))
 				}
 			}()
-			p, err := NewProducer(path, 4096, &ProducerOptions{Options: Options{Replace: true}})
+			p, err := NewProducer(path, 4096, ProducerOptions{Options: Options{Replace: true}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -318,14 +318,14 @@ func TestNewConsumerSkipsLeftovers(t *testing.T) {
 func TestNewConsumerNoRing(t *testing.T) {
 	path := sessionPath(t)
 	start := time.Now()
-	_, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: 100 * time.Millisecond})
+	_, err := NewConsumer(path, ConsumerOptions{AttachTimeout: 100 * time.Millisecond})
 	if !errors.Is(err, ErrNoProducer) || !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "no ring file") {
 		t.Fatalf("NewConsumer without a ring: %v", err)
 	}
 	if el := time.Since(start); el < 100*time.Millisecond || el > 10*time.Second {
 		t.Fatalf("gave up after %v, want the 100ms attach timeout", el)
 	}
-	if _, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: -1}); !errors.Is(err, ErrNoProducer) {
+	if _, err := NewConsumer(path, ConsumerOptions{AttachTimeout: -1}); !errors.Is(err, ErrNoProducer) {
 		t.Fatalf("NewConsumer, no waiting: %v", err)
 	}
 }
@@ -334,14 +334,14 @@ func TestNewConsumerNoRing(t *testing.T) {
 // has no producer yet is joined, not replaced.
 func TestNewProducerJoinsWaitingConsumer(t *testing.T) {
 	path := sessionPath(t)
-	r, err := Create(path, 4096, nil)
+	r, err := Create(path, 4096, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	got := make(chan string, 1)
 	go func() {
-		c, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: 20 * time.Second})
+		c, err := NewConsumer(path, ConsumerOptions{AttachTimeout: 20 * time.Second})
 		if err != nil {
 			got <- err.Error()
 			return
@@ -351,7 +351,7 @@ func TestNewProducerJoinsWaitingConsumer(t *testing.T) {
 		got <- fmt.Sprintf("%s %v", b, err)
 	}()
 	waitFor(t, 10*time.Second, "the consumer to attach", func() bool { return (side{r.h, OffConsumer}).state() == StateAttached })
-	p, err := NewProducer(path, 1<<16, &ProducerOptions{Options: Options{Replace: true}})
+	p, err := NewProducer(path, 1<<16, ProducerOptions{Options: Options{Replace: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestNewProducerJoinsWaitingConsumer(t *testing.T) {
 func TestNewProducerLeftover(t *testing.T) {
 	path := sessionPath(t)
 	oldGen := finishedLeftover(t, path)
-	_, err := NewProducer(path, 4096, nil)
+	_, err := NewProducer(path, 4096, ProducerOptions{})
 	var le *LeftoverError
 	if !errors.As(err, &le) || !errors.Is(err, ErrLeftover) || le.Generation != oldGen || !strings.Contains(le.Reason, "finished") {
 		t.Fatalf("NewProducer over a leftover: %v, want *LeftoverError naming generation %x", err, oldGen)
@@ -384,7 +384,7 @@ func TestNewProducerLeftover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	p, err := NewProducer(path, 4096, &ProducerOptions{Options: Options{Replace: true}})
+	p, err := NewProducer(path, 4096, ProducerOptions{Options: Options{Replace: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,10 +395,10 @@ func TestNewProducerLeftover(t *testing.T) {
 	if _, err := old.Consumer(wait.Spin); !errors.Is(err, ErrSideUsed) {
 		t.Fatalf("consumer on the replaced generation: %v, want ErrSideUsed (sealed)", err)
 	}
-	if _, err := NewProducer(path, 4096, &ProducerOptions{Options: Options{Replace: true}}); !errors.Is(err, ErrBusy) {
+	if _, err := NewProducer(path, 4096, ProducerOptions{Options: Options{Replace: true}}); !errors.Is(err, ErrBusy) {
 		t.Fatalf("NewProducer over a live producer's ring: %v, want ErrBusy", err)
 	}
-	if _, err := Create(path, 4096, &Options{Replace: true}); !errors.Is(err, ErrBusy) {
+	if _, err := Create(path, 4096, Options{Replace: true}); !errors.Is(err, ErrBusy) {
 		t.Fatalf("Create over a live producer's ring: %v, want ErrBusy", err)
 	}
 }
@@ -409,7 +409,7 @@ func TestNewProducerLeftover(t *testing.T) {
 func TestProducerLinger(t *testing.T) {
 	t.Run("drained", func(t *testing.T) {
 		path := sessionPath(t)
-		p, err := NewProducer(path, 4096, nil)
+		p, err := NewProducer(path, 4096, ProducerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +417,7 @@ func TestProducerLinger(t *testing.T) {
 		p.Write([]byte("b"))
 		closed := make(chan error, 1)
 		go func() { closed <- p.Close() }()
-		c, err := NewConsumer(path, nil)
+		c, err := NewConsumer(path, ConsumerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +439,7 @@ func TestProducerLinger(t *testing.T) {
 	})
 	t.Run("no consumer", func(t *testing.T) {
 		path := sessionPath(t)
-		p, err := NewProducer(path, 4096, &ProducerOptions{Linger: 100 * time.Millisecond})
+		p, err := NewProducer(path, 4096, ProducerOptions{Linger: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,7 +452,7 @@ func TestProducerLinger(t *testing.T) {
 		}
 	})
 	t.Run("nothing published", func(t *testing.T) {
-		p, err := NewProducer(sessionPath(t), 4096, nil)
+		p, err := NewProducer(sessionPath(t), 4096, ProducerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -462,7 +462,7 @@ func TestProducerLinger(t *testing.T) {
 	})
 	t.Run("keep", func(t *testing.T) {
 		path := sessionPath(t)
-		p, err := NewProducer(path, 4096, &ProducerOptions{Keep: true, Linger: -1})
+		p, err := NewProducer(path, 4096, ProducerOptions{Keep: true, Linger: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -476,7 +476,7 @@ func TestProducerLinger(t *testing.T) {
 	})
 	t.Run("consumer dies", func(t *testing.T) {
 		path := sessionPath(t)
-		p, err := NewProducer(path, 4096, nil)
+		p, err := NewProducer(path, 4096, ProducerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -488,7 +488,7 @@ func TestProducerLinger(t *testing.T) {
 	})
 	t.Run("replaced while lingering", func(t *testing.T) {
 		path := sessionPath(t)
-		p, err := NewProducer(path, 4096, &ProducerOptions{Linger: 20 * time.Second})
+		p, err := NewProducer(path, 4096, ProducerOptions{Linger: 20 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,7 +497,7 @@ func TestProducerLinger(t *testing.T) {
 		go func() { closed <- p.Close() }()
 		waitFor(t, 10*time.Second, "the producer to close", func() bool { return p.me.state() == StateClosed })
 		// A finished generation is a leftover: a new producer may replace it.
-		p2, err := NewProducer(path, 4096, &ProducerOptions{Options: Options{Replace: true}, Linger: -1})
+		p2, err := NewProducer(path, 4096, ProducerOptions{Options: Options{Replace: true}, Linger: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -526,7 +526,7 @@ func TestRemoveOnlyOwnGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	r, err := Create(path, 4096, &Options{Replace: true})
+	r, err := Create(path, 4096, Options{Replace: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +547,7 @@ func TestRemoveOnlyOwnGeneration(t *testing.T) {
 // nothing), and reads the new generation.
 func TestConsumerFollowsReplacement(t *testing.T) {
 	path := sessionPath(t)
-	a, err := Create(path, 4096, nil)
+	a, err := Create(path, 4096, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +559,7 @@ func TestConsumerFollowsReplacement(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		c, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: 20 * time.Second})
+		c, err := NewConsumer(path, ConsumerOptions{AttachTimeout: 20 * time.Second})
 		if err != nil {
 			got <- result{err: err}
 			return
@@ -569,7 +569,7 @@ func TestConsumerFollowsReplacement(t *testing.T) {
 		got <- result{c.Ring().Generation(), string(b), err}
 	}()
 	waitFor(t, 10*time.Second, "the consumer to attach to the first ring", func() bool { return (side{a.h, OffConsumer}).state() == StateAttached })
-	b, err := Create(path, 4096, &Options{Replace: true})
+	b, err := Create(path, 4096, Options{Replace: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,18 +594,18 @@ func TestConsumerFollowsReplacement(t *testing.T) {
 
 func TestNewConsumerBusy(t *testing.T) {
 	path := sessionPath(t)
-	p, err := NewProducer(path, 4096, &ProducerOptions{Linger: -1})
+	p, err := NewProducer(path, 4096, ProducerOptions{Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	c, err := NewConsumer(path, nil)
+	c, err := NewConsumer(path, ConsumerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	var be *BusyError
-	if _, err := NewConsumer(path, &ConsumerOptions{AttachTimeout: -1}); !errors.As(err, &be) || be.Side != "consumer" {
+	if _, err := NewConsumer(path, ConsumerOptions{AttachTimeout: -1}); !errors.As(err, &be) || be.Side != "consumer" {
 		t.Fatalf("second consumer: %v, want *BusyError for the consumer side", err)
 	}
 }

@@ -120,7 +120,7 @@ func TestReadBatchGuardsHandler(t *testing.T) {
 // (exit status 3 and "truncated" on stdout), not die of SIGBUS.
 func TestTruncatedCrossProcess(t *testing.T) {
 	path := filepath.Join(ringDir(t), "trunc")
-	r, err := Create(path, 1<<16, nil)
+	r, err := Create(path, 1<<16, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

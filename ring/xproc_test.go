@@ -263,10 +263,10 @@ func messages(def uint64) uint64 {
 // consumer also checks every message byte for byte as it goes.
 func runStream(t *testing.T, n uint64, capacity int, ps, cs wait.Strategy, extra ...string) {
 	t.Helper()
-	runStreamAt(t, filepath.Join(ringDir(t), "stream"), nil, n, capacity, ps, cs, extra...)
+	runStreamAt(t, filepath.Join(ringDir(t), "stream"), Options{}, n, capacity, ps, cs, extra...)
 }
 
-func runStreamAt(t *testing.T, path string, opts *Options, n uint64, capacity int, ps, cs wait.Strategy, extra ...string) {
+func runStreamAt(t *testing.T, path string, opts Options, n uint64, capacity int, ps, cs wait.Strategy, extra ...string) {
 	t.Helper()
 	r, err := Create(path, capacity, opts)
 	if err != nil {
@@ -330,7 +330,7 @@ func TestCrossProcessProducerKilled(t *testing.T) {
 	for _, s := range []wait.Strategy{wait.Futex, wait.Spin, wait.Backoff} {
 		t.Run(s.String(), func(t *testing.T) {
 			path := filepath.Join(ringDir(t), "dead-producer")
-			r, err := Create(path, 1<<20, nil)
+			r, err := Create(path, 1<<20, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,10 +387,10 @@ func TestCrossProcessProducerKilled(t *testing.T) {
 			if _, err := r.Producer(s); !errors.Is(err, ErrSideUsed) {
 				t.Fatalf("second producer on the generation: %v, want ErrSideUsed", err)
 			}
-			if _, err := NewProducer(path, 1<<20, nil); !errors.Is(err, ErrLeftover) {
+			if _, err := NewProducer(path, 1<<20, ProducerOptions{}); !errors.Is(err, ErrLeftover) {
 				t.Fatalf("NewProducer over the leftover: %v, want ErrLeftover", err)
 			}
-			p, err := NewProducer(path, 1<<20, &ProducerOptions{Options: Options{Replace: true}, Linger: -1})
+			p, err := NewProducer(path, 1<<20, ProducerOptions{Options: Options{Replace: true}, Linger: -1})
 			if err != nil {
 				t.Fatalf("NewProducer replacing the leftover: %v", err)
 			}
@@ -409,7 +409,7 @@ func TestCrossProcessConsumerKilled(t *testing.T) {
 	for _, s := range []wait.Strategy{wait.Futex, wait.Spin, wait.Backoff} {
 		t.Run(s.String(), func(t *testing.T) {
 			path := filepath.Join(ringDir(t), "dead-consumer")
-			r, err := Create(path, 64<<10, nil)
+			r, err := Create(path, 64<<10, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -160,7 +160,7 @@ func replayRound(ctx context.Context, dir, path string, frames int) (float64, er
 	defer r.Close()
 	// The replay is attached: the consumer joins its generation at once,
 	// before the clock starts.
-	c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Spin})
+	c, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Spin})
 	if err != nil {
 		return 0, err
 	}

@@ -144,7 +144,7 @@ func attachConsumer(env *Env, name string, ws wait.Strategy, timeout time.Durati
 	}
 	done := make(chan result, 1)
 	go func() {
-		c, err := ring.NewConsumer(name, &ring.ConsumerOptions{Wait: ws, AttachTimeout: timeout})
+		c, err := ring.NewConsumer(name, ring.ConsumerOptions{Wait: ws, AttachTimeout: timeout})
 		done <- result{c, err}
 	}()
 	select {

@@ -61,7 +61,7 @@ func TestRingNoProducerExit1(t *testing.T) {
 // kept) is never read: v1 printed its frames again and exited 0.
 func TestRingLeftoverNeverRead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ring")
-	p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Keep: true, Linger: -1})
+	p, err := ring.NewProducer(path, 1<<16, ring.ProducerOptions{Keep: true, Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestRingBadRecordExit1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ring")
 	cons := startRing("--name", path)
 	cons.waitWaiting(t)
-	p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Wait: wait.Spin})
+	p, err := ring.NewProducer(path, 1<<16, ring.ProducerOptions{Wait: wait.Spin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestRingInterruptedExit1(t *testing.T) {
 	go func() {
 		cons.done <- Run(&Env{Stdin: strings.NewReader(""), Stdout: &cons.out, Stderr: &cons.errb, Ctx: ctx}, []string{"ring", "--name", path})
 	}()
-	p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Wait: wait.Spin})
+	p, err := ring.NewProducer(path, 1<<16, ring.ProducerOptions{Wait: wait.Spin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -232,11 +232,11 @@ func newRingParent(s Spec, d Dirs, abort *atomic.Bool) (*Parent, error) {
 	b := filepath.Join(d.Shm, "ring-c2p")
 	c := &ringConn{poll: s.Transport == "ring-poll", abort: abort}
 	var err error
-	if c.p, err = ring.NewProducer(a, ringCapacity, &ring.ProducerOptions{Wait: wait.Spin, Linger: -1}); err != nil {
+	if c.p, err = ring.NewProducer(a, ringCapacity, ring.ProducerOptions{Wait: wait.Spin, Linger: -1}); err != nil {
 		return nil, err
 	}
 	attach := func() (Conn, error) {
-		if c.c, err = ring.NewConsumer(b, &ring.ConsumerOptions{Wait: wait.Spin, AttachTimeout: 10 * time.Second}); err != nil {
+		if c.c, err = ring.NewConsumer(b, ring.ConsumerOptions{Wait: wait.Spin, AttachTimeout: 10 * time.Second}); err != nil {
 			return nil, err
 		}
 		return c, nil
@@ -253,10 +253,10 @@ func ringChild(s Spec, args []string) (Conn, error) {
 	}
 	c := &ringConn{poll: s.Transport == "ring-poll", abort: new(atomic.Bool)}
 	var err error
-	if c.c, err = ring.NewConsumer(args[0], &ring.ConsumerOptions{Wait: wait.Spin, AttachTimeout: 10 * time.Second}); err != nil {
+	if c.c, err = ring.NewConsumer(args[0], ring.ConsumerOptions{Wait: wait.Spin, AttachTimeout: 10 * time.Second}); err != nil {
 		return nil, err
 	}
-	if c.p, err = ring.NewProducer(args[1], ringCapacity, &ring.ProducerOptions{Wait: wait.Spin, Linger: -1}); err != nil {
+	if c.p, err = ring.NewProducer(args[1], ringCapacity, ring.ProducerOptions{Wait: wait.Spin, Linger: -1}); err != nil {
 		c.Close()
 		return nil, err
 	}
