@@ -425,6 +425,7 @@ func RunEngine(ctx context.Context, cfg EngineConfig) error {
 		logf("engine: restart: joined at %d, %d orders, deciding after seq %d", join, e.lastOrder, max(join, e.decide))
 	}
 	e.DecideAfter(join)
+	e.last = from - 1
 	md, err := reader.Open(cfg.Dirs.MD(), reader.Options{Name: cfg.ReaderName, Commit: reader.ExplicitCommit,
 		From: reader.Seq(from), Wait: cfg.Wait, OpenTimeout: cfg.StartTimeout})
 	if err != nil {
@@ -521,6 +522,14 @@ func (e *Engine) run(ctx context.Context, md *reader.Reader, restart bool) error
 			}
 		}
 		if !ok {
+			if first && haveDone {
+				// Restarted with nothing left to read: the named reader
+				// stands at the journal's end, so everything was processed.
+				first = false
+				if err := e.rebuild(feedDone); err != nil {
+					return err
+				}
+			}
 			if haveDone && e.last >= feedDone {
 				return e.finish(ctx)
 			}
