@@ -1,6 +1,3 @@
-// Command pipeline runs the design's pipeline — feed handler → trading
-// engine → risk manager, with monitoring beside them — as three processes
-// built on mdjournal's public packages. See doc.go.
 package main
 
 import (
@@ -48,6 +45,7 @@ func main() {
 	join := fs.String("join", pipeline.JoinSnapshot, "engine's first start: snapshot (late joiner) or start")
 	waitS := fs.String("wait", "backoff", "idle strategy: spin, yield, backoff, futex")
 	timeout := fs.Duration("start-timeout", 30*time.Second, "how long a stage waits for its input to exist")
+	trigWait := fs.Duration("trigger-wait", 2*time.Second, "risk: how long an order's trigger frame may take to appear in the market-data journal")
 	quiet := fs.Bool("q", false, "no progress notes on stderr")
 	if err := fs.Parse(args); err != nil {
 		usage()
@@ -81,7 +79,8 @@ func main() {
 		err = pipeline.RunEngine(ctx, pipeline.EngineConfig{Dirs: d, RingPath: *ringPath, Join: *join, Wait: ws,
 			StartTimeout: *timeout, Logf: logf})
 	case "risk":
-		err = pipeline.RunRisk(ctx, pipeline.RiskConfig{Dirs: d, RingPath: *ringPath, Wait: ws, StartTimeout: *timeout, Logf: logf})
+		err = pipeline.RunRisk(ctx, pipeline.RiskConfig{Dirs: d, RingPath: *ringPath, Wait: ws, StartTimeout: *timeout,
+			TriggerWait: *trigWait, Logf: logf})
 	case "run":
 		err = run(*dir, *ringPath, *lob, *pace, *dur, *waitS, *quiet)
 	default:
