@@ -2,14 +2,14 @@
 // public packages: a feed handler, a trading engine and a risk manager,
 // each its own process, with monitoring beside them.
 //
-//	 source (LOBSTER / synth)
-//	        │ read (recv_ts)
-//	 ┌──────▼──────┐  md/ journal + md.snap   ┌────────────┐  SPSC ring (order   ┌────────────┐
-//	 │ feed        ├─────────────────────────►│ engine     ├────────────────────►│ risk       │
-//	 │ RunFeed     │  (writer + booksnap)     │ RunEngine  │  frames, /dev/shm)  │ RunRisk    │
-//	 └─────────────┘                          └─────┬──────┘                     └─────┬──────┘
-//	                                                │ orders/ journal                  │ risk/ journal
-//	        stats/feed.stats, engine.stats, risk.stats  ◄── journalctl top / serve --metrics
+//	source (LOBSTER / synth)
+//	       │ read (recv_ts)
+//	┌──────▼──────┐  md/ journal + md.snap   ┌────────────┐  SPSC ring (order   ┌────────────┐
+//	│ feed        ├─────────────────────────►│ engine     ├────────────────────►│ risk       │
+//	│ RunFeed     │  (writer + booksnap)     │ RunEngine  │  frames, /dev/shm)  │ RunRisk    │
+//	└─────────────┘                          └─────┬──────┘                     └─────┬──────┘
+//	                                               │ orders/ journal                  │ risk/ journal
+//	       stats/feed.stats, engine.stats, risk.stats  ◄── journalctl top / serve --metrics
 //
 // All three stages share one directory (Dirs). The feed writes the
 // market-data journal md/ and the snapshot md.snap; the engine writes its
