@@ -149,10 +149,23 @@ func run(dir, ringPath, lob string, pace float64, dur time.Duration, waitS strin
 			return err
 		}
 	}
+	// A stage that fails stops the others (SIGTERM: they return at once).
+	type exit struct {
+		name string
+		err  error
+	}
+	exits := make(chan exit, len(procs))
+	for name, c := range procs {
+		go func() { exits <- exit{name, c.Wait()} }()
+	}
 	var errs []string
-	for _, name := range []string{"feed", "engine", "risk"} {
-		if err := procs[name].Wait(); err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+	for range procs {
+		x := <-exits
+		if x.err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", x.name, x.err))
+			for _, c := range procs {
+				c.Process.Signal(syscall.SIGTERM)
+			}
 		}
 	}
 	if len(errs) > 0 {
