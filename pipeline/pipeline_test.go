@@ -225,3 +225,96 @@ func FuzzRiskHandle(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEngineProcess: the engine's per-frame cost with an order (book
+// update, strategy, orders journal append, ring push; a same-process
+// consumer drains), beside the raw baseline of the same frames applied to a
+// bare book.
+func BenchmarkEngineProcess(b *testing.B) {
+	fa := level(0, journal.SideBid, 1000, 5000)
+	fb := level(0, journal.SideBid, 1000, 50)
+	b.Run("raw-book-apply", func(b *testing.B) {
+		bk := book.New(256)
+		bk.SetLevel(journal.SideAsk, 1001, 500)
+		for i := 0; b.Loop(); i++ {
+			f := &fa
+			if i&1 == 1 {
+				f = &fb
+			}
+			f.Seq = uint64(i + 1)
+			bk.ApplyFrame(f)
+		}
+	})
+	b.Run("engine-order-per-frame", func(b *testing.B) {
+		d := pipeline.Dirs{Root: b.TempDir()}
+		path := shmRing(b)
+		pub, err := stats.Create(b.TempDir(), "engine", 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pub.Close()
+		e, err := pipeline.NewEngine(pipeline.EngineConfig{Dirs: d, RingPath: path,
+			Strategy: pipeline.Strategy{ID: 1, ThresholdBP: 6000, MaxPosition: 100, MaxOrderQty: 100}}, pub)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Close()
+		c, err := ring.NewConsumer(path, &ring.ConsumerOptions{AttachTimeout: 5 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		ask := level(1, journal.SideAsk, 1001, 500)
+		e.Process(&ask)
+		drain := func([]byte) {}
+		for i := 0; b.Loop(); i++ {
+			f := &fa
+			if i&1 == 1 {
+				f = &fb
+			}
+			f.Seq = uint64(i + 2)
+			if err := e.Process(f); err != nil {
+				b.Fatal(err)
+			}
+			if i&63 == 63 {
+				c.TryReadBatch(1024, drain)
+			}
+		}
+		b.ReportMetric(float64(e.LastOrder())/float64(b.N), "orders/frame")
+	})
+}
+
+// BenchmarkRiskHandle: risk's per-order cost (decode and verify the frame,
+// advance the books to the trigger, checks, audit journal append), beside
+// the raw baseline of decoding and verifying the same record.
+func BenchmarkRiskHandle(b *testing.B) {
+	rec := make([]byte, pipeline.OrderRecordSize)
+	o := journal.OrderRequest{OrderID: 1, Price: 1000100, Qty: 10, Side: journal.SideBid, TriggerSeq: 3}
+	journal.PutFrame(rec, 1, 0, journal.TypeOrderRequest, 0, 1, o.Encode(nil))
+	b.Run("raw-decode-frame", func(b *testing.B) {
+		var f journal.Frame
+		var x journal.OrderRequest
+		for b.Loop() {
+			journal.DecodeFrameInto(rec, &f)
+			x.Decode(f.Payload)
+		}
+	})
+	b.Run("risk-handle", func(b *testing.B) {
+		r, ts := riskFixture(b, b.N+1, time.Second)
+		var buf [64]byte
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			id := uint64(i + 1)
+			trig := 3 + id
+			o := journal.OrderRequest{OrderID: id, Price: 1000100, Qty: 10, Side: journal.SideBid + journal.Side(id&1),
+				TriggerSeq: trig, TriggerTS: ts[trig]}
+			if o.Side == journal.SideAsk {
+				o.Price = 1000000
+			}
+			journal.PutFrame(rec, id, ts[trig], journal.TypeOrderRequest, 0, 1, o.Encode(buf[:0]))
+			if err := r.Handle(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
