@@ -68,9 +68,9 @@ type Engine struct {
 	buf       [64]byte
 	rec       [OrderRecordSize]byte
 
-	pub                                    *stats.Publisher
-	cFrames, cOrders, cResent, cGens, cBad *stats.Counter
-	hSeen, hDecide, hPush                  *stats.Histogram
+	pub                                          *stats.Publisher
+	cFrames, cOrders, cResent, cGens, cBad, cLag *stats.Counter
+	hSeen, hDecide, hPush                        *stats.Histogram
 }
 
 // NewEngine opens the engine's orders journal, recovers its position per
@@ -99,7 +99,7 @@ func NewEngine(cfg EngineConfig, pub *stats.Publisher) (*Engine, error) {
 	for _, c := range []struct {
 		p **stats.Counter
 		l string
-	}{{&e.cFrames, "frames"}, {&e.cOrders, "orders"}, {&e.cResent, "orders_resent"}, {&e.cGens, "ring_generations"}, {&e.cBad, "book_errors"}} {
+	}{{&e.cFrames, "frames"}, {&e.cOrders, "orders"}, {&e.cResent, "orders_resent"}, {&e.cGens, "ring_generations"}, {&e.cBad, "book_errors"}, {&e.cLag, "lag_ns"}} {
 		if *c.p, err = pub.Counter(c.l); err != nil {
 			return nil, err
 		}
@@ -266,6 +266,7 @@ func (e *Engine) Process(f *journal.Frame) error {
 	e.cFrames.Add(1)
 	if f.RecvTS != 0 && !e.replay {
 		e.hSeen.Record(seen - f.RecvTS)
+		e.cLag.Set(uint64(max(seen-f.RecvTS, 0))) // how far behind the source the engine reads
 	}
 	if !book.Affects(f.Type) {
 		return nil

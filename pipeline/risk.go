@@ -121,8 +121,8 @@ type Risk struct {
 	frame   journal.Frame
 	order   journal.OrderRequest
 
-	cOrders, cAccepted, cRejected, cDup, cMalformed *stats.Counter
-	hRing, hDecide, hE2E                            *stats.Histogram
+	cOrders, cAccepted, cRejected, cDup, cMalformed, cLag *stats.Counter
+	hRing, hDecide, hE2E                                  *stats.Histogram
 }
 
 // NewRisk opens the risk journal and rebuilds the accepted positions, the
@@ -154,7 +154,7 @@ func NewRisk(cfg RiskConfig, pub *stats.Publisher) (*Risk, error) {
 	for _, c := range []struct {
 		p **stats.Counter
 		l string
-	}{{&r.cOrders, "orders"}, {&r.cAccepted, "accepted"}, {&r.cRejected, "rejected"}, {&r.cDup, "duplicates"}, {&r.cMalformed, "malformed"}} {
+	}{{&r.cOrders, "orders"}, {&r.cAccepted, "accepted"}, {&r.cRejected, "rejected"}, {&r.cDup, "duplicates"}, {&r.cMalformed, "malformed"}, {&r.cLag, "lag_ns"}} {
 		if *c.p, err = pub.Counter(c.l); err != nil {
 			return nil, err
 		}
@@ -278,6 +278,7 @@ func (r *Risk) Handle(rec []byte) error {
 		return fmt.Errorf("%w: order %d after %d", ErrOrderGap, o.OrderID, r.decided)
 	}
 	r.hRing.Record(recv - o.Decided)
+	r.cLag.Set(uint64(max(recv-o.Decided, 0))) // how far behind the engine risk reads
 	verdict, reason := r.check(f.Instrument, o)
 	d := journal.RiskDecision{OrderID: o.OrderID, Price: o.Price, Qty: o.Qty, Side: o.Side, Verdict: verdict, Reason: reason,
 		Strategy: o.Strategy, TriggerSeq: o.TriggerSeq, Requested: o.Decided, Received: recv}
