@@ -242,9 +242,8 @@ func TestKillRestart(t *testing.T) {
 		t.Fatalf("risk journal differs from the uninterrupted run's: %d vs %d decisions; first difference at %d:\n got %+v\nwant %+v",
 			len(gotDecisions), len(wantDecisions), i, at(gotDecisions, i), at(wantDecisions, i))
 	}
-	if !strings.Contains(log.String(), "re-sending orders") && kills["risk"]+kills["engine"] > 3 {
-		t.Logf("note: no order needed re-sending in this run")
-	}
+	t.Logf("new ring generations re-sent undecided orders %d times; books rebuilt on %d engine restarts",
+		strings.Count(log.String(), "re-sending orders"), strings.Count(log.String(), "books rebuilt"))
 }
 
 // bySource replaces the trigger seqs of os and ds by the source sequence
