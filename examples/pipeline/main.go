@@ -82,7 +82,8 @@ func main() {
 		err = pipeline.RunRisk(ctx, pipeline.RiskConfig{Dirs: d, RingPath: *ringPath, Wait: ws, StartTimeout: *timeout,
 			TriggerWait: *trigWait, Logf: logf})
 	case "run":
-		err = run(*dir, *ringPath, *lob, *pace, *dur, *waitS, *quiet)
+		synthArgs := []string{"-synth", fmt.Sprint(*synthN), "-seed", fmt.Sprint(*seed)}
+		err = run(*dir, *ringPath, *lob, synthArgs, *pace, *dur, *waitS, *quiet)
 	default:
 		usage()
 	}
@@ -97,7 +98,7 @@ func main() {
 
 // run starts the three stages as child processes of this binary, waits for
 // them and prints the per-hop latency table.
-func run(dir, ringPath, lob string, pace float64, dur time.Duration, waitS string, quiet bool) error {
+func run(dir, ringPath, lob string, synthArgs []string, pace float64, dur time.Duration, waitS string, quiet bool) error {
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "mdj-pipeline-")
 		if err != nil {
@@ -114,7 +115,7 @@ func run(dir, ringPath, lob string, pace float64, dur time.Duration, waitS strin
 	if err != nil {
 		return err
 	}
-	src := "synthetic"
+	src := "synthetic " + strings.Join(synthArgs, " ")
 	if lob != "" {
 		src = lob
 	}
@@ -133,6 +134,8 @@ func run(dir, ringPath, lob string, pace float64, dur time.Duration, waitS strin
 	feedArgs := append([]string{"feed", "-dir", dir, "-pace", fmt.Sprint(pace), "-duration", dur.String()}, common[2:]...)
 	if lob != "" {
 		feedArgs = append(feedArgs, "-lobster", lob)
+	} else {
+		feedArgs = append(feedArgs, synthArgs...)
 	}
 	// risk and engine first: the engine joins late (from the snapshot) once
 	// the feed has written it; starting order does not matter otherwise.
