@@ -7,7 +7,7 @@
 //	pipeline feed   -dir D [-lobster DIR | -synth N -seed S] [-pace 1 | -rate N] [-duration 10s]
 //	pipeline engine -dir D -ring /dev/shm/NAME.ring [-join snapshot|start] [-wait futex]
 //	pipeline risk   -dir D -ring /dev/shm/NAME.ring [-wait futex] [-trigger-wait 2s]
-//	pipeline run    [-dir D] [-lobster DIR] [-pace 1 -duration 10s] [-wait W]
+//	pipeline run    [-dir D] [-lobster DIR | -synth N] [-pace 1 -duration 10s] [-wait W]
 //
 // The stages may start in any order: the engine waits (-start-timeout,
 // default 30 s) for the market-data journal and the snapshot, risk for the
