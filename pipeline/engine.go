@@ -76,7 +76,7 @@ type Engine struct {
 // NewEngine opens the engine's orders journal, recovers its position per
 // instrument from it, and attaches to the ring as its producer (a new
 // generation, replacing a leftover). Books start empty; RunEngine seeds
-// them. pub may be nil (no stats).
+// them. Its counters and histograms are registered in pub.
 func NewEngine(cfg EngineConfig, pub *stats.Publisher) (*Engine, error) {
 	if cfg.RingCapacity == 0 {
 		cfg.RingCapacity = 1 << 20
@@ -88,14 +88,10 @@ func NewEngine(cfg EngineConfig, pub *stats.Publisher) (*Engine, error) {
 	if e.logf == nil {
 		e.logf = func(string, ...any) {}
 	}
-	var err error
 	if pub == nil {
-		pub, err = stats.Create(os.TempDir(), fmt.Sprintf("pipeline-engine-%d", os.Getpid()), 0)
-		if err != nil {
-			return nil, err
-		}
-		e.pub = pub
+		return nil, errors.New("pipeline: NewEngine needs a stats publisher")
 	}
+	var err error
 	for _, c := range []struct {
 		p **stats.Counter
 		l string

@@ -127,7 +127,8 @@ type Risk struct {
 
 // NewRisk opens the risk journal and rebuilds the accepted positions, the
 // rate windows and the last decided order id from it, and opens a reader
-// on the market-data journal (waiting up to StartTimeout for it).
+// on the market-data journal (waiting up to StartTimeout for it). Its
+// counters and histograms are registered in pub.
 func NewRisk(cfg RiskConfig, pub *stats.Publisher) (*Risk, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 30 * time.Second
@@ -145,12 +146,10 @@ func NewRisk(cfg RiskConfig, pub *stats.Publisher) (*Risk, error) {
 	if r.logf == nil {
 		r.logf = func(string, ...any) {}
 	}
-	var err error
 	if pub == nil {
-		if pub, err = stats.Create(os.TempDir(), fmt.Sprintf("pipeline-risk-%d", os.Getpid()), 0); err != nil {
-			return nil, err
-		}
+		return nil, errors.New("pipeline: NewRisk needs a stats publisher")
 	}
+	var err error
 	for _, c := range []struct {
 		p **stats.Counter
 		l string
