@@ -5,6 +5,7 @@ PKGS     := ./...
 FUZZTIME ?= 3s
 
 .PHONY: all build test vet staticcheck fmt-check unit race fuzz-smoke fuzz crashtest powerloss chaos wire nats bench demo demo-nats clean
+.PHONY: pipeline
 
 all: build
 
@@ -89,6 +90,21 @@ bench:
 ## demo: the main job end to end on built-in data (scripts/demo.sh).
 demo: build
 	bash scripts/demo.sh
+
+## pipeline: the design's pipeline (examples/pipeline: feed → engine → risk,
+## three processes) on the built-in LOBSTER day (../shared/data/lobster;
+## synthetic data, loudly, if it is missing): at max speed, then 10 s at 1x
+## (PIPELINE_WAIT idle strategy, default backoff), each printing the per-hop
+## table; then bench ipc's raw, ring and journal floors in the same run.
+PIPELINE_DATA ?= ../shared/data/lobster
+PIPELINE_WAIT ?= backoff
+pipeline:
+	$(GO) build -o $(BIN)/ ./examples/pipeline ./cmd/journalctl
+	@if [ -d $(PIPELINE_DATA) ]; then src="-lobster $(PIPELINE_DATA)"; else \
+	  echo "*** $(PIPELINE_DATA) missing: running on SYNTHETIC data, not the LOBSTER day ***"; src=""; fi; \
+	$(BIN)/pipeline run $$src -wait $(PIPELINE_WAIT) -q && \
+	$(BIN)/pipeline run $$src -wait $(PIPELINE_WAIT) -pace 1 -duration 10s -q
+	$(BIN)/journalctl bench ipc --transports raw,ring,journal --rounds 1 --messages 20000 --quiet
 
 clean:
 	rm -rf $(BIN) demo
