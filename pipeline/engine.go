@@ -166,7 +166,7 @@ func (e *Engine) newGeneration() error {
 		e.prod.Close() // ErrUndelivered is expected: those orders are re-sent below
 		e.prod = nil
 	}
-	p, err := ring.NewProducer(e.cfg.RingPath, e.cfg.RingCapacity, &ring.ProducerOptions{
+	p, err := ring.NewProducer(e.cfg.RingPath, e.cfg.RingCapacity, ring.ProducerOptions{
 		Options: ring.Options{Replace: true}, Wait: e.cfg.Wait, Linger: -1})
 	if err != nil {
 		return fmt.Errorf("engine: ring: %w", err)

@@ -83,7 +83,7 @@ func TestEngineProcessAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	c, err := ring.NewConsumer(path, &ring.ConsumerOptions{AttachTimeout: 5 * time.Second})
+	c, err := ring.NewConsumer(path, ring.ConsumerOptions{AttachTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func BenchmarkEngineProcess(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer e.Close()
-		c, err := ring.NewConsumer(path, &ring.ConsumerOptions{AttachTimeout: 5 * time.Second})
+		c, err := ring.NewConsumer(path, ring.ConsumerOptions{AttachTimeout: 5 * time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}

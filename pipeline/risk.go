@@ -427,7 +427,7 @@ func RunRisk(ctx context.Context, cfg RiskConfig) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, err := ring.NewConsumer(cfg.RingPath, &ring.ConsumerOptions{Wait: cfg.Wait, AttachTimeout: 200 * time.Millisecond})
+		c, err := ring.NewConsumer(cfg.RingPath, ring.ConsumerOptions{Wait: cfg.Wait, AttachTimeout: 200 * time.Millisecond})
 		if errors.Is(err, ring.ErrNoProducer) {
 			if !firstDeadline.IsZero() && time.Now().After(firstDeadline) {
 				return fmt.Errorf("risk: %w: no engine on ring %s after %v", ErrNoInput, cfg.RingPath, cfg.StartTimeout)

@@ -41,7 +41,7 @@ func list(t *testing.T, patterns ...string) []pkg {
 
 // libraries are the packages a user of the module imports.
 var libraries = []string{"journal", "writer", "reader", "snapshot", "ring", "book", "booksnap", "replay", "wait",
-	"lobster", "synth", "export", "stats", "itch", "moldudp64", "pin", "ship", "feed", "publish"}
+	"lobster", "synth", "export", "stats", "itch", "moldudp64", "pin", "ship", "feed", "publish", "pipeline"}
 
 // opsTools are the operator tools' engines: they may use each other and
 // every library, but carry no command-line dependency either.

@@ -50,7 +50,7 @@ func writeMD(t *testing.T, dir string) []int64 {
 func TestBadInput(t *testing.T) {
 	d, ringPath := setup(t)
 	ts := writeMD(t, d.MD())
-	p, err := ring.NewProducer(ringPath, 1<<16, &ring.ProducerOptions{Options: ring.Options{Replace: true}, Linger: -1})
+	p, err := ring.NewProducer(ringPath, 1<<16, ring.ProducerOptions{Options: ring.Options{Replace: true}, Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -453,7 +453,9 @@ var verbs = []verb{
 		return []string{"gen", "--dir", d, "--count", "10", "--segment-size", "256KiB"}
 	}},
 	{name: "replay", role: "replay", readOnly: true, args: func(d, f, s string) []string {
-		return []string{"--dir", d, "--ring", filepath.Join(s, "ring")}
+		// Nobody consumes: --linger 0 ends the run as soon as everything
+		// is published (a ring is one generation; replay removes it).
+		return []string{"--dir", d, "--ring", filepath.Join(s, "ring"), "--linger", "0"}
 	}},
 }
 
