@@ -163,7 +163,20 @@ enum {
     MDJ_ERR_INVALID = -19,       /* a bad argument */
     MDJ_ERR_NOMEM = -20,
     MDJ_ERR_SHORT = -21,         /* a payload shorter than its type's layout */
-    MDJ_ERR_ROLL_ORDER = -22     /* mdj_verify: bytes in a segment after the last activated one */
+    MDJ_ERR_ROLL_ORDER = -22,    /* mdj_verify: bytes in a segment after the last activated one */
+    MDJ_ERR_STALLED = -23,       /* snapshot: a slot stayed mid-publish (its writer died) */
+    MDJ_ERR_EOF = -24,           /* ring: end of stream (producer closed, every record read) */
+    MDJ_ERR_PEER_DEAD = -25,     /* ring: the other side's process is gone */
+    MDJ_ERR_PEER_CLOSED = -26,   /* ring: the consumer detached (or never can attach) while the ring is full */
+    MDJ_ERR_BUSY = -27,          /* ring: a live process holds the side */
+    MDJ_ERR_LEFTOVER = -28,      /* ring: the path holds a leftover generation (not replaced) */
+    MDJ_ERR_TIMEOUT = -29,       /* ring: attach or linger time ran out */
+    MDJ_ERR_BAD_POSITION = -30,  /* ring: tail/head damaged (data damage) */
+    MDJ_ERR_BAD_RECORD = -31,    /* ring: record header damaged (data damage) */
+    MDJ_ERR_BAD_CAPACITY = -32,  /* ring: capacity not a power of two in [64, 2^32] (data damage) */
+    MDJ_ERR_TOO_LARGE = -33,     /* ring: record larger than the maximum payload */
+    MDJ_ERR_FULL = -34,          /* ring: no space now (try-write) */
+    MDJ_ERR_UNDELIVERED = -35    /* ring: the producer closed with records nobody consumed */
 };
 
 #define MDJ_PATH_LEN 1024
@@ -497,6 +510,77 @@ typedef struct mdj_verify_report {
 int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err);
 void mdj_verify_free(mdj_verify_report *rep);
 
+/* ---------------------------------------------------------------------- */
+/* Snapshot file (format.md §11)                                           */
+/* ---------------------------------------------------------------------- */
+
+#define MDJ_SNAP_VERSION 2             /* snapshot format version (§11) */
+#define MDJ_SNAP_HEADER_SIZE 4096
+#define MDJ_SNAP_MAX_DEPTH 256
+#define MDJ_SNAP_MAX_CAPACITY 1048576u
+
+typedef struct mdj_snap_level {
+    int64_t price; /* fixed point, price_scale decimal digits */
+    int64_t qty;
+} mdj_snap_level;
+
+/* mdj_snap_book is one consistent copy of an instrument's slot. bids[0..
+ * bid_count) best (highest) first, asks[0..ask_count) best (lowest) first;
+ * entries past the counts are not part of the book (left as they were). */
+typedef struct mdj_snap_book {
+    uint64_t seq;        /* journal seq the copy reflects; 0: no book published yet */
+    int64_t ts;          /* exchange time of that message, Unix ns */
+    uint32_t instrument;
+    int32_t price_scale;
+    char symbol[MDJ_SYMBOL_LEN + 1]; /* NUL-terminated */
+    uint32_t bid_count, ask_count;
+    int64_t trade_price, trade_qty, trade_ts; /* last trade (0 if none) */
+    mdj_snap_level bids[MDJ_SNAP_MAX_DEPTH];
+    mdj_snap_level asks[MDJ_SNAP_MAX_DEPTH];
+} mdj_snap_book;
+
+typedef struct mdj_snap_options {
+    int64_t stall_timeout_ns; /* a slot whose counter stays at one odd value this long is
+                                 MDJ_ERR_STALLED (the writer died mid-publish); 0: 1 s */
+    int no_sigbus_guard;      /* leave SIGBUS alone (a truncation then kills the process) */
+} mdj_snap_options;
+
+typedef struct mdj_snap mdj_snap;
+
+/* mdj_snap_open opens a snapshot file read-only (follows a symlink, refuses
+ * anything but a regular file, never blocks on a FIFO), validates its header
+ * with pread in the order of §11 "Validation on open" (MDJ_ERR_TRUNCATED at
+ * the file size, MDJ_ERR_BAD_MAGIC at 0, MDJ_ERR_VERSION at 8,
+ * MDJ_ERR_CHECKSUM at 56, MDJ_ERR_BAD_HEADER at 12/24/28/32/48) and maps it. */
+int mdj_snap_open(mdj_snap **out, const char *path, const mdj_snap_options *opts, mdj_error *err);
+/* mdj_snap_read copies instrument id's slot under its seqlock (§11 "Seqlock
+ * protocol"): retried until the counter was even and unchanged across the
+ * copy, so *b is exactly a state the writer published. MDJ_OK, or
+ * MDJ_ERR_INVALID (id >= capacity), MDJ_ERR_STALLED (the counter stayed odd,
+ * offset of the slot), MDJ_ERR_BAD_HEADER (a stable slot with counts above
+ * the depth, offset of the counts word), MDJ_ERR_TRUNCATED (file truncated
+ * under the reader: the faulting offset). A slot never written reads as a
+ * zero book (seq 0). */
+int mdj_snap_read(mdj_snap *s, uint32_t id, mdj_snap_book *b, mdj_error *err);
+/* mdj_snap_lookup finds the slot whose symbol is symbol (each slot's symbol
+ * read under its seqlock): 1 and *id, 0 when no slot has it (err->code is
+ * then MDJ_ERR_STALLED if a stalled slot was skipped, else MDJ_OK), or a
+ * negative code (truncation). */
+int mdj_snap_lookup(mdj_snap *s, const char *symbol, uint32_t *id, mdj_error *err);
+/* mdj_snap_last_applied: the header's last_applied (acquire load), read
+ * before the slots a late joiner copies (§11 "Sequence numbers"). */
+uint64_t mdj_snap_last_applied(const mdj_snap *s);
+/* mdj_snap_writer_pid: the header's writer_pid (0: closed cleanly). */
+uint32_t mdj_snap_writer_pid(const mdj_snap *s);
+uint64_t mdj_snap_journal_id(const mdj_snap *s);
+uint32_t mdj_snap_depth(const mdj_snap *s);
+uint32_t mdj_snap_capacity(const mdj_snap *s);
+int64_t mdj_snap_created(const mdj_snap *s);
+/* mdj_snap_replaced: 1 when the path now names another file (the builder
+ * renamed a new one over it: reopen), 0 when not, or a negative code. */
+int mdj_snap_replaced(const mdj_snap *s, mdj_error *err);
+void mdj_snap_close(mdj_snap *s);
+
 /*
  * Future sections. Named reader positions (§13), compressed segments (§14),
  * the snapshot file (§11) and the ring file (§12) will get their own blocks
@@ -644,6 +728,19 @@ const char *mdj_strerror(int code) {
     case MDJ_ERR_NOMEM: return "out of memory";
     case MDJ_ERR_SHORT: return "payload too short";
     case MDJ_ERR_ROLL_ORDER: return "a sealed segment without an activated successor";
+    case MDJ_ERR_STALLED: return "slot stalled mid-publish";
+    case MDJ_ERR_EOF: return "end of stream";
+    case MDJ_ERR_PEER_DEAD: return "peer process is dead";
+    case MDJ_ERR_PEER_CLOSED: return "peer closed";
+    case MDJ_ERR_BUSY: return "side already attached";
+    case MDJ_ERR_LEFTOVER: return "leftover ring file";
+    case MDJ_ERR_TIMEOUT: return "timed out";
+    case MDJ_ERR_BAD_POSITION: return "position out of range";
+    case MDJ_ERR_BAD_RECORD: return "bad record";
+    case MDJ_ERR_BAD_CAPACITY: return "bad capacity";
+    case MDJ_ERR_TOO_LARGE: return "record too large";
+    case MDJ_ERR_FULL: return "ring full";
+    case MDJ_ERR_UNDELIVERED: return "records not delivered";
     }
     return "unknown error";
 }
@@ -665,13 +762,17 @@ const char *mdj_kind(int code) {
     case MDJ_ERR_COMPRESSED: return "compressed";
     case MDJ_ERR_NOT_REGULAR: return "not_regular";
     case MDJ_ERR_ROLL_ORDER: return "roll_order";
+    case MDJ_ERR_BAD_POSITION: return "bad_position";
+    case MDJ_ERR_BAD_RECORD: return "bad_record";
+    case MDJ_ERR_BAD_CAPACITY: return "bad_capacity";
     }
     return "other";
 }
 
 int mdj_is_damage(int code) {
     return (code <= MDJ_ERR_BAD_MAGIC && code >= MDJ_ERR_INDEX_MISMATCH) || code == MDJ_ERR_NOT_REGULAR ||
-           code == MDJ_ERR_ROLL_ORDER;
+           code == MDJ_ERR_ROLL_ORDER || code == MDJ_ERR_BAD_POSITION || code == MDJ_ERR_BAD_RECORD ||
+           code == MDJ_ERR_BAD_CAPACITY;
 }
 
 static void mdj__err_clear(mdj_error *e) {
@@ -3133,6 +3234,340 @@ void mdj_verify_free(mdj_verify_report *rep) {
     free(rep->problems);
     rep->problems = NULL;
     rep->nproblems = 0;
+}
+
+
+/* ====================================================================== */
+/* Snapshot file (format.md §11)                                           */
+/* ====================================================================== */
+
+struct mdj_snap {
+    int fd;
+    uint8_t *base;
+    size_t map_len;
+    uint64_t journal_id;
+    uint32_t depth, slot_size, capacity;
+    int64_t created;
+    int64_t stall_ns;
+    int guard;
+    dev_t dev;
+    ino_t ino;
+    char path[MDJ_PATH_LEN];
+};
+
+static uint64_t mdj__snap_slot_size(uint32_t depth) { return (96 + 32 * MDJ__CAST(uint64_t, depth) + 63) & ~MDJ__CAST(uint64_t, 63); }
+
+static uint64_t mdj__snap_file_size(uint32_t depth, uint32_t capacity) {
+    return (4096 + MDJ__CAST(uint64_t, capacity) * mdj__snap_slot_size(depth) + 4095) & ~MDJ__CAST(uint64_t, 4095);
+}
+
+/* The header checks of §11 "Validation on open", in its order. */
+static int mdj__snap_check(const uint8_t *h, int64_t size, const char *path, mdj_error *err) {
+    uint32_t version = mdj__le32(h + 8), hsize = mdj__le32(h + 12), depth = mdj__le32(h + 24);
+    uint32_t slot = mdj__le32(h + 28), capacity = mdj__le32(h + 32);
+    uint64_t fsize = mdj__le64(h + 48);
+    if (memcmp(h, "MDJSNAP\0", 8) != 0) {
+        char q[64];
+        mdj__quote_bytes(q, sizeof q, h, 8);
+        return mdj__err(err, MDJ_ERR_BAD_MAGIC, path, 0, "bad magic %s, want \"MDJSNAP\\x00\"", q);
+    }
+    if (version != MDJ_SNAP_VERSION)
+        return mdj__err(err, MDJ_ERR_VERSION, path, 8, "snapshot format version %u, this reader knows %d",
+                        version, MDJ_SNAP_VERSION);
+    if (mdj_crc32c(h, 56) != mdj__le32(h + 56))
+        return mdj__err(err, MDJ_ERR_CHECKSUM, path, 56, "header crc %08x, computed %08x", mdj__le32(h + 56),
+                        mdj_crc32c(h, 56));
+    if (hsize != MDJ_SNAP_HEADER_SIZE)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 12, "header_size %u, want 4096", hsize);
+    if (depth < 1 || depth > MDJ_SNAP_MAX_DEPTH)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 24, "depth %u outside [1,256]", depth);
+    if (slot != mdj__snap_slot_size(depth))
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 28, "slot_size %u, want %llu for depth %u", slot,
+                        MDJ__CAST(unsigned long long, mdj__snap_slot_size(depth)), depth);
+    if (capacity < 1 || capacity > MDJ_SNAP_MAX_CAPACITY)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 32, "capacity %u outside [1,2^20]", capacity);
+    if (fsize != mdj__snap_file_size(depth, capacity))
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 48, "file_size %llu, want %llu",
+                        MDJ__CAST(unsigned long long, fsize),
+                        MDJ__CAST(unsigned long long, mdj__snap_file_size(depth, capacity)));
+    if (MDJ__CAST(uint64_t, size) < fsize)
+        return mdj__err(err, MDJ_ERR_TRUNCATED, path, size, "file is %lld bytes, its header says %llu",
+                        MDJ__CAST(long long, size), MDJ__CAST(unsigned long long, fsize));
+    return MDJ_OK;
+}
+
+int mdj_snap_open(mdj_snap **out, const char *path, const mdj_snap_options *opts, mdj_error *err) {
+    struct stat st;
+    uint8_t h[128];
+    mdj_snap *s;
+    void *m;
+    int fd, rc;
+    mdj__err_clear(err);
+    *out = NULL;
+    if (!path) return mdj__err(err, MDJ_ERR_INVALID, "", -1, "no path");
+    /* A reader follows a symlink (an operator may point one at the file),
+     * never blocks on a FIFO, and accepts only a regular file. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return mdj__sys(err, path, "open");
+    if (fstat(fd, &st) != 0) {
+        rc = mdj__sys(err, path, "fstat");
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_NOT_REGULAR, path, -1, "%s is not a regular file", path);
+    }
+    if (st.st_size < MDJ_SNAP_HEADER_SIZE) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_TRUNCATED, path, st.st_size, "file is %lld bytes, shorter than its 4096-byte header",
+                        MDJ__CAST(long long, st.st_size));
+    }
+    if (mdj__pread_full(fd, h, sizeof h, 0) != MDJ__CAST(int, sizeof h)) {
+        rc = mdj__sys(err, path, "pread");
+        close(fd);
+        return rc;
+    }
+    if ((rc = mdj__snap_check(h, st.st_size, path, err)) != MDJ_OK) {
+        close(fd);
+        return rc;
+    }
+    s = MDJ__CAST(mdj_snap *, calloc(1, sizeof *s));
+    if (!s) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_NOMEM, path, -1, "out of memory");
+    }
+    s->fd = fd;
+    s->journal_id = mdj__le64(h + 16);
+    s->depth = mdj__le32(h + 24);
+    s->slot_size = mdj__le32(h + 28);
+    s->capacity = mdj__le32(h + 32);
+    s->created = MDJ__CAST(int64_t, mdj__le64(h + 40));
+    s->map_len = MDJ__CAST(size_t, mdj__le64(h + 48));
+    s->stall_ns = opts && opts->stall_timeout_ns > 0 ? opts->stall_timeout_ns : 1000000000;
+    s->guard = !(opts && opts->no_sigbus_guard) && mdj__guard_install();
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    snprintf(s->path, sizeof s->path, "%s", path);
+    m = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = mdj__sys(err, path, "mmap");
+        close(fd);
+        free(s);
+        return rc;
+    }
+    s->base = MDJ__CAST(uint8_t *, m);
+    *out = s;
+    return MDJ_OK;
+}
+
+void mdj_snap_close(mdj_snap *s) {
+    if (!s) return;
+    if (s->base) munmap(s->base, s->map_len);
+    if (s->fd >= 0) close(s->fd);
+    free(s);
+}
+
+uint64_t mdj_snap_last_applied(const mdj_snap *s) {
+    return __atomic_load_n(MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, s->base + 64)), __ATOMIC_ACQUIRE);
+}
+uint32_t mdj_snap_writer_pid(const mdj_snap *s) {
+    return __atomic_load_n(MDJ__CAST(const uint32_t *, MDJ__CAST(const void *, s->base + 128)), __ATOMIC_ACQUIRE);
+}
+uint64_t mdj_snap_journal_id(const mdj_snap *s) { return s->journal_id; }
+uint32_t mdj_snap_depth(const mdj_snap *s) { return s->depth; }
+uint32_t mdj_snap_capacity(const mdj_snap *s) { return s->capacity; }
+int64_t mdj_snap_created(const mdj_snap *s) { return s->created; }
+
+int mdj_snap_replaced(const mdj_snap *s, mdj_error *err) {
+    struct stat st;
+    mdj__err_clear(err);
+    if (stat(s->path, &st) != 0) {
+        if (errno == ENOENT) return 1;
+        return mdj__sys(err, s->path, "stat");
+    }
+    return st.st_dev != s->dev || st.st_ino != s->ino;
+}
+
+static uint64_t mdj__snap_ld(const uint8_t *p) {
+    return __atomic_load_n(MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p)), __ATOMIC_RELAXED);
+}
+
+/* Back-off of a reader that found a slot being written (§11): spin, then
+ * yield; MDJ_ERR_STALLED once the counter stayed at one odd value for the
+ * stall timeout. A counter that keeps moving is a live writer: retry. */
+typedef struct mdj__snap_wait {
+    unsigned n;
+    uint64_t stuck_at;
+    int64_t since;
+} mdj__snap_wait;
+
+static int mdj__snap_backoff(mdj_snap *s, mdj__snap_wait *w, uint64_t c, uint32_t id, mdj_error *err) {
+    int64_t now;
+    w->n++;
+    if (w->n < 64) {
+        mdj__cpu_relax();
+        return MDJ_OK;
+    }
+    sched_yield();
+    if (w->n % 256 != 0) return MDJ_OK;
+    now = mdj__mono_ns();
+    if (!(c & 1) || c != w->stuck_at) {
+        w->stuck_at = c;
+        w->since = now;
+        return MDJ_OK;
+    }
+    if (now - w->since >= s->stall_ns)
+        return mdj__err(err, MDJ_ERR_STALLED, s->path, 4096 + MDJ__CAST(int64_t, id) * s->slot_size,
+                        "slot %u: counter stuck at odd value %llu for %lld ms: the writer died mid-publish", id,
+                        MDJ__CAST(unsigned long long, c), MDJ__CAST(long long, s->stall_ns / 1000000));
+    return MDJ_OK;
+}
+
+static void mdj__snap_copy_levels(mdj_snap_level *dst, const uint8_t *src, uint32_t n) {
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        dst[i].price = MDJ__CAST(int64_t, mdj__snap_ld(src + 16 * MDJ__CAST(size_t, i)));
+        dst[i].qty = MDJ__CAST(int64_t, mdj__snap_ld(src + 16 * MDJ__CAST(size_t, i) + 8));
+    }
+}
+
+static int mdj__snap_read(mdj_snap *s, uint32_t id, mdj_snap_book *b, mdj_error *err) {
+    const uint8_t *p = s->base + 4096 + MDJ__CAST(size_t, id) * s->slot_size;
+    const uint64_t *lk = MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p));
+    mdj__snap_wait w;
+    uint32_t depth = s->depth;
+    int rc;
+    memset(&w, 0, sizeof w);
+    for (;;) {
+        uint64_t c1 = __atomic_load_n(lk, __ATOMIC_ACQUIRE), counts, v;
+        uint32_t nb, na;
+        int bad;
+        if (c1 & 1) {
+            if ((rc = mdj__snap_backoff(s, &w, c1, id, err)) != MDJ_OK) return rc;
+            continue;
+        }
+        counts = mdj__snap_ld(p + 48);
+        nb = MDJ__CAST(uint32_t, counts);
+        na = MDJ__CAST(uint32_t, counts >> 32);
+        bad = nb > depth || na > depth;
+        if (nb > depth) nb = depth; /* clamp: the copy may be torn */
+        if (na > depth) na = depth;
+        b->seq = mdj__snap_ld(p + 8);
+        b->ts = MDJ__CAST(int64_t, mdj__snap_ld(p + 16));
+        v = mdj__snap_ld(p + 24);
+        b->instrument = MDJ__CAST(uint32_t, v);
+        b->price_scale = MDJ__CAST(int32_t, MDJ__CAST(uint32_t, v >> 32));
+        v = mdj__snap_ld(p + 32);
+        memcpy(b->symbol, &v, 8);
+        v = mdj__snap_ld(p + 40);
+        memcpy(b->symbol + 8, &v, 8);
+        b->symbol[MDJ_SYMBOL_LEN] = 0;
+        b->trade_price = MDJ__CAST(int64_t, mdj__snap_ld(p + 56));
+        b->trade_qty = MDJ__CAST(int64_t, mdj__snap_ld(p + 64));
+        b->trade_ts = MDJ__CAST(int64_t, mdj__snap_ld(p + 72));
+        mdj__snap_copy_levels(b->bids, p + 96, nb);
+        mdj__snap_copy_levels(b->asks, p + 96 + 16 * MDJ__CAST(size_t, depth), na);
+        /* The field loads stay before the second counter load. */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(lk, __ATOMIC_RELAXED) != c1) {
+            if ((rc = mdj__snap_backoff(s, &w, c1, id, err)) != MDJ_OK) return rc;
+            continue;
+        }
+        b->bid_count = nb;
+        b->ask_count = na;
+        if (bad)
+            return mdj__err(err, MDJ_ERR_BAD_HEADER, s->path, 4096 + MDJ__CAST(int64_t, id) * s->slot_size + 48,
+                            "slot %u: level counts %u/%u exceed depth %u", id, MDJ__CAST(uint32_t, counts),
+                            MDJ__CAST(uint32_t, counts >> 32), depth);
+        return MDJ_OK;
+    }
+}
+
+static int mdj__snap_fault(mdj_snap *s, mdj__guard *g, mdj_error *err) {
+    uintptr_t a = MDJ__U(g->fault_addr), b = MDJ__U(s->base);
+    struct stat st;
+    long long size = fstat(s->fd, &st) == 0 ? MDJ__CAST(long long, st.st_size) : -1;
+    if (a >= b && a < b + s->map_len)
+        return mdj__err(err, MDJ_ERR_TRUNCATED, s->path, MDJ__CAST(int64_t, a - b),
+                        "memory fault reading the mapping at offset %llu: file is now %lld bytes, mapped %llu "
+                        "(truncated under the reader)",
+                        MDJ__CAST(unsigned long long, a - b), size, MDJ__CAST(unsigned long long, s->map_len));
+    return mdj__err(err, MDJ_ERR_TRUNCATED, s->path, -1, "SIGBUS reading a mapping (a file was truncated)");
+}
+
+int mdj_snap_read(mdj_snap *s, uint32_t id, mdj_snap_book *b, mdj_error *err) {
+    mdj__guard g;
+    int rc;
+    mdj__err_clear(err);
+    if (id >= s->capacity)
+        return mdj__err(err, MDJ_ERR_INVALID, s->path, -1, "instrument %u outside the file's capacity %u", id,
+                        s->capacity);
+    if (!s->guard) return mdj__snap_read(s, id, b, err);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__snap_fault(s, &g, err);
+    mdj__guard_top = &g;
+    rc = mdj__snap_read(s, id, b, err);
+    mdj__guard_top = g.prev;
+    return rc;
+}
+
+/* Copies slot id's symbol under the seqlock (zero for a slot never written). */
+static int mdj__snap_symbol(mdj_snap *s, uint32_t id, uint64_t sym[2], mdj_error *err) {
+    const uint8_t *p = s->base + 4096 + MDJ__CAST(size_t, id) * s->slot_size;
+    const uint64_t *lk = MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p));
+    mdj__snap_wait w;
+    int rc;
+    memset(&w, 0, sizeof w);
+    for (;;) {
+        uint64_t c1 = __atomic_load_n(lk, __ATOMIC_ACQUIRE);
+        if (c1 == 0) {
+            sym[0] = sym[1] = 0;
+            return MDJ_OK;
+        }
+        if (!(c1 & 1)) {
+            sym[0] = mdj__snap_ld(p + 32);
+            sym[1] = mdj__snap_ld(p + 40);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(lk, __ATOMIC_RELAXED) == c1) return MDJ_OK;
+        }
+        if ((rc = mdj__snap_backoff(s, &w, c1, id, err)) != MDJ_OK) return rc;
+    }
+}
+
+static int mdj__snap_lookup(mdj_snap *s, const uint64_t want[2], uint32_t *id, mdj_error *err) {
+    mdj_error stalled;
+    uint32_t i;
+    stalled.code = MDJ_OK;
+    for (i = 0; i < s->capacity; i++) {
+        uint64_t sym[2];
+        if (mdj__snap_symbol(s, i, sym, &stalled) != MDJ_OK) continue; /* skipped; reported if nothing else matches */
+        if (sym[0] == want[0] && sym[1] == want[1]) {
+            *id = i;
+            return 1;
+        }
+    }
+    if (stalled.code != MDJ_OK && err) *err = stalled;
+    return 0;
+}
+
+int mdj_snap_lookup(mdj_snap *s, const char *symbol, uint32_t *id, mdj_error *err) {
+    uint64_t want[2] = {0, 0};
+    size_t n = symbol ? strlen(symbol) : 0;
+    mdj__guard g;
+    int rc;
+    mdj__err_clear(err);
+    if (n == 0 || n > MDJ_SYMBOL_LEN) return 0;
+    memcpy(want, symbol, n);
+    if (!s->guard) return mdj__snap_lookup(s, want, id, err);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__snap_fault(s, &g, err);
+    mdj__guard_top = &g;
+    rc = mdj__snap_lookup(s, want, id, err);
+    mdj__guard_top = g.prev;
+    return rc;
 }
 
 #ifdef __cplusplus
