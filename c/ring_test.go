@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/wait"
 )
@@ -329,5 +328,3 @@ func TestRingCToGo(t *testing.T) {
 		})
 	}
 }
-
-var _ = journal.ErrTruncated
