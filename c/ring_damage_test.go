@@ -437,4 +437,3 @@ func TestRingGenerations(t *testing.T) {
 		t.Errorf("a joining C producer did not create the file and must not remove it: %v", err)
 	}
 }
-
