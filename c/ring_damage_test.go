@@ -1,12 +1,14 @@
 package ctest
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -187,7 +189,10 @@ func TestRingBadRecord(t *testing.T) {
 	patchFile(t, path, offs[2]+4, put32(9))
 	cp := startRing(t, "-attach", "10000", "consume", path, "5", fmt.Sprint(seed))
 	out, code := cp.finish(t)
-	kind, off, _ := cError(t, []byte(strings.TrimPrefix(out, "attached\n")))
+	if !strings.HasPrefix(out, "attached\nrecords=2\n") {
+		t.Fatalf("C consumer: %q; want the two records before the damage delivered", out)
+	}
+	kind, off, _ := cError(t, []byte(strings.TrimPrefix(out, "attached\nrecords=2\n")))
 	if code != 1 || kind != "bad_record" || off != offs[2] {
 		t.Errorf("C consumer: exit %d %q; want bad_record at %d", code, out, offs[2])
 	}
@@ -211,7 +216,10 @@ func TestRingTruncatedUnderConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code := cp.finish(t) // a signal fails the test here
-	kind, off, _ := cError(t, []byte(out))
+	if !strings.HasPrefix(out, "records=3\n") {
+		t.Fatalf("C consumer: %q; want the three records delivered", out)
+	}
+	kind, off, _ := cError(t, []byte(strings.TrimPrefix(out, "records=3\n")))
 	fault := int64(4096 + l.pos)
 	if code != 1 || kind != "truncated" || (off != fault && off != 4096) || !strings.Contains(out, path) {
 		t.Errorf("C consumer: exit %d %q; want truncated at %d (fault) or 4096 (file size)", code, out, fault)
@@ -436,4 +444,87 @@ func TestRingGenerations(t *testing.T) {
 	if _, err := os.Stat(jpath); err != nil {
 		t.Errorf("a joining C producer did not create the file and must not remove it: %v", err)
 	}
+}
+
+// init runs the Go producer helper process of TestRingGoProducerKilled
+// when the test binary is re-executed with MDJ_CRING_HELPER set (before
+// TestMain: the helper needs none of its set-up and is killed with SIGKILL,
+// so it must own nothing to clean up).
+func init() {
+	spec := os.Getenv("MDJ_CRING_HELPER")
+	if spec == "" {
+		return
+	}
+	var path string
+	var n, seed uint64
+	if _, err := fmt.Sscanf(spec, "%s %d %d", &path, &n, &seed); err != nil {
+		fmt.Println("bad spec", err)
+		os.Exit(2)
+	}
+	p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Wait: wait.Futex})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for i := range n {
+		b, err := p.Claim(recLen(seed, i))
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		goFill(b, rng, i)
+		if err := p.Commit(); err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+	}
+	fmt.Println("written")
+	io.Copy(io.Discard, os.Stdin) // until killed
+	os.Exit(0)
+}
+
+// TestRingGoProducerKilled: a Go producer process publishes n records and
+// is killed with SIGKILL; the C consumer delivers all n, then reports
+// MDJ_ERR_PEER_DEAD (the producer's PID is gone: kill(pid, 0), /proc) —
+// never MDJ_ERR_EOF, never a hang.
+func TestRingGoProducerKilled(t *testing.T) {
+	path := filepath.Join(ringDir(t), "r")
+	const n, seed = 2000, 12
+	cp := startRing(t, "-attach", "20000", "consume", path, "1000000", fmt.Sprint(seed))
+	h := exec.Command(os.Args[0])
+	h.Env = append(os.Environ(), fmt.Sprintf("MDJ_CRING_HELPER=%s %d %d", path, n, seed))
+	stdin, _ := h.StdinPipe()
+	defer stdin.Close()
+	out, _ := h.StdoutPipe()
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Process.Kill()
+	if s := cp.line(t); s != "attached" {
+		t.Fatal(s)
+	}
+	br := bufio.NewReader(out)
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("Go producer helper: %v", err)
+		}
+		if l == "written\n" {
+			break
+		}
+	}
+	awaitHead(t, path, binary.LittleEndian.Uint64(readAt(t, path, 128, 8)))
+	h.Process.Kill()
+	h.Wait()
+	start := time.Now()
+	res, code := cp.finish(t)
+	want := fmt.Sprintf("records=%d\n", n)
+	if !strings.HasPrefix(res, want) {
+		t.Fatalf("C consumer: %q, want %q first", res, want)
+	}
+	if _, _, c := cError(t, []byte(strings.TrimPrefix(res, want))); code != 1 || c != -25 {
+		t.Errorf("C consumer: exit %d %q; want MDJ_ERR_PEER_DEAD (-25)", code, res)
+	}
+	t.Logf("C consumer reported the dead producer %v after its reaping: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(res))
 }

@@ -174,7 +174,10 @@ int main(int argc, char **argv) {
             }
             break;
         }
-        if (rc != MDJ_ERR_EOF) fail(mdj_ring_error(r));
+        if (rc != MDJ_ERR_EOF) {
+            printf("records=%llu\n", (unsigned long long)c.next);
+            fail(mdj_ring_error(r));
+        }
         printf("records=%llu bytes=%llu digest=%08x\n", (unsigned long long)c.next, (unsigned long long)c.bytes, c.digest);
         if (c.next != n) {
             printf("mismatch: %llu records, want %llu\n", (unsigned long long)c.next, (unsigned long long)n);
