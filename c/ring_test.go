@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,6 +40,28 @@ func needRing(t testing.TB) string {
 		t.Fatal(ringErr)
 	}
 	return ringBin
+}
+
+var (
+	ringCxxOnce sync.Once
+	ringCxxBin  string
+	ringCxxErr  error
+)
+
+// needRingCxx builds tests/ring.c and the implementation as C++17 (g++):
+// the same programs, so the C++ build is proven at run time too.
+func needRingCxx(t testing.TB) string {
+	t.Helper()
+	needCompilers(t)
+	ringCxxOnce.Do(func() {
+		ringCxxBin = filepath.Join(work, "bin", "ring_cxx")
+		ringCxxErr = compile(ringCxxBin, "g++", append([]string{"-x", "c++"}, cxxFlags...),
+			filepath.Join(cDir, "tests/ring.c"), filepath.Join(cDir, "tests/impl.c"))
+	})
+	if ringCxxErr != nil {
+		t.Fatal(ringCxxErr)
+	}
+	return ringCxxBin
 }
 
 // ringDir is a fresh directory on tmpfs (rings are shared memory; a disk
@@ -110,7 +133,16 @@ func goFill(b []byte, rng *rand.Rand, i uint64) uint32 {
 	return crc
 }
 
+// ringCount is the length of the long interop streams: 10 M records, 1 M
+// with -short, or MDJ_CRING_RECORDS.
 func ringCount(t *testing.T) uint64 {
+	if s := os.Getenv("MDJ_CRING_RECORDS"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || n < 10 {
+			t.Fatalf("MDJ_CRING_RECORDS=%q: want a count >= 10", s)
+		}
+		return n
+	}
 	if testing.Short() {
 		return 1_000_000
 	}
@@ -127,7 +159,12 @@ type cProc struct {
 
 func startRing(t *testing.T, args ...string) *cProc {
 	t.Helper()
-	cmd := exec.Command(needRing(t), args...)
+	return startBin(t, needRing(t), args...)
+}
+
+func startBin(t *testing.T, bin string, args ...string) *cProc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
 	out, err := cmd.StdoutPipe()
@@ -204,7 +241,8 @@ func goProduce(t *testing.T, path string, n, seed uint64, capacity int, staged b
 }
 
 // TestRingGoToC streams records of random sizes (seeded; 12 B to 4 KiB
-// through a 64 KiB ring, so thousands of laps and padding records) from a
+// through a 1 MiB ring, or 64 KiB for the smaller run: thousands of laps
+// and padding records) from a
 // Go producer (ring.NewProducer) to a C consumer process (mdjournal.h).
 // The C side checks every record's CRC-32C, index (nothing lost, repeated
 // or reordered) and length, reaches the end of the stream only through
@@ -212,24 +250,30 @@ func goProduce(t *testing.T, path string, n, seed uint64, capacity int, staged b
 // must equal what the Go side sent. The Go producer's Close returns nil
 // only once the C consumer drained the ring (linger). Subtests: the C
 // consumer's batch reader with both sides on futex waits (10 M records,
-// 1 M with -short), and its single-record reader with back-off against
-// staged (8-per-flush) Go publication.
+// 1 M with -short), and its single-record reader, built as C++17, with
+// back-off against staged (8-per-flush) Go publication.
 func TestRingGoToC(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		n      uint64
 		cargs  []string
 		staged bool
+		cxx    bool
+		cap    int
 	}{
-		{"batch-futex", ringCount(t), []string{"-batch", "-wait", "futex"}, false},
-		{"read-backoff-staged", ringCount(t) / 10, []string{"-wait", "backoff"}, true},
+		{"batch-futex", ringCount(t), []string{"-batch", "-wait", "futex"}, false, false, 1 << 20},
+		{"cxx-read-backoff-staged", ringCount(t) / 10, []string{"-wait", "backoff"}, true, true, 1 << 16},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(ringDir(t), "feed")
 			seed := uint64(0xC0FFEE) + c.n
-			cp := startRing(t, append(append([]string{}, c.cargs...), "-attach", "30000", "consume", path, fmt.Sprint(c.n), fmt.Sprint(seed))...)
+			bin := needRing(t)
+			if c.cxx {
+				bin = needRingCxx(t)
+			}
+			cp := startBin(t, bin, append(append([]string{}, c.cargs...), "-attach", "30000", "consume", path, fmt.Sprint(c.n), fmt.Sprint(seed))...)
 			start := time.Now()
-			bytes, digest, err := goProduce(t, path, c.n, seed, 1<<16, c.staged)
+			bytes, digest, err := goProduce(t, path, c.n, seed, c.cap, c.staged)
 			el := time.Since(start)
 			out, code := cp.finish(t)
 			if err != nil {
@@ -253,16 +297,19 @@ func TestRingGoToC(t *testing.T) {
 // Go consumer (ring.NewConsumer, waiting for it), which checks every
 // record's length, index and CRC-32C and must end with io.EOF after exactly
 // n records. Subtests: single-record publication on futex waits (10 M, 1 M
-// with -short); staged publication (8 records per flush) with back-off.
+// with -short); staged publication (8 records per flush) with back-off
+// from the C++17 build.
 func TestRingCToGo(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		n     uint64
 		cargs []string
 		wait  wait.Strategy
+		cxx   bool
+		cap   int
 	}{
-		{"futex", ringCount(t), []string{"-wait", "futex"}, wait.Futex},
-		{"staged-backoff", ringCount(t) / 10, []string{"-wait", "backoff", "-batch"}, wait.Backoff},
+		{"futex", ringCount(t), []string{"-wait", "futex"}, wait.Futex, false, 1 << 20},
+		{"cxx-staged-backoff", ringCount(t) / 10, []string{"-wait", "backoff", "-batch"}, wait.Backoff, true, 1 << 16},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(ringDir(t), "feed")
@@ -308,7 +355,11 @@ func TestRingCToGo(t *testing.T) {
 				res <- r
 			}()
 			start := time.Now()
-			cp := startRing(t, append(append([]string{}, c.cargs...), "-cap", "65536", "produce", path, fmt.Sprint(c.n), fmt.Sprint(seed))...)
+			bin := needRing(t)
+			if c.cxx {
+				bin = needRingCxx(t)
+			}
+			cp := startBin(t, bin, append(append([]string{}, c.cargs...), "-cap", fmt.Sprint(c.cap), "produce", path, fmt.Sprint(c.n), fmt.Sprint(seed))...)
 			r := <-res
 			el := time.Since(start)
 			out, code := cp.finish(t)
