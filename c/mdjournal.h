@@ -3790,7 +3790,7 @@ static void mdj__beat(mdj_ring *r, int64_t now) {
 }
 
 static void mdj__wake(mdj_ring *r, uint64_t seq_off, uint64_t waiters_off, int always) {
-    if (always || __atomic_load_n(mdj__r32(r, waiters_off), __ATOMIC_RELAXED) != 0) {
+    if (always || __atomic_load_n(mdj__r32(r, waiters_off), __ATOMIC_SEQ_CST) != 0) {
         __atomic_fetch_add(mdj__r32(r, seq_off), 1, __ATOMIC_SEQ_CST);
         syscall(SYS_futex, mdj__r32(r, seq_off), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     }
