@@ -1,7 +1,9 @@
 /*
  * mdjournal.h - a single-header C11 / C++17 reader for mdjournal journals,
  * journal format version 3 (format.md §1-§10, §13, §14 of the mdjournal
- * repository are the contract this file is written from).
+ * repository are the contract this file is written from), a reader of the
+ * order-book snapshot file (§11, snapshot format version 2) and both sides
+ * of the ring file (§12, ring format version 2).
  *
  * Usage (stb style): in exactly one C or C++ file write
  *
@@ -29,6 +31,17 @@
  *     formatter that prints exactly like Go's journal.FormatPrice.
  *   - mdj_verify: walks a whole journal and reports, per segment, the first
  *     problem (file, offset, kind, reason) as `journalctl verify` does.
+ *   - mdj_snap_*: the snapshot file (§11): header validated in §11's order,
+ *     seqlock-consistent copies of one instrument's book (a writer that died
+ *     mid-publish is MDJ_ERR_STALLED after a bounded wait), lookup by id and
+ *     by symbol.
+ *   - mdj_ring_*: a producer and a consumer of the ring file (§12) that
+ *     interoperate with the Go package ring: generations (claim by CAS,
+ *     join, replace with sealing, linger, removal under flock), heartbeats
+ *     in CLOCK_MONOTONIC and peer liveness, records published by their
+ *     header word (release store, next header zeroed, padding, end reserve),
+ *     batched head release, futex waits with waiter counts and the
+ *     membarrier rule, end of stream and dead peers, damage as mdj_error.
  *
  * Where format.md leaves a choice open (the order of the content rules, the
  * offset a damaged state record is reported at, which error a reader opening
@@ -38,9 +51,8 @@
  *
  * Not here (yet): compressed segments (`.seg.zst`, §14: zstd is a dependency
  * this file does not take; a reader that needs one fails with
- * MDJ_ERR_COMPRESSED), named reader positions (§13), the snapshot file (§11)
- * and the ring file (§12). See the "future sections" note at the end of the
- * declarations.
+ * MDJ_ERR_COMPRESSED) and named reader positions (§13). See the "future
+ * sections" note at the end of the declarations.
  *
  * Mapping safety. Segment, index and control files are mapped; a file
  * truncated under the reader would make a load fault with SIGBUS. The reader
@@ -56,8 +68,15 @@
  * leave SIGBUS alone (a truncation then kills the process). A handler that the
  * application installs after opening a reader replaces the guard.
  *
+ * The snapshot reader and both ring sides run every access to their mapping
+ * under the same guard (a ring's zero-copy views returned by mdj_ring_read
+ * and mdj_ring_try_read are read by the caller outside it; mdj_ring_read_batch
+ * runs its handler inside it), and their idle paths compare the file size.
+ *
  * Thread safety: a reader is used by one thread at a time;
  * mdj_reader_interrupt may be called from any thread or a signal handler.
+ * A snapshot reader may be shared by threads (its calls only read); a ring
+ * side is used by one thread at a time, mdj_ring_heartbeat excepted.
  */
 #if defined(MDJOURNAL_IMPLEMENTATION) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE 1 /* before any system header: the implementation needs POSIX + Linux */
@@ -658,11 +677,13 @@ int mdj_ring_flush(mdj_ring *r);
 /* mdj_ring_write copies one record in and publishes it (claim + commit). */
 int mdj_ring_write(mdj_ring *r, const void *p, uint32_t n, int64_t timeout_ns);
 
-/* mdj_ring_heartbeat refreshes this side's heartbeat and checks the file
- * size. The library beats from idle loops and, at most every 50 ms, from
- * the publishing and releasing paths; a process busy elsewhere for longer
- * than 100 ms must call this (from any thread) or its peer may judge it
- * dead after the peer timeout. */
+/* mdj_ring_heartbeat refreshes this side's heartbeat (MDJ_OK, or
+ * MDJ_ERR_TRUNCATED if the file lost its pages; r's error is left alone).
+ * The library beats from idle loops and, at most every 50 ms, from the
+ * publishing and releasing paths; a process that leaves the ring alone for
+ * longer than 100 ms (§12 "Liveness": beat every <= 100 ms while attached)
+ * must call this, from any thread, also while another thread uses r, or
+ * its peer judges it dead after the peer timeout. Not after close. */
 int mdj_ring_heartbeat(mdj_ring *r);
 /* mdj_ring_close detaches. A consumer releases what it read, stores head,
  * CLOSED and wakes the producer. A producer publishes what was staged,
@@ -682,9 +703,8 @@ uint64_t mdj_ring_position(const mdj_ring *r);    /* bytes consumed (consumer) o
 int mdj_ring_created(const mdj_ring *r);          /* producer: 1 if it created the generation */
 
 /*
- * Future sections. Named reader positions (§13), compressed segments (§14),
- * the snapshot file (§11) and the ring file (§12) will get their own blocks
- * here ("mdj_pos_*", "mdj_archive_*", "mdj_snap_*", "mdj_ring_*"), each
+ * Future sections. Named reader positions (§13) and compressed segments
+ * (§14) will get their own blocks here ("mdj_pos_*", "mdj_archive_*"), each
  * self-contained, reusing mdj_error, the CRC and the SIGBUS guard.
  */
 
@@ -5024,16 +5044,21 @@ int mdj_ring_close(mdj_ring *r, mdj_error *err) {
     return rc;
 }
 
-static int mdj__heartbeat_g(mdj_ring *r, void *arg) {
-    (void)arg;
-    mdj__beat(r, mdj__mono_ns());
-    return MDJ_OK;
-}
-
+/* Safe beside the thread using r: it reads only fd, map, cap and me (set at
+ * open) and writes only the heartbeat word, under a guard of its own. */
 int mdj_ring_heartbeat(mdj_ring *r) {
-    int rc = mdj__ring_size_ok(r);
-    if (rc != MDJ_OK) return rc;
-    return mdj__ring_guarded(r, mdj__heartbeat_g, NULL);
+    struct stat st;
+    mdj__guard g;
+    if (fstat(r->fd, &st) == 0 && st.st_size < MDJ__CAST(off_t, 4096 + r->cap)) return MDJ_ERR_TRUNCATED;
+    if (r->guard) {
+        g.prev = mdj__guard_top;
+        g.fault_addr = NULL;
+        if (sigsetjmp(g.env, 0) != 0) return MDJ_ERR_TRUNCATED;
+        mdj__guard_top = &g;
+    }
+    __atomic_store_n(mdj__r64(r, r->me + MDJ__S_BEAT), MDJ__CAST(uint64_t, mdj__mono_ns()), __ATOMIC_SEQ_CST);
+    if (r->guard) mdj__guard_top = g.prev;
+    return MDJ_OK;
 }
 
 const mdj_error *mdj_ring_error(const mdj_ring *r) { return &r->err; }
