@@ -411,3 +411,41 @@ func TestSnapshotDamage(t *testing.T) {
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// TestReadmeSnippets compiles the README's snapshot and ring snippets (the
+// second and later ```c blocks) with -Werror as C11 and C++17, inside a
+// function with the helpers they name declared, so the documented calls
+// match the header.
+func TestReadmeSnippets(t *testing.T) {
+	needCompilers(t)
+	b, err := os.ReadFile(filepath.Join(cDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(b), "```c\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("README.md: %d ```c blocks, want the example and the snapshot and ring snippets", len(blocks))
+	}
+	var src strings.Builder
+	src.WriteString("#include \"mdjournal.h\"\n#include <stdio.h>\n#include <string.h>\n" +
+		"static void handle(const void *p, uint32_t n) { (void)p; (void)n; }\n" +
+		"static void report(const mdj_error *e) { (void)e; }\n")
+	for i, blk := range blocks[1:] {
+		end := strings.Index(blk, "```\n")
+		if end < 0 {
+			t.Fatalf("README.md: unterminated ```c block %d", i+2)
+		}
+		fmt.Fprintf(&src, "void snippet%d(void) {\n    uint32_t len = 5; const char *msg = \"hello\";\n    (void)len; (void)msg;\n%s}\n", i, blk[:end])
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "snippets.c")
+	if err := os.WriteFile(f, []byte(src.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := compile(filepath.Join(dir, "c.o"), "gcc", append(append([]string{}, cFlags...), "-c"), f); err != nil {
+		t.Error(err)
+	}
+	if err := compile(filepath.Join(dir, "cxx.o"), "g++", append(append([]string{"-x", "c++"}, cxxFlags...), "-c"), f); err != nil {
+		t.Error(err)
+	}
+}
