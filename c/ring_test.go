@@ -379,3 +379,46 @@ func TestRingCToGo(t *testing.T) {
 		})
 	}
 }
+
+// TestRingSanitized runs the ring sides built with AddressSanitizer and
+// UBSan (tests/ring.c and the implementation, -fsanitize=address,undefined,
+// no recovery): a sanitized C producer to a sanitized C consumer, and a Go
+// producer to a sanitized C consumer, 200 000 records each through a 64 KiB
+// ring. Any report aborts the C process and fails the test.
+func TestRingSanitized(t *testing.T) {
+	needCompilers(t)
+	if testing.Short() {
+		t.Skip("SKIPPED in -short mode: the sanitizer build is slow; run go test ./c/ without -short")
+	}
+	bin := filepath.Join(work, "bin", "ring_san")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	san := []string{"-std=c11", "-Wall", "-Wextra", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"}
+	if err := compile(bin, "gcc", san, filepath.Join(cDir, "tests/ring.c"), filepath.Join(cDir, "tests/impl.c")); err != nil {
+		t.Skipf("SKIPPED, NOT RUN: the toolchain cannot build with the sanitizers: %v", err) // the unit tests skip the same way (c_test.go)
+	}
+	const n = 200_000
+	t.Run("c-to-c", func(t *testing.T) {
+		path := filepath.Join(ringDir(t), "feed")
+		cons := startBin(t, bin, "-attach", "30000", "consume", path, fmt.Sprint(n), "21")
+		prod := startBin(t, bin, "-cap", "65536", "produce", path, fmt.Sprint(n), "21")
+		pout, pcode := prod.finish(t)
+		cout, ccode := cons.finish(t)
+		if pcode != 0 || ccode != 0 || !strings.HasPrefix(cout, fmt.Sprintf("attached\nrecords=%d ", n)) {
+			t.Fatalf("producer: exit %d %q; consumer: exit %d %q", pcode, pout, ccode, cout)
+		}
+	})
+	t.Run("go-to-c", func(t *testing.T) {
+		path := filepath.Join(ringDir(t), "feed")
+		cons := startBin(t, bin, "-batch", "-attach", "30000", "consume", path, fmt.Sprint(n), "22")
+		bytes, digest, err := goProduce(t, path, n, 22, 1<<16, false)
+		out, code := cons.finish(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("attached\nrecords=%d bytes=%d digest=%08x\n", n, bytes, digest); code != 0 || out != want {
+			t.Fatalf("C consumer: exit %d %q, want %q", code, out, want)
+		}
+	})
+}
