@@ -117,13 +117,18 @@ func checkRec(b []byte, seed, i uint64) (uint32, error) {
 }
 
 // goFill writes record i into b (len(b) == recLen) and returns its CRC.
+// The payload is an xorshift64 stream seeded from rng (cheap: the 10 M
+// record streams are bounded by the generator, not the ring).
 func goFill(b []byte, rng *rand.Rand, i uint64) uint32 {
 	binary.LittleEndian.PutUint64(b[4:], i)
+	x := rng.Uint64() | 1
 	j := 12
 	for ; j+8 <= len(b); j += 8 {
-		binary.LittleEndian.PutUint64(b[j:], rng.Uint64())
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		binary.LittleEndian.PutUint64(b[j:], x)
 	}
-	x := rng.Uint64()
 	for ; j < len(b); j++ {
 		b[j] = byte(x)
 		x >>= 8
