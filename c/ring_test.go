@@ -159,7 +159,6 @@ type cProc struct {
 	cmd   *exec.Cmd
 	out   *bufio.Reader
 	stdin io.WriteCloser
-	rest  []byte
 }
 
 func startRing(t *testing.T, args ...string) *cProc {
