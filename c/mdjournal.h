@@ -626,6 +626,9 @@ typedef struct mdj_ring_options {
                                   to drain, detach or die (0: 30 s; < 0: do not wait) */
     unsigned perm;             /* mode of a created file (0: 0600) */
     int no_sigbus_guard;       /* leave SIGBUS alone (a truncation then kills the process) */
+    int beat_thread;           /* run a thread that beats every 100 ms while attached, as Go's keeper
+                                  does (link with -pthread on glibc < 2.34); without it the process
+                                  must not leave the ring alone > 100 ms (see mdj_ring_heartbeat) */
 } mdj_ring_options;
 
 typedef struct mdj_ring mdj_ring;
@@ -725,6 +728,7 @@ int mdj_ring_created(const mdj_ring *r);          /* producer: 1 if it created t
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -3745,9 +3749,16 @@ struct mdj_ring {
     int64_t linger;
     dev_t dev;
     ino_t ino;
+    int beater;            /* the beat thread runs */
+    int beat_stop;
+    pthread_t beat_tid;
+    pthread_mutex_t beat_mu;
+    pthread_cond_t beat_cv;
     mdj_error err;
     char path[MDJ_PATH_LEN];
 };
+
+static void mdj__beat_start(mdj_ring *r);
 
 /* ---- this process ---- */
 
@@ -3910,7 +3921,7 @@ static mdj_ring *mdj__ring_new(const char *path, const mdj_ring_options *o) {
     r->timeout = o && o->peer_timeout_ns > 0 ? o->peer_timeout_ns : 3000000000LL;
     if (r->timeout < 1000000000LL) r->timeout = 1000000000LL;
     r->guard = !(o && o->no_sigbus_guard) && mdj__guard_install();
-    r->beats = 4096;
+    r->beats = 64;
     mdj__err_clear(&r->err);
     return r;
 }
@@ -4156,6 +4167,7 @@ int mdj_ring_consumer_open(mdj_ring **out, const char *path, const mdj_ring_opti
                         }
                         if (st == MDJ_RING_ATTACHED || st == MDJ_RING_CLOSED) {
                             r->lim = __atomic_load_n(mdj__r64(r, MDJ__R_TAIL), __ATOMIC_ACQUIRE) + r->cap;
+                            if (o && o->beat_thread) mdj__beat_start(r);
                             *out = r;
                             return MDJ_OK;
                         }
@@ -4210,7 +4222,7 @@ static void mdj__publish_head(mdj_ring *r) {
     mdj__wake(r, MDJ__R_SSEQ, MDJ__R_SWAIT, 0);
     if (--r->beats == 0) {
         int64_t now = mdj__mono_ns();
-        r->beats = 4096;
+        r->beats = 64;
         if (now - r->last_beat >= 50000000) mdj__beat(r, now);
     }
 }
@@ -4500,7 +4512,7 @@ static void mdj__flush(mdj_ring *r) {
     mdj__wake(r, MDJ__R_DSEQ, MDJ__R_DWAIT, 0);
     if (--r->beats == 0) {
         int64_t now = mdj__mono_ns();
-        r->beats = 4096;
+        r->beats = 64;
         if (now - r->last_beat >= 50000000) mdj__beat(r, now);
     }
 }
@@ -4906,6 +4918,7 @@ int mdj_ring_producer_open(mdj_ring **out, const char *path, const mdj_ring_opti
                 uint32_t side = MDJ__R_PROD;
                 rc = mdj__ring_guarded(r, mdj__claim_guarded, &side);
                 if (rc == 1) {
+                    if (o && o->beat_thread) mdj__beat_start(r);
                     *out = r;
                     return MDJ_OK;
                 }
@@ -4946,6 +4959,7 @@ int mdj_ring_producer_open(mdj_ring **out, const char *path, const mdj_ring_opti
         if (rc == 1) {
             r->created = 1;
             r->lim = r->cap;
+            if (o && o->beat_thread) mdj__beat_start(r);
             *out = r;
             return MDJ_OK;
         }
@@ -4954,6 +4968,48 @@ int mdj_ring_producer_open(mdj_ring **out, const char *path, const mdj_ring_opti
         free(r);
         if (rc < 0) return rc;
     }
+}
+
+/* The beat thread (mdj_ring_options.beat_thread): mdj_ring_heartbeat every
+ * 100 ms until close; it stops on its own if the file was truncated. */
+static void *mdj__beat_main(void *arg) {
+    mdj_ring *r = MDJ__CAST(mdj_ring *, arg);
+    pthread_mutex_lock(&r->beat_mu);
+    while (!r->beat_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&r->beat_cv, &r->beat_mu, &ts);
+        if (!r->beat_stop && mdj_ring_heartbeat(r) != MDJ_OK) break;
+    }
+    pthread_mutex_unlock(&r->beat_mu);
+    return NULL;
+}
+
+static void mdj__beat_start(mdj_ring *r) {
+    pthread_mutex_init(&r->beat_mu, NULL);
+    pthread_cond_init(&r->beat_cv, NULL);
+    r->beater = pthread_create(&r->beat_tid, NULL, mdj__beat_main, r) == 0;
+    if (!r->beater) {
+        pthread_cond_destroy(&r->beat_cv);
+        pthread_mutex_destroy(&r->beat_mu);
+    }
+}
+
+static void mdj__beat_stop(mdj_ring *r) {
+    if (!r->beater) return;
+    pthread_mutex_lock(&r->beat_mu);
+    r->beat_stop = 1;
+    pthread_cond_signal(&r->beat_cv);
+    pthread_mutex_unlock(&r->beat_mu);
+    pthread_join(r->beat_tid, NULL);
+    pthread_cond_destroy(&r->beat_cv);
+    pthread_mutex_destroy(&r->beat_mu);
+    r->beater = 0;
 }
 
 static int mdj__producer_detach(mdj_ring *r, void *arg) {
@@ -5029,12 +5085,14 @@ int mdj_ring_close(mdj_ring *r, mdj_error *err) {
         } else if (r->created && r->linger >= 0) {
             rc = mdj__ring_guarded(r, mdj__linger, NULL);
         }
+        mdj__beat_stop(r);
         mdj__ring_guarded(r, mdj__stop_beating, NULL);
         if (r->created && !r->keep && r->fd >= 0 && flock(r->fd, LOCK_EX) == 0) {
             if (mdj__same_file(r)) unlink(r->path);
             flock(r->fd, LOCK_UN);
         }
     } else {
+        mdj__beat_stop(r);
         mdj__ring_guarded(r, mdj__consumer_detach, NULL);
         if (r->failed && r->err.code != MDJ_ERR_EOF) rc = r->err.code;
     }

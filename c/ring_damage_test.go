@@ -528,3 +528,53 @@ func TestRingGoProducerKilled(t *testing.T) {
 	}
 	t.Logf("C consumer reported the dead producer %v after its reaping: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(res))
 }
+
+// TestRingBeatThread: a C producer that stops touching the ring (paused in
+// fgets after 10 records) stays alive to a Go consumer with a 1 s peer
+// timeout when it runs the beat thread (the consumer's 2.5 s deadline
+// passes: os.ErrDeadlineExceeded), and is judged dead without it
+// (ring.ErrPeerDead before that deadline) — the §12 rule "beat every
+// 100 ms while attached, including while busy elsewhere".
+func TestRingBeatThread(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		args    []string
+		wantErr error
+	}{
+		{"with-thread", []string{"-beatthread"}, os.ErrDeadlineExceeded},
+		{"without", nil, ring.ErrPeerDead},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(ringDir(t), "r")
+			seed := uint64(13)
+			cp := startRing(t, append(append([]string{}, c.args...), "-pause", "10", "-cap", "65536", "produce", path, "20", fmt.Sprint(seed))...)
+			if s := cp.line(t); s != "attached created=1" {
+				t.Fatal(s)
+			}
+			cons, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Futex, AttachTimeout: 10 * time.Second, PeerTimeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Close()
+			if s := cp.line(t); s != "paused" {
+				t.Fatal(s)
+			}
+			cons.SetDeadline(time.Now().Add(2500 * time.Millisecond))
+			n := uint64(0)
+			for {
+				b, err := cons.Read()
+				if err != nil {
+					if n != 10 || !errors.Is(err, c.wantErr) {
+						t.Fatalf("after %d records: %v, want %v after 10", n, err, c.wantErr)
+					}
+					break
+				}
+				if _, err := checkRec(b, seed, n); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				cons.Release()
+			}
+		})
+	}
+}

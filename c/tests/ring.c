@@ -10,7 +10,7 @@
  *                                         send); print the median latency
  *
  * opts: -wait spin|yield|backoff|futex   -cap BYTES   -batch   -maxlen BYTES
- *       -linger MS   -replace   -attach MS   -pause K (produce: after K
+ *       -linger MS   -replace   -attach MS   -beatthread   -pause K (produce: after K
  *       records print "paused" and wait for a line on stdin)
  *
  * Record i (the generator is mirrored in ring_test.go): its length comes
@@ -132,6 +132,8 @@ int main(int argc, char **argv) {
             pause_at = strtol(argv[++a], NULL, 10);
         } else if (strcmp(argv[a], "-replace") == 0) {
             o.replace = 1;
+        } else if (strcmp(argv[a], "-beatthread") == 0) {
+            o.beat_thread = 1;
         } else if (strcmp(argv[a], "-batch") == 0) {
             batch = 1;
         } else {
