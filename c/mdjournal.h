@@ -3940,17 +3940,25 @@ static int mdj__ring_map(mdj_ring *r, int fd, const struct stat *st, mdj_error *
     struct statfs sf;
     size_t len, huge = 0;
     void *m;
-    int rc;
+    int rc, i;
     if (st->st_size < MDJ_RING_HEADER_SIZE)
         return mdj__err(err, MDJ_ERR_TRUNCATED, r->path, st->st_size, "file is %lld bytes, shorter than the 4096-byte header",
                         MDJ__CAST(long long, st->st_size));
     h = MDJ__CAST(uint8_t *, malloc(MDJ_RING_HEADER_SIZE));
     if (!h) return mdj__err(err, MDJ_ERR_NOMEM, r->path, -1, "out of memory");
-    if (mdj__pread_full(fd, h, MDJ_RING_HEADER_SIZE, 0) != MDJ_RING_HEADER_SIZE) {
-        free(h);
-        return mdj__sys(err, r->path, "pread");
+    for (i = 0;; i++) {
+        if (mdj__pread_full(fd, h, MDJ_RING_HEADER_SIZE, 0) != MDJ_RING_HEADER_SIZE) {
+            free(h);
+            return mdj__sys(err, r->path, "pread");
+        }
+        rc = mdj__ring_check(h, st->st_size, r->path, err);
+        /* A live ring's positions can look out of order for a moment: the
+         * producer stores tail after the header word that publishes, and
+         * the consumer may already have stored a head past it. Damage
+         * persists; look again a few times before reporting it. */
+        if (rc != MDJ_ERR_BAD_POSITION || i == 3) break;
+        sched_yield();
     }
-    rc = mdj__ring_check(h, st->st_size, r->path, err);
     r->cap = mdj__le64(h + 16);
     r->gen = mdj__le64(h + 32);
     free(h);
@@ -4043,9 +4051,14 @@ static int mdj__ring_guarded(mdj_ring *r, int (*f)(mdj_ring *, void *), void *ar
 
 static int mdj__ring_recheck(mdj_ring *r, void *arg) {
     struct stat st;
+    int rc, i;
     (void)arg;
     if (fstat(r->fd, &st) != 0) return mdj__sys(&r->err, r->path, "fstat");
-    return mdj__ring_check(r->map, st.st_size, r->path, &r->err);
+    for (i = 0;; i++) { /* see mdj__ring_map: a moment's disorder of live positions is not damage */
+        rc = mdj__ring_check(r->map, st.st_size, r->path, &r->err);
+        if (rc != MDJ_ERR_BAD_POSITION || i == 3) return rc;
+        sched_yield();
+    }
 }
 
 /* Claims side s (§12 "Generations"): 1 claimed, 0 taken (r->err says by whom). */
