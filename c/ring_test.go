@@ -253,9 +253,10 @@ func goProduce(t *testing.T, path string, n, seed uint64, capacity int, staged b
 // MDJ_ERR_EOF, and reports count, bytes and a digest of the CRCs, which
 // must equal what the Go side sent. The Go producer's Close returns nil
 // only once the C consumer drained the ring (linger). Subtests: the C
-// consumer's batch reader with both sides on futex waits (10 M records,
-// 1 M with -short), and its single-record reader, built as C++17, with
-// back-off against staged (8-per-flush) Go publication.
+// consumer's batch reader idling with back-off against a Go producer that
+// sleeps on the space futex (10 M records, 1 M with -short), and its
+// single-record reader, built as C++17, sleeping on the data futex against
+// staged (8-per-flush) Go publication.
 func TestRingGoToC(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -265,8 +266,8 @@ func TestRingGoToC(t *testing.T) {
 		cxx    bool
 		cap    int
 	}{
-		{"batch-futex", ringCount(t), []string{"-batch", "-wait", "futex"}, false, false, 1 << 20},
-		{"cxx-read-backoff-staged", ringCount(t) / 10, []string{"-wait", "backoff"}, true, true, 1 << 16},
+		{"batch-backoff", ringCount(t), []string{"-batch", "-wait", "backoff"}, false, false, 1 << 20},
+		{"cxx-read-futex-staged", ringCount(t) / 10, []string{"-wait", "futex"}, true, true, 1 << 16},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(ringDir(t), "feed")
