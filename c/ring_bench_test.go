@@ -56,10 +56,10 @@ func init() {
 	os.Exit(0)
 }
 
-// latRun streams n 16-byte records, one every gap (busy-waited by the Go
-// producer, so the consumer finds the ring empty before each and must wait
-// with its strategy), to the consumer process cmd; it returns the
-// consumer's p50 and p99 in ns.
+// latRun streams n 16-byte records, each after a sleep of gap (so the
+// consumer finds the ring empty before each and waits with its strategy,
+// and the producer does not hold a CPU the consumer needs), to the
+// consumer process cmd; it returns the consumer's p50 and p99 in ns.
 func latRun(b *testing.B, cmd *exec.Cmd, path string, n int, gap time.Duration) (p50, p99 float64) {
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -79,11 +79,8 @@ func latRun(b *testing.B, cmd *exec.Cmd, path string, n int, gap time.Duration) 
 		b.Fatalf("consumer: %q", l)
 	}
 	var rec [16]byte
-	next := clock.Nanotime()
 	for range n {
-		next += int64(gap)
-		for clock.Nanotime() < next {
-		}
+		time.Sleep(gap) // pacing only (the stamp is taken after it): the producer leaves the CPU to the consumer
 		binary.LittleEndian.PutUint64(rec[:], uint64(clock.Nanotime()))
 		if err := p.Write(rec[:]); err != nil {
 			b.Fatal(err)
@@ -106,7 +103,7 @@ func latRun(b *testing.B, cmd *exec.Cmd, path string, n int, gap time.Duration) 
 // consumer read, CLOCK_MONOTONIC, median and 99th percentile) of the C
 // consumer (tests/ring.c lat, mdj_ring_read) beside the Go consumer
 // (ring.Consumer.Read in a re-executed test binary), both fed by the same
-// Go producer in this process, one record every 20 µs, b.N records each
+// Go producer in this process, one record after each 50 µs sleep, b.N records each
 // (at least 2000), with the wait strategy MDJ_CRING_WAIT (default spin;
 // futex measures the wake-up path). Reported: c-p50-ns, go-p50-ns and
 // their ratio c/go-p50 (below 1: the C consumer is faster). Alternating
@@ -123,12 +120,12 @@ func BenchmarkRingConsumerLatency(b *testing.B) {
 	var c50, c99, g50, g99 []float64
 	for round := range 3 {
 		path := filepath.Join(dir, "lat"+strconv.Itoa(round))
-		p50, p99 := latRun(b, exec.Command(bin, "-wait", ws, "-attach", "30000", "lat", path, strconv.Itoa(n)), path, n, 20*time.Microsecond)
+		p50, p99 := latRun(b, exec.Command(bin, "-wait", ws, "-attach", "30000", "lat", path, strconv.Itoa(n)), path, n, 50*time.Microsecond)
 		c50, c99 = append(c50, p50), append(c99, p99)
 		gpath := path + "go"
 		g := exec.Command(os.Args[0], "-test.run=^$")
 		g.Env = append(os.Environ(), fmt.Sprintf("MDJ_CRING_LAT=%s %d %s", gpath, n, ws))
-		p50, p99 = latRun(b, g, gpath, n, 20*time.Microsecond)
+		p50, p99 = latRun(b, g, gpath, n, 50*time.Microsecond)
 		g50, g99 = append(g50, p50), append(g99, p99)
 	}
 	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
