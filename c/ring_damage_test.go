@@ -578,3 +578,24 @@ func TestRingBeatThread(t *testing.T) {
 		})
 	}
 }
+
+// TestRingNoAlloc: tests/ringnoalloc.c (malloc interposed) is both sides
+// of a ring in one process and a snapshot reader: a million claims,
+// commits (single and staged), reads (single and batch), an empty-ring
+// futex wait with its idle checks, heartbeats, and 10 000 snapshot copies
+// and lookups allocate nothing after the warm-up.
+func TestRingNoAlloc(t *testing.T) {
+	tl := needTools(t)
+	bin := filepath.Join(work, "bin", "ringnoalloc")
+	if err := compile(bin, "gcc", cFlags, filepath.Join(cDir, "tests/ringnoalloc.c"), tl.impl); err != nil {
+		t.Fatal(err)
+	}
+	spath, w := newSnap(t)
+	publishAt(t, w, 2, 5)
+	defer w.Close()
+	r := run(t, time.Minute, bin, filepath.Join(ringDir(t), "r"), spath, "2", "SPY")
+	if r.code != 0 || !strings.HasSuffix(string(r.stdout), ", 0 allocations\n") {
+		t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("%s", r.stdout)
+}
