@@ -13,7 +13,9 @@
  * before any other #include of that file (the implementation needs POSIX and
  * Linux declarations: it defines _GNU_SOURCE when nobody has). Every other
  * file includes "mdjournal.h" alone and sees only the declarations below.
- * No dependency beyond libc; Linux only (mmap, futex, /proc/locks).
+ * No dependency beyond libc; Linux only (mmap, futex, /proc/locks). The
+ * ring's beat thread uses POSIX threads: with glibc older than 2.34 link the
+ * implementation file's program with -pthread.
  *
  * What it does:
  *   - CRC-32C (Castagnoli), with the SSE4.2 crc32 instruction when cpuid says
@@ -627,7 +629,7 @@ typedef struct mdj_ring_options {
     unsigned perm;             /* mode of a created file (0: 0600) */
     int no_sigbus_guard;       /* leave SIGBUS alone (a truncation then kills the process) */
     int beat_thread;           /* run a thread that beats every 100 ms while attached, as Go's keeper
-                                  does (link with -pthread on glibc < 2.34); without it the process
+                                  does; without it the process
                                   must not leave the ring alone > 100 ms (see mdj_ring_heartbeat) */
 } mdj_ring_options;
 
