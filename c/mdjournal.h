@@ -1,7 +1,9 @@
 /*
  * mdjournal.h - a single-header C11 / C++17 reader for mdjournal journals,
  * journal format version 3 (format.md §1-§10, §13, §14 of the mdjournal
- * repository are the contract this file is written from).
+ * repository are the contract this file is written from), a reader of the
+ * order-book snapshot file (§11, snapshot format version 2) and both sides
+ * of the ring file (§12, ring format version 2).
  *
  * Usage (stb style): in exactly one C or C++ file write
  *
@@ -11,7 +13,9 @@
  * before any other #include of that file (the implementation needs POSIX and
  * Linux declarations: it defines _GNU_SOURCE when nobody has). Every other
  * file includes "mdjournal.h" alone and sees only the declarations below.
- * No dependency beyond libc; Linux only (mmap, futex, /proc/locks).
+ * No dependency beyond libc; Linux only (mmap, futex, /proc/locks). The
+ * ring's beat thread uses POSIX threads: with glibc older than 2.34 link the
+ * implementation file's program with -pthread.
  *
  * What it does:
  *   - CRC-32C (Castagnoli), with the SSE4.2 crc32 instruction when cpuid says
@@ -29,6 +33,17 @@
  *     formatter that prints exactly like Go's journal.FormatPrice.
  *   - mdj_verify: walks a whole journal and reports, per segment, the first
  *     problem (file, offset, kind, reason) as `journalctl verify` does.
+ *   - mdj_snap_*: the snapshot file (§11): header validated in §11's order,
+ *     seqlock-consistent copies of one instrument's book (a writer that died
+ *     mid-publish is MDJ_ERR_STALLED after a bounded wait), lookup by id and
+ *     by symbol.
+ *   - mdj_ring_*: a producer and a consumer of the ring file (§12) that
+ *     interoperate with the Go package ring: generations (claim by CAS,
+ *     join, replace with sealing, linger, removal under flock), heartbeats
+ *     in CLOCK_MONOTONIC and peer liveness, records published by their
+ *     header word (release store, next header zeroed, padding, end reserve),
+ *     batched head release, futex waits with waiter counts and the
+ *     membarrier rule, end of stream and dead peers, damage as mdj_error.
  *
  * Where format.md leaves a choice open (the order of the content rules, the
  * offset a damaged state record is reported at, which error a reader opening
@@ -38,9 +53,8 @@
  *
  * Not here (yet): compressed segments (`.seg.zst`, §14: zstd is a dependency
  * this file does not take; a reader that needs one fails with
- * MDJ_ERR_COMPRESSED), named reader positions (§13), the snapshot file (§11)
- * and the ring file (§12). See the "future sections" note at the end of the
- * declarations.
+ * MDJ_ERR_COMPRESSED) and named reader positions (§13). See the "future
+ * sections" note at the end of the declarations.
  *
  * Mapping safety. Segment, index and control files are mapped; a file
  * truncated under the reader would make a load fault with SIGBUS. The reader
@@ -56,8 +70,15 @@
  * leave SIGBUS alone (a truncation then kills the process). A handler that the
  * application installs after opening a reader replaces the guard.
  *
+ * The snapshot reader and both ring sides run every access to their mapping
+ * under the same guard (a ring's zero-copy views returned by mdj_ring_read
+ * and mdj_ring_try_read are read by the caller outside it; mdj_ring_read_batch
+ * runs its handler inside it), and their idle paths compare the file size.
+ *
  * Thread safety: a reader is used by one thread at a time;
  * mdj_reader_interrupt may be called from any thread or a signal handler.
+ * A snapshot reader may be shared by threads (its calls only read); a ring
+ * side is used by one thread at a time, mdj_ring_heartbeat excepted.
  */
 #if defined(MDJOURNAL_IMPLEMENTATION) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE 1 /* before any system header: the implementation needs POSIX + Linux */
@@ -163,7 +184,20 @@ enum {
     MDJ_ERR_INVALID = -19,       /* a bad argument */
     MDJ_ERR_NOMEM = -20,
     MDJ_ERR_SHORT = -21,         /* a payload shorter than its type's layout */
-    MDJ_ERR_ROLL_ORDER = -22     /* mdj_verify: bytes in a segment after the last activated one */
+    MDJ_ERR_ROLL_ORDER = -22,    /* mdj_verify: bytes in a segment after the last activated one */
+    MDJ_ERR_STALLED = -23,       /* snapshot: a slot stayed mid-publish (its writer died) */
+    MDJ_ERR_EOF = -24,           /* ring: end of stream (producer closed, every record read) */
+    MDJ_ERR_PEER_DEAD = -25,     /* ring: the other side's process is gone */
+    MDJ_ERR_PEER_CLOSED = -26,   /* ring: the consumer detached (or never can attach) while the ring is full */
+    MDJ_ERR_BUSY = -27,          /* ring: a live process holds the side */
+    MDJ_ERR_LEFTOVER = -28,      /* ring: the path holds a leftover generation (not replaced) */
+    MDJ_ERR_TIMEOUT = -29,       /* ring: attach or linger time ran out */
+    MDJ_ERR_BAD_POSITION = -30,  /* ring: tail/head damaged (data damage) */
+    MDJ_ERR_BAD_RECORD = -31,    /* ring: record header damaged (data damage) */
+    MDJ_ERR_BAD_CAPACITY = -32,  /* ring: capacity not a power of two in [64, 2^32] (data damage) */
+    MDJ_ERR_TOO_LARGE = -33,     /* ring: record larger than the maximum payload */
+    MDJ_ERR_FULL = -34,          /* ring: no space now (try-write) */
+    MDJ_ERR_UNDELIVERED = -35    /* ring: the producer closed with records nobody consumed */
 };
 
 #define MDJ_PATH_LEN 1024
@@ -497,10 +531,185 @@ typedef struct mdj_verify_report {
 int mdj_verify(const char *dir, mdj_verify_report *rep, mdj_error *err);
 void mdj_verify_free(mdj_verify_report *rep);
 
+/* ---------------------------------------------------------------------- */
+/* Snapshot file (format.md §11)                                           */
+/* ---------------------------------------------------------------------- */
+
+#define MDJ_SNAP_VERSION 2             /* snapshot format version (§11) */
+#define MDJ_SNAP_HEADER_SIZE 4096
+#define MDJ_SNAP_MAX_DEPTH 256
+#define MDJ_SNAP_MAX_CAPACITY 1048576u
+
+typedef struct mdj_snap_level {
+    int64_t price; /* fixed point, price_scale decimal digits */
+    int64_t qty;
+} mdj_snap_level;
+
+/* mdj_snap_book is one consistent copy of an instrument's slot. bids[0..
+ * bid_count) best (highest) first, asks[0..ask_count) best (lowest) first;
+ * entries past the counts are not part of the book (left as they were). */
+typedef struct mdj_snap_book {
+    uint64_t seq;        /* journal seq the copy reflects; 0: no book published yet */
+    int64_t ts;          /* exchange time of that message, Unix ns */
+    uint32_t instrument;
+    int32_t price_scale;
+    char symbol[MDJ_SYMBOL_LEN + 1]; /* NUL-terminated */
+    uint32_t bid_count, ask_count;
+    int64_t trade_price, trade_qty, trade_ts; /* last trade (0 if none) */
+    mdj_snap_level bids[MDJ_SNAP_MAX_DEPTH];
+    mdj_snap_level asks[MDJ_SNAP_MAX_DEPTH];
+} mdj_snap_book;
+
+typedef struct mdj_snap_options {
+    int64_t stall_timeout_ns; /* a slot whose counter stays at one odd value this long is
+                                 MDJ_ERR_STALLED (the writer died mid-publish); 0: 1 s */
+    int no_sigbus_guard;      /* leave SIGBUS alone (a truncation then kills the process) */
+} mdj_snap_options;
+
+typedef struct mdj_snap mdj_snap;
+
+/* mdj_snap_open opens a snapshot file read-only (follows a symlink, refuses
+ * anything but a regular file, never blocks on a FIFO), validates its header
+ * with pread in the order of §11 "Validation on open" (MDJ_ERR_TRUNCATED at
+ * the file size, MDJ_ERR_BAD_MAGIC at 0, MDJ_ERR_VERSION at 8,
+ * MDJ_ERR_CHECKSUM at 56, MDJ_ERR_BAD_HEADER at 12/24/28/32/48) and maps it. */
+int mdj_snap_open(mdj_snap **out, const char *path, const mdj_snap_options *opts, mdj_error *err);
+/* mdj_snap_read copies instrument id's slot under its seqlock (§11 "Seqlock
+ * protocol"): retried until the counter was even and unchanged across the
+ * copy, so *b is exactly a state the writer published. MDJ_OK, or
+ * MDJ_ERR_INVALID (id >= capacity), MDJ_ERR_STALLED (the counter stayed odd,
+ * offset of the slot), MDJ_ERR_BAD_HEADER (a stable slot with counts above
+ * the depth, offset of the counts word), MDJ_ERR_TRUNCATED (file truncated
+ * under the reader: the faulting offset). A slot never written reads as a
+ * zero book (seq 0). */
+int mdj_snap_read(mdj_snap *s, uint32_t id, mdj_snap_book *b, mdj_error *err);
+/* mdj_snap_lookup finds the slot whose symbol is symbol (each slot's symbol
+ * read under its seqlock): 1 and *id, 0 when no slot has it (err->code is
+ * then MDJ_ERR_STALLED if a stalled slot was skipped, else MDJ_OK), or a
+ * negative code (truncation). */
+int mdj_snap_lookup(mdj_snap *s, const char *symbol, uint32_t *id, mdj_error *err);
+/* mdj_snap_last_applied: the header's last_applied (acquire load), read
+ * before the slots a late joiner copies (§11 "Sequence numbers"). */
+uint64_t mdj_snap_last_applied(const mdj_snap *s);
+/* mdj_snap_writer_pid: the header's writer_pid (0: closed cleanly). */
+uint32_t mdj_snap_writer_pid(const mdj_snap *s);
+uint64_t mdj_snap_journal_id(const mdj_snap *s);
+uint32_t mdj_snap_depth(const mdj_snap *s);
+uint32_t mdj_snap_capacity(const mdj_snap *s);
+int64_t mdj_snap_created(const mdj_snap *s);
+/* mdj_snap_replaced: 1 when the path now names another file (the builder
+ * renamed a new one over it: reopen), 0 when not, or a negative code. */
+int mdj_snap_replaced(const mdj_snap *s, mdj_error *err);
+void mdj_snap_close(mdj_snap *s);
+
+/* ---------------------------------------------------------------------- */
+/* Ring file (format.md §12, ring format version 2)                        */
+/* ---------------------------------------------------------------------- */
+
+#define MDJ_RING_VERSION 2
+#define MDJ_RING_HEADER_SIZE 4096
+#define MDJ_RING_MIN_CAPACITY 64u
+#define MDJ_RING_MAX_CAPACITY 4294967296ull
+#define MDJ_RING_DEFAULT_CAPACITY 1048576u
+enum { MDJ_RING_FREE = 0, MDJ_RING_ATTACHED = 1, MDJ_RING_CLOSED = 2, MDJ_RING_RETIRED = 3 };
+
+/* Options of both sides; the zero value (or NULL) is valid. */
+typedef struct mdj_ring_options {
+    int wait;                  /* MDJ_WAIT_*: how blocking calls idle (default MDJ_WAIT_BACKOFF); MDJ_WAIT_FUTEX
+                                  sleeps on the ring's signal words (§12 "Waiting") */
+    int64_t peer_timeout_ns;   /* a peer heartbeat older than this is dead (0: 3 s; at least 1 s) */
+    int64_t attach_timeout_ns; /* consumer: how long to wait for a generation with a producer
+                                  (0: 10 s; < 0: look once) */
+    uint64_t capacity;         /* producer creating a generation: data area bytes, a power of two in
+                                  [64, 2^32] (0: 1 MiB) */
+    int replace;               /* producer: replace a leftover generation (else MDJ_ERR_LEFTOVER) */
+    int keep;                  /* producer that created its file: leave it at close */
+    int64_t linger_ns;         /* producer that created its file: how long close waits for the consumer
+                                  to drain, detach or die (0: 30 s; < 0: do not wait) */
+    unsigned perm;             /* mode of a created file (0: 0600) */
+    int no_sigbus_guard;       /* leave SIGBUS alone (a truncation then kills the process) */
+    int beat_thread;           /* run a thread that beats every 100 ms while attached, as Go's keeper
+                                  does; without it the process
+                                  must not leave the ring alone > 100 ms (see mdj_ring_heartbeat) */
+} mdj_ring_options;
+
+typedef struct mdj_ring mdj_ring;
+
+/* mdj_ring_consumer_open attaches this process as the consumer of the ring
+ * generation at path (§12 "Generations"): it waits up to
+ * attach_timeout_ns for a generation whose consumer side was never used and
+ * whose producer is attached and alive or still to come, claims the consumer
+ * side, then waits (same bound) for the producer. A leftover is never
+ * attached. Errors: MDJ_ERR_BUSY (a live consumer holds it), MDJ_ERR_TIMEOUT
+ * (no producer), MDJ_ERR_NOT_REGULAR, or the header's damage (validation
+ * table of §12: file, offset, reason). */
+int mdj_ring_consumer_open(mdj_ring **out, const char *path, const mdj_ring_options *opts, mdj_error *err);
+/* mdj_ring_producer_open attaches this process as the producer at path:
+ * joins a generation whose consumer waits for a producer, or creates a new
+ * generation (built under a temporary name with the producer side claimed,
+ * then linked into place; a leftover is replaced, its free sides sealed,
+ * under its flock, only with opts->replace). A live producer is
+ * MDJ_ERR_BUSY; a leftover without replace is MDJ_ERR_LEFTOVER. */
+int mdj_ring_producer_open(mdj_ring **out, const char *path, const mdj_ring_options *opts, mdj_error *err);
+
+/* Consumer. mdj_ring_try_read returns 1 and a zero-copy view of the next
+ * record (valid until the next read call or close), 0 when none is
+ * published yet, or a negative code (sticky damage: MDJ_ERR_BAD_RECORD at
+ * 4096 + index, MDJ_ERR_BAD_POSITION at 128, MDJ_ERR_TRUNCATED). The view is
+ * read outside the SIGBUS guard. */
+int mdj_ring_try_read(mdj_ring *r, const void **p, uint32_t *len);
+/* mdj_ring_read waits up to timeout_ns (< 0: no limit) for a record: 1 and
+ * the view, 0 on timeout, MDJ_ERR_EOF at the end of the stream (producer
+ * closed and every record read), MDJ_ERR_PEER_DEAD (the producer died;
+ * everything it published was returned first), or damage. */
+int mdj_ring_read(mdj_ring *r, const void **p, uint32_t *len, int64_t timeout_ns);
+typedef void (*mdj_ring_handler)(void *ctx, const void *p, uint32_t len);
+/* mdj_ring_read_batch hands up to limit records to fn (views valid inside
+ * fn, run under the SIGBUS guard), waiting up to timeout_ns for the first:
+ * the count, 0 on timeout, or a negative code as mdj_ring_read. */
+long mdj_ring_read_batch(mdj_ring *r, long limit, mdj_ring_handler fn, void *ctx, int64_t timeout_ns);
+
+/* Producer. mdj_ring_claim reserves an n-byte record and sets *p to its
+ * payload in the ring (fill it in place), waiting up to timeout_ns for
+ * space: MDJ_OK, MDJ_ERR_FULL (timeout 0 and no space), MDJ_ERR_TIMEOUT,
+ * MDJ_ERR_TOO_LARGE (n > mdj_ring_max_payload), MDJ_ERR_PEER_CLOSED,
+ * MDJ_ERR_PEER_DEAD, damage. mdj_ring_commit completes it; with flush 0 the
+ * record is staged and becomes visible with the next flush (a batch is
+ * published by one store). */
+int mdj_ring_claim(mdj_ring *r, uint32_t n, void **p, int64_t timeout_ns);
+int mdj_ring_commit(mdj_ring *r, int flush);
+int mdj_ring_flush(mdj_ring *r);
+/* mdj_ring_write copies one record in and publishes it (claim + commit). */
+int mdj_ring_write(mdj_ring *r, const void *p, uint32_t n, int64_t timeout_ns);
+
+/* mdj_ring_heartbeat refreshes this side's heartbeat (MDJ_OK, or
+ * MDJ_ERR_TRUNCATED if the file lost its pages; r's error is left alone).
+ * The library beats from idle loops and, at most every 50 ms, from the
+ * publishing and releasing paths; a process that leaves the ring alone for
+ * longer than 100 ms (§12 "Liveness": beat every <= 100 ms while attached)
+ * must call this, from any thread, also while another thread uses r, or
+ * its peer judges it dead after the peer timeout. Not after close. */
+int mdj_ring_heartbeat(mdj_ring *r);
+/* mdj_ring_close detaches. A consumer releases what it read, stores head,
+ * CLOSED and wakes the producer. A producer publishes what was staged,
+ * stores tail and CLOSED (end of stream) and wakes the consumer; if it
+ * created the file it lingers (linger_ns) until the consumer drained it,
+ * detached or died, then removes the file (unless keep) if the path still
+ * names it. Returns MDJ_OK, MDJ_ERR_UNDELIVERED or MDJ_ERR_PEER_DEAD
+ * (records not consumed), or the sticky error; err (may be NULL) says why.
+ * r is freed in every case. */
+int mdj_ring_close(mdj_ring *r, mdj_error *err);
+/* mdj_ring_error: the last error of a call on r (file, offset, reason). */
+const mdj_error *mdj_ring_error(const mdj_ring *r);
+uint64_t mdj_ring_capacity(const mdj_ring *r);
+uint32_t mdj_ring_max_payload(const mdj_ring *r); /* capacity/2 - 8 */
+uint64_t mdj_ring_generation(const mdj_ring *r);
+uint64_t mdj_ring_position(const mdj_ring *r);    /* bytes consumed (consumer) or published (producer) */
+int mdj_ring_created(const mdj_ring *r);          /* producer: 1 if it created the generation */
+
 /*
- * Future sections. Named reader positions (§13), compressed segments (§14),
- * the snapshot file (§11) and the ring file (§12) will get their own blocks
- * here ("mdj_pos_*", "mdj_archive_*", "mdj_snap_*", "mdj_ring_*"), each
+ * Future sections. Named reader positions (§13) and compressed segments
+ * (§14) will get their own blocks here ("mdj_pos_*", "mdj_archive_*"), each
  * self-contained, reusing mdj_error, the CRC and the SIGBUS guard.
  */
 
@@ -521,6 +730,7 @@ void mdj_verify_free(mdj_verify_report *rep);
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -529,7 +739,9 @@ void mdj_verify_free(mdj_verify_report *rep);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -644,6 +856,19 @@ const char *mdj_strerror(int code) {
     case MDJ_ERR_NOMEM: return "out of memory";
     case MDJ_ERR_SHORT: return "payload too short";
     case MDJ_ERR_ROLL_ORDER: return "a sealed segment without an activated successor";
+    case MDJ_ERR_STALLED: return "slot stalled mid-publish";
+    case MDJ_ERR_EOF: return "end of stream";
+    case MDJ_ERR_PEER_DEAD: return "peer process is dead";
+    case MDJ_ERR_PEER_CLOSED: return "peer closed";
+    case MDJ_ERR_BUSY: return "side already attached";
+    case MDJ_ERR_LEFTOVER: return "leftover ring file";
+    case MDJ_ERR_TIMEOUT: return "timed out";
+    case MDJ_ERR_BAD_POSITION: return "position out of range";
+    case MDJ_ERR_BAD_RECORD: return "bad record";
+    case MDJ_ERR_BAD_CAPACITY: return "bad capacity";
+    case MDJ_ERR_TOO_LARGE: return "record too large";
+    case MDJ_ERR_FULL: return "ring full";
+    case MDJ_ERR_UNDELIVERED: return "records not delivered";
     }
     return "unknown error";
 }
@@ -665,13 +890,17 @@ const char *mdj_kind(int code) {
     case MDJ_ERR_COMPRESSED: return "compressed";
     case MDJ_ERR_NOT_REGULAR: return "not_regular";
     case MDJ_ERR_ROLL_ORDER: return "roll_order";
+    case MDJ_ERR_BAD_POSITION: return "bad_position";
+    case MDJ_ERR_BAD_RECORD: return "bad_record";
+    case MDJ_ERR_BAD_CAPACITY: return "bad_capacity";
     }
     return "other";
 }
 
 int mdj_is_damage(int code) {
     return (code <= MDJ_ERR_BAD_MAGIC && code >= MDJ_ERR_INDEX_MISMATCH) || code == MDJ_ERR_NOT_REGULAR ||
-           code == MDJ_ERR_ROLL_ORDER;
+           code == MDJ_ERR_ROLL_ORDER || code == MDJ_ERR_BAD_POSITION || code == MDJ_ERR_BAD_RECORD ||
+           code == MDJ_ERR_BAD_CAPACITY;
 }
 
 static void mdj__err_clear(mdj_error *e) {
@@ -3156,6 +3385,1783 @@ void mdj_verify_free(mdj_verify_report *rep) {
     rep->problems = NULL;
     rep->nproblems = 0;
 }
+
+
+/* ====================================================================== */
+/* Snapshot file (format.md §11)                                           */
+/* ====================================================================== */
+
+struct mdj_snap {
+    int fd;
+    uint8_t *base;
+    size_t map_len;
+    uint64_t journal_id;
+    uint32_t depth, slot_size, capacity;
+    int64_t created;
+    int64_t stall_ns;
+    int guard;
+    dev_t dev;
+    ino_t ino;
+    char path[MDJ_PATH_LEN];
+};
+
+static uint64_t mdj__snap_slot_size(uint32_t depth) { return (96 + 32 * MDJ__CAST(uint64_t, depth) + 63) & ~MDJ__CAST(uint64_t, 63); }
+
+static uint64_t mdj__snap_file_size(uint32_t depth, uint32_t capacity) {
+    return (4096 + MDJ__CAST(uint64_t, capacity) * mdj__snap_slot_size(depth) + 4095) & ~MDJ__CAST(uint64_t, 4095);
+}
+
+/* The header checks of §11 "Validation on open", in its order. */
+static int mdj__snap_check(const uint8_t *h, int64_t size, const char *path, mdj_error *err) {
+    uint32_t version = mdj__le32(h + 8), hsize = mdj__le32(h + 12), depth = mdj__le32(h + 24);
+    uint32_t slot = mdj__le32(h + 28), capacity = mdj__le32(h + 32);
+    uint64_t fsize = mdj__le64(h + 48);
+    if (memcmp(h, "MDJSNAP\0", 8) != 0) {
+        char q[64];
+        mdj__quote_bytes(q, sizeof q, h, 8);
+        return mdj__err(err, MDJ_ERR_BAD_MAGIC, path, 0, "bad magic %s, want \"MDJSNAP\\x00\"", q);
+    }
+    if (version != MDJ_SNAP_VERSION)
+        return mdj__err(err, MDJ_ERR_VERSION, path, 8, "snapshot format version %u, this reader knows %d",
+                        version, MDJ_SNAP_VERSION);
+    if (mdj_crc32c(h, 56) != mdj__le32(h + 56))
+        return mdj__err(err, MDJ_ERR_CHECKSUM, path, 56, "header crc %08x, computed %08x", mdj__le32(h + 56),
+                        mdj_crc32c(h, 56));
+    if (hsize != MDJ_SNAP_HEADER_SIZE)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 12, "header_size %u, want 4096", hsize);
+    if (depth < 1 || depth > MDJ_SNAP_MAX_DEPTH)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 24, "depth %u outside [1,256]", depth);
+    if (slot != mdj__snap_slot_size(depth))
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 28, "slot_size %u, want %llu for depth %u", slot,
+                        MDJ__CAST(unsigned long long, mdj__snap_slot_size(depth)), depth);
+    if (capacity < 1 || capacity > MDJ_SNAP_MAX_CAPACITY)
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 32, "capacity %u outside [1,2^20]", capacity);
+    if (fsize != mdj__snap_file_size(depth, capacity))
+        return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 48, "file_size %llu, want %llu",
+                        MDJ__CAST(unsigned long long, fsize),
+                        MDJ__CAST(unsigned long long, mdj__snap_file_size(depth, capacity)));
+    if (MDJ__CAST(uint64_t, size) < fsize)
+        return mdj__err(err, MDJ_ERR_TRUNCATED, path, size, "file is %lld bytes, its header says %llu",
+                        MDJ__CAST(long long, size), MDJ__CAST(unsigned long long, fsize));
+    return MDJ_OK;
+}
+
+int mdj_snap_open(mdj_snap **out, const char *path, const mdj_snap_options *opts, mdj_error *err) {
+    struct stat st;
+    uint8_t h[128];
+    mdj_snap *s;
+    void *m;
+    int fd, rc;
+    mdj__err_clear(err);
+    *out = NULL;
+    if (!path) return mdj__err(err, MDJ_ERR_INVALID, "", -1, "no path");
+    /* A reader follows a symlink (an operator may point one at the file),
+     * never blocks on a FIFO, and accepts only a regular file. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return mdj__sys(err, path, "open");
+    if (fstat(fd, &st) != 0) {
+        rc = mdj__sys(err, path, "fstat");
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_NOT_REGULAR, path, -1, "%s is not a regular file", path);
+    }
+    if (st.st_size < MDJ_SNAP_HEADER_SIZE) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_TRUNCATED, path, st.st_size, "file is %lld bytes, shorter than its 4096-byte header",
+                        MDJ__CAST(long long, st.st_size));
+    }
+    if (mdj__pread_full(fd, h, sizeof h, 0) != MDJ__CAST(int, sizeof h)) {
+        rc = mdj__sys(err, path, "pread");
+        close(fd);
+        return rc;
+    }
+    if ((rc = mdj__snap_check(h, st.st_size, path, err)) != MDJ_OK) {
+        close(fd);
+        return rc;
+    }
+    s = MDJ__CAST(mdj_snap *, calloc(1, sizeof *s));
+    if (!s) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_NOMEM, path, -1, "out of memory");
+    }
+    s->fd = fd;
+    s->journal_id = mdj__le64(h + 16);
+    s->depth = mdj__le32(h + 24);
+    s->slot_size = mdj__le32(h + 28);
+    s->capacity = mdj__le32(h + 32);
+    s->created = MDJ__CAST(int64_t, mdj__le64(h + 40));
+    s->map_len = MDJ__CAST(size_t, mdj__le64(h + 48));
+    s->stall_ns = opts && opts->stall_timeout_ns > 0 ? opts->stall_timeout_ns : 1000000000;
+    s->guard = !(opts && opts->no_sigbus_guard) && mdj__guard_install();
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    snprintf(s->path, sizeof s->path, "%s", path);
+    m = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = mdj__sys(err, path, "mmap");
+        close(fd);
+        free(s);
+        return rc;
+    }
+    s->base = MDJ__CAST(uint8_t *, m);
+    *out = s;
+    return MDJ_OK;
+}
+
+void mdj_snap_close(mdj_snap *s) {
+    if (!s) return;
+    if (s->base) munmap(s->base, s->map_len);
+    if (s->fd >= 0) close(s->fd);
+    free(s);
+}
+
+uint64_t mdj_snap_last_applied(const mdj_snap *s) {
+    return __atomic_load_n(MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, s->base + 64)), __ATOMIC_ACQUIRE);
+}
+uint32_t mdj_snap_writer_pid(const mdj_snap *s) {
+    return __atomic_load_n(MDJ__CAST(const uint32_t *, MDJ__CAST(const void *, s->base + 128)), __ATOMIC_ACQUIRE);
+}
+uint64_t mdj_snap_journal_id(const mdj_snap *s) { return s->journal_id; }
+uint32_t mdj_snap_depth(const mdj_snap *s) { return s->depth; }
+uint32_t mdj_snap_capacity(const mdj_snap *s) { return s->capacity; }
+int64_t mdj_snap_created(const mdj_snap *s) { return s->created; }
+
+int mdj_snap_replaced(const mdj_snap *s, mdj_error *err) {
+    struct stat st;
+    mdj__err_clear(err);
+    if (stat(s->path, &st) != 0) {
+        if (errno == ENOENT) return 1;
+        return mdj__sys(err, s->path, "stat");
+    }
+    return st.st_dev != s->dev || st.st_ino != s->ino;
+}
+
+static uint64_t mdj__snap_ld(const uint8_t *p) {
+    return __atomic_load_n(MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p)), __ATOMIC_RELAXED);
+}
+
+/* Back-off of a reader that found a slot being written (§11): spin, then
+ * yield; MDJ_ERR_STALLED once the counter stayed at one odd value for the
+ * stall timeout. A counter that keeps moving is a live writer: retry. */
+typedef struct mdj__snap_wait {
+    unsigned n;
+    uint64_t stuck_at;
+    int64_t since;
+} mdj__snap_wait;
+
+static int mdj__snap_backoff(mdj_snap *s, mdj__snap_wait *w, uint64_t c, uint32_t id, mdj_error *err) {
+    int64_t now;
+    w->n++;
+    if (w->n < 64) {
+        mdj__cpu_relax();
+        return MDJ_OK;
+    }
+    sched_yield();
+    if (w->n % 256 != 0) return MDJ_OK;
+    now = mdj__mono_ns();
+    if (!(c & 1) || c != w->stuck_at) {
+        w->stuck_at = c;
+        w->since = now;
+        return MDJ_OK;
+    }
+    if (now - w->since >= s->stall_ns)
+        return mdj__err(err, MDJ_ERR_STALLED, s->path, 4096 + MDJ__CAST(int64_t, id) * s->slot_size,
+                        "slot %u: counter stuck at odd value %llu for %lld ms: the writer died mid-publish", id,
+                        MDJ__CAST(unsigned long long, c), MDJ__CAST(long long, s->stall_ns / 1000000));
+    return MDJ_OK;
+}
+
+static void mdj__snap_copy_levels(mdj_snap_level *dst, const uint8_t *src, uint32_t n) {
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        dst[i].price = MDJ__CAST(int64_t, mdj__snap_ld(src + 16 * MDJ__CAST(size_t, i)));
+        dst[i].qty = MDJ__CAST(int64_t, mdj__snap_ld(src + 16 * MDJ__CAST(size_t, i) + 8));
+    }
+}
+
+static int mdj__snap_read(mdj_snap *s, uint32_t id, mdj_snap_book *b, mdj_error *err) {
+    const uint8_t *p = s->base + 4096 + MDJ__CAST(size_t, id) * s->slot_size;
+    const uint64_t *lk = MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p));
+    mdj__snap_wait w;
+    uint32_t depth = s->depth;
+    int rc;
+    memset(&w, 0, sizeof w);
+    for (;;) {
+        uint64_t c1 = __atomic_load_n(lk, __ATOMIC_ACQUIRE), counts, v;
+        uint32_t nb, na;
+        int bad;
+        if (c1 & 1) {
+            if ((rc = mdj__snap_backoff(s, &w, c1, id, err)) != MDJ_OK) return rc;
+            continue;
+        }
+        counts = mdj__snap_ld(p + 48);
+        nb = MDJ__CAST(uint32_t, counts);
+        na = MDJ__CAST(uint32_t, counts >> 32);
+        bad = nb > depth || na > depth;
+        if (nb > depth) nb = depth; /* clamp: the copy may be torn */
+        if (na > depth) na = depth;
+        b->seq = mdj__snap_ld(p + 8);
+        b->ts = MDJ__CAST(int64_t, mdj__snap_ld(p + 16));
+        v = mdj__snap_ld(p + 24);
+        b->instrument = MDJ__CAST(uint32_t, v);
+        b->price_scale = MDJ__CAST(int32_t, MDJ__CAST(uint32_t, v >> 32));
+        v = mdj__snap_ld(p + 32);
+        memcpy(b->symbol, &v, 8);
+        v = mdj__snap_ld(p + 40);
+        memcpy(b->symbol + 8, &v, 8);
+        b->symbol[MDJ_SYMBOL_LEN] = 0;
+        b->trade_price = MDJ__CAST(int64_t, mdj__snap_ld(p + 56));
+        b->trade_qty = MDJ__CAST(int64_t, mdj__snap_ld(p + 64));
+        b->trade_ts = MDJ__CAST(int64_t, mdj__snap_ld(p + 72));
+        mdj__snap_copy_levels(b->bids, p + 96, nb);
+        mdj__snap_copy_levels(b->asks, p + 96 + 16 * MDJ__CAST(size_t, depth), na);
+        /* The field loads stay before the second counter load. */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(lk, __ATOMIC_RELAXED) != c1) {
+            if ((rc = mdj__snap_backoff(s, &w, c1, id, err)) != MDJ_OK) return rc;
+            continue;
+        }
+        b->bid_count = nb;
+        b->ask_count = na;
+        if (bad)
+            return mdj__err(err, MDJ_ERR_BAD_HEADER, s->path, 4096 + MDJ__CAST(int64_t, id) * s->slot_size + 48,
+                            "slot %u: level counts %u/%u exceed depth %u", id, MDJ__CAST(uint32_t, counts),
+                            MDJ__CAST(uint32_t, counts >> 32), depth);
+        return MDJ_OK;
+    }
+}
+
+static int mdj__snap_fault(mdj_snap *s, mdj__guard *g, mdj_error *err) {
+    uintptr_t a = MDJ__U(g->fault_addr), b = MDJ__U(s->base);
+    struct stat st;
+    long long size = fstat(s->fd, &st) == 0 ? MDJ__CAST(long long, st.st_size) : -1;
+    if (a >= b && a < b + s->map_len)
+        return mdj__err(err, MDJ_ERR_TRUNCATED, s->path, MDJ__CAST(int64_t, a - b),
+                        "memory fault reading the mapping at offset %llu: file is now %lld bytes, mapped %llu "
+                        "(truncated under the reader)",
+                        MDJ__CAST(unsigned long long, a - b), size, MDJ__CAST(unsigned long long, s->map_len));
+    return mdj__err(err, MDJ_ERR_TRUNCATED, s->path, -1, "SIGBUS reading a mapping (a file was truncated)");
+}
+
+int mdj_snap_read(mdj_snap *s, uint32_t id, mdj_snap_book *b, mdj_error *err) {
+    mdj__guard g;
+    int rc;
+    mdj__err_clear(err);
+    if (id >= s->capacity)
+        return mdj__err(err, MDJ_ERR_INVALID, s->path, -1, "instrument %u outside the file's capacity %u", id,
+                        s->capacity);
+    if (!s->guard) return mdj__snap_read(s, id, b, err);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__snap_fault(s, &g, err);
+    mdj__guard_top = &g;
+    rc = mdj__snap_read(s, id, b, err);
+    mdj__guard_top = g.prev;
+    return rc;
+}
+
+/* Copies slot id's symbol under the seqlock (zero for a slot never written). */
+static int mdj__snap_symbol(mdj_snap *s, uint32_t id, uint64_t sym[2], mdj_error *err) {
+    const uint8_t *p = s->base + 4096 + MDJ__CAST(size_t, id) * s->slot_size;
+    const uint64_t *lk = MDJ__CAST(const uint64_t *, MDJ__CAST(const void *, p));
+    mdj__snap_wait w;
+    int rc;
+    memset(&w, 0, sizeof w);
+    for (;;) {
+        uint64_t c1 = __atomic_load_n(lk, __ATOMIC_ACQUIRE);
+        if (c1 == 0) {
+            sym[0] = sym[1] = 0;
+            return MDJ_OK;
+        }
+        if (!(c1 & 1)) {
+            sym[0] = mdj__snap_ld(p + 32);
+            sym[1] = mdj__snap_ld(p + 40);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(lk, __ATOMIC_RELAXED) == c1) return MDJ_OK;
+        }
+        if ((rc = mdj__snap_backoff(s, &w, c1, id, err)) != MDJ_OK) return rc;
+    }
+}
+
+static int mdj__snap_lookup(mdj_snap *s, const uint64_t want[2], uint32_t *id, mdj_error *err) {
+    mdj_error stalled;
+    uint32_t i;
+    stalled.code = MDJ_OK;
+    for (i = 0; i < s->capacity; i++) {
+        uint64_t sym[2];
+        if (mdj__snap_symbol(s, i, sym, &stalled) != MDJ_OK) continue; /* skipped; reported if nothing else matches */
+        if (sym[0] == want[0] && sym[1] == want[1]) {
+            *id = i;
+            return 1;
+        }
+    }
+    if (stalled.code != MDJ_OK && err) *err = stalled;
+    return 0;
+}
+
+int mdj_snap_lookup(mdj_snap *s, const char *symbol, uint32_t *id, mdj_error *err) {
+    uint64_t want[2] = {0, 0};
+    size_t n = symbol ? strlen(symbol) : 0;
+    mdj__guard g;
+    int rc;
+    mdj__err_clear(err);
+    if (n == 0 || n > MDJ_SYMBOL_LEN) return 0;
+    memcpy(want, symbol, n);
+    if (!s->guard) return mdj__snap_lookup(s, want, id, err);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__snap_fault(s, &g, err);
+    mdj__guard_top = &g;
+    rc = mdj__snap_lookup(s, want, id, err);
+    mdj__guard_top = g.prev;
+    return rc;
+}
+
+
+/* ====================================================================== */
+/* Ring file (format.md §12)                                               */
+/* ====================================================================== */
+
+#define MDJ__R_TAIL 128
+#define MDJ__R_HEAD 256
+#define MDJ__R_DSEQ 384
+#define MDJ__R_DWAIT 388
+#define MDJ__R_SSEQ 512
+#define MDJ__R_SWAIT 516
+#define MDJ__R_PROD 640
+#define MDJ__R_CONS 768
+#define MDJ__S_PID 0
+#define MDJ__S_STATE 4
+#define MDJ__S_START 8
+#define MDJ__S_BEAT 16
+#define MDJ__S_PIDNS 24
+#define MDJ__S_FLAGS 32
+#define MDJ__R_SEALED 0xFFFFFFFFu
+#define MDJ__R_PLAIN 1u
+#define MDJ__R_KIND_DATA 1u
+#define MDJ__R_KIND_PAD 2u
+#define MDJ__MB_GLOBAL_EXPEDITED 2
+#define MDJ__MB_REGISTER_GLOBAL_EXPEDITED 4
+
+struct mdj_ring {
+    int fd;
+    int producer;          /* 1 producer, 0 consumer */
+    uint8_t *map;          /* mapping base (header page) */
+    size_t map_len;
+    uint8_t *data;         /* map + 4096 */
+    uint64_t cap, mask, gen, max_pay;
+    uint32_t me, peer;     /* side block offsets */
+    int plain;             /* we publish with plain (release) stores: membarrier registered */
+    int wait;
+    int64_t timeout;       /* peer timeout */
+    int guard;
+    int closed, failed;
+    unsigned beats;
+    int64_t last_beat;
+    /* consumer */
+    uint64_t h, pub_head, lim, next, chunk;
+    int pending;
+    /* producer */
+    uint64_t pos, pub, head_cache;
+    int claimed, hold;
+    uint64_t claim_pad, claim_rec, claim_end, hold_idx, hold_word;
+    uint32_t claim_len;
+    int created, keep;
+    int64_t linger;
+    dev_t dev;
+    ino_t ino;
+    int beater;            /* the beat thread runs */
+    int beat_stop;
+    pthread_t beat_tid;
+    pthread_mutex_t beat_mu;
+    pthread_cond_t beat_cv;
+    mdj_error err;
+    char path[MDJ_PATH_LEN];
+};
+
+static void mdj__beat_start(mdj_ring *r);
+
+/* ---- this process ---- */
+
+static struct {
+    int init;
+    uint32_t pid;
+    uint64_t start, pidns;
+    int proc_ok;
+} mdj__self;
+
+/* state letter and start time (field 22) of a /proc/PID/stat file */
+static int mdj__proc_stat(const char *path, char *state, uint64_t *start) {
+    char buf[1024], *p;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), field;
+    ssize_t n;
+    if (fd < 0) return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    if (!p || p[1] != ' ') return 0;
+    p += 2;
+    *state = *p;
+    for (field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p) return 0;
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return 1;
+}
+
+static void mdj__self_init(void) {
+    struct stat st;
+    char state, link[32];
+    ssize_t n;
+    uint64_t start = 0;
+    if (__atomic_load_n(&mdj__self.init, __ATOMIC_ACQUIRE)) return;
+    mdj__self.pid = MDJ__CAST(uint32_t, getpid());
+    if (mdj__proc_stat("/proc/self/stat", &state, &start)) mdj__self.start = start;
+    if (stat("/proc/self/ns/pid", &st) == 0) mdj__self.pidns = MDJ__CAST(uint64_t, st.st_ino);
+    n = readlink("/proc/self", link, sizeof link - 1);
+    if (n > 0) {
+        link[n] = 0;
+        mdj__self.proc_ok = strtoul(link, NULL, 10) == mdj__self.pid;
+    }
+    __atomic_store_n(&mdj__self.init, 1, __ATOMIC_RELEASE);
+}
+
+/* ---- words of the mapping ---- */
+
+static uint64_t *mdj__r64(const mdj_ring *r, uint64_t off) { return MDJ__CAST(uint64_t *, MDJ__CAST(void *, r->map + off)); }
+static uint32_t *mdj__r32(const mdj_ring *r, uint64_t off) { return MDJ__CAST(uint32_t *, MDJ__CAST(void *, r->map + off)); }
+static uint32_t mdj__side_state(const mdj_ring *r, uint32_t s) { return __atomic_load_n(mdj__r32(r, s + MDJ__S_STATE), __ATOMIC_SEQ_CST); }
+static uint32_t mdj__side_pid(const mdj_ring *r, uint32_t s) { return __atomic_load_n(mdj__r32(r, s + MDJ__S_PID), __ATOMIC_SEQ_CST); }
+static void mdj__beat(mdj_ring *r, int64_t now) {
+    __atomic_store_n(mdj__r64(r, r->me + MDJ__S_BEAT), MDJ__CAST(uint64_t, now), __ATOMIC_SEQ_CST);
+    r->last_beat = now;
+}
+
+static void mdj__wake(mdj_ring *r, uint64_t seq_off, uint64_t waiters_off, int always) {
+    if (always || __atomic_load_n(mdj__r32(r, waiters_off), __ATOMIC_SEQ_CST) != 0) {
+        __atomic_fetch_add(mdj__r32(r, seq_off), 1, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, mdj__r32(r, seq_off), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+}
+
+/* ---- liveness (§12 "Liveness") ---- */
+
+static int mdj__pid_gone(uint32_t pid, uint64_t start) {
+    char path[40], state;
+    uint64_t s;
+    if (pid == 0 || pid == MDJ__R_SEALED || pid > (1u << 22)) return 1;
+    if (kill(MDJ__CAST(pid_t, pid), 0) != 0 && errno == ESRCH) return 1;
+    if (!mdj__self.proc_ok) return 0;
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    if (!mdj__proc_stat(path, &state, &s)) return 0;
+    if (state == 'Z' || state == 'X') return 1;
+    return start != 0 && s != start;
+}
+
+/* 1 if side s is present, else 0 with why filled. */
+static int mdj__present(const mdj_ring *r, uint32_t s, char *why, size_t cap) {
+    uint32_t pid = mdj__side_pid(r, s);
+    int64_t hb = MDJ__CAST(int64_t, __atomic_load_n(mdj__r64(r, s + MDJ__S_BEAT), __ATOMIC_SEQ_CST));
+    int64_t age = mdj__mono_ns() - hb;
+    uint64_t ns = __atomic_load_n(mdj__r64(r, s + MDJ__S_PIDNS), __ATOMIC_SEQ_CST);
+    if (hb == 0) {
+        snprintf(why, cap, "PID %u not beating", pid);
+        return 0;
+    }
+    if (age > r->timeout || age < -r->timeout) {
+        snprintf(why, cap, "PID %u heartbeat %lld ms %s (timeout %lld ms)", pid, MDJ__CAST(long long, (age < 0 ? -age : age) / 1000000),
+                 age < 0 ? "in the future" : "old", MDJ__CAST(long long, r->timeout / 1000000));
+        return 0;
+    }
+    if (ns != 0 && ns == mdj__self.pidns && mdj__pid_gone(pid, __atomic_load_n(mdj__r64(r, s + MDJ__S_START), __ATOMIC_SEQ_CST))) {
+        snprintf(why, cap, "PID %u is gone", pid);
+        return 0;
+    }
+    snprintf(why, cap, "PID %u alive", pid);
+    return 1;
+}
+
+/* ---- open, validate, map ---- */
+
+static int mdj__ring_check(const uint8_t *h, int64_t size, const char *path, mdj_error *err) {
+    uint32_t version = mdj__le32(h + 8), hs = mdj__le32(h + 12);
+    uint64_t c = mdj__le64(h + 16), t, hd;
+    uint32_t ps, cs;
+    if (memcmp(h, "MDJRING\0", 8) != 0) {
+        char q[64];
+        mdj__quote_bytes(q, sizeof q, h, 8);
+        return mdj__err(err, MDJ_ERR_BAD_MAGIC, path, 0, "bad ring magic %s", q);
+    }
+    if (version != MDJ_RING_VERSION) {
+        if (version == 1)
+            return mdj__err(err, MDJ_ERR_VERSION, path, 8,
+                            "ring format version 1 (written by an older mdjournal); this reader knows version 2 only: "
+                            "remove the file");
+        return mdj__err(err, MDJ_ERR_VERSION, path, 8, "ring format version %u, this reader knows 2", version);
+    }
+    if (hs != MDJ_RING_HEADER_SIZE) return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 12, "header size %u, want 4096", hs);
+    if (c < MDJ_RING_MIN_CAPACITY || c > MDJ_RING_MAX_CAPACITY || (c & (c - 1)) != 0)
+        return mdj__err(err, MDJ_ERR_BAD_CAPACITY, path, 16, "capacity %llu is not a power of two in [64,2^32]",
+                        MDJ__CAST(unsigned long long, c));
+    if (mdj_crc32c(h, 44) != mdj__le32(h + 44))
+        return mdj__err(err, MDJ_ERR_CHECKSUM, path, 44, "header checksum %08x, computed %08x", mdj__le32(h + 44),
+                        mdj_crc32c(h, 44));
+    if (mdj__le64(h + 32) == 0) return mdj__err(err, MDJ_ERR_BAD_HEADER, path, 32, "generation 0");
+    if (size < MDJ__CAST(int64_t, 4096 + c))
+        return mdj__err(err, MDJ_ERR_TRUNCATED, path, size, "file is %lld bytes, header and capacity need %llu",
+                        MDJ__CAST(long long, size), MDJ__CAST(unsigned long long, 4096 + c));
+    t = mdj__le64(h + MDJ__R_TAIL);
+    hd = mdj__le64(h + MDJ__R_HEAD);
+    if (t % 8) return mdj__err(err, MDJ_ERR_BAD_POSITION, path, MDJ__R_TAIL, "producer position %llu not 8-byte aligned", MDJ__CAST(unsigned long long, t));
+    if (hd % 8) return mdj__err(err, MDJ_ERR_BAD_POSITION, path, MDJ__R_HEAD, "consumer position %llu not 8-byte aligned", MDJ__CAST(unsigned long long, hd));
+    if (hd > t || t - hd > c - 8)
+        return mdj__err(err, MDJ_ERR_BAD_POSITION, path, MDJ__R_HEAD,
+                        "consumer position %llu, producer position %llu: not within one capacity (%llu) less 8 behind",
+                        MDJ__CAST(unsigned long long, hd), MDJ__CAST(unsigned long long, t), MDJ__CAST(unsigned long long, c));
+    ps = mdj__le32(h + MDJ__R_PROD + MDJ__S_STATE);
+    cs = mdj__le32(h + MDJ__R_CONS + MDJ__S_STATE);
+    if (ps > MDJ_RING_RETIRED) return mdj__err(err, MDJ_ERR_BAD_HEADER, path, MDJ__R_PROD + MDJ__S_STATE, "producer state %u unknown", ps);
+    if (cs > MDJ_RING_RETIRED) return mdj__err(err, MDJ_ERR_BAD_HEADER, path, MDJ__R_CONS + MDJ__S_STATE, "consumer state %u unknown", cs);
+    if (cs == MDJ_RING_FREE && hd != 0)
+        return mdj__err(err, MDJ_ERR_BAD_POSITION, path, MDJ__R_HEAD, "consumer position %llu but no consumer ever attached", MDJ__CAST(unsigned long long, hd));
+    if (ps == MDJ_RING_FREE && t != 0)
+        return mdj__err(err, MDJ_ERR_BAD_POSITION, path, MDJ__R_TAIL, "producer position %llu but no producer ever attached", MDJ__CAST(unsigned long long, t));
+    return MDJ_OK;
+}
+
+static mdj_ring *mdj__ring_new(const char *path, const mdj_ring_options *o) {
+    mdj_ring *r = MDJ__CAST(mdj_ring *, calloc(1, sizeof *r));
+    if (!r) return NULL;
+    r->fd = -1;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->wait = o ? o->wait : MDJ_WAIT_BACKOFF;
+    r->timeout = o && o->peer_timeout_ns > 0 ? o->peer_timeout_ns : 3000000000LL;
+    if (r->timeout < 1000000000LL) r->timeout = 1000000000LL;
+    r->guard = !(o && o->no_sigbus_guard) && mdj__guard_install();
+    r->beats = 64;
+    mdj__err_clear(&r->err);
+    return r;
+}
+
+static void mdj__ring_unmap(mdj_ring *r) {
+    if (r->map) munmap(r->map, r->map_len);
+    r->map = NULL;
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+}
+
+/* Maps fd (an opened ring file) after validating a pread copy of its
+ * header, then validates the live header again. */
+static int mdj__ring_map(mdj_ring *r, int fd, const struct stat *st, mdj_error *err) {
+    uint8_t *h;
+    struct statfs sf;
+    size_t len, huge = 0;
+    void *m;
+    int rc, i;
+    if (st->st_size < MDJ_RING_HEADER_SIZE)
+        return mdj__err(err, MDJ_ERR_TRUNCATED, r->path, st->st_size, "file is %lld bytes, shorter than the 4096-byte header",
+                        MDJ__CAST(long long, st->st_size));
+    h = MDJ__CAST(uint8_t *, malloc(MDJ_RING_HEADER_SIZE));
+    if (!h) return mdj__err(err, MDJ_ERR_NOMEM, r->path, -1, "out of memory");
+    for (i = 0;; i++) {
+        if (mdj__pread_full(fd, h, MDJ_RING_HEADER_SIZE, 0) != MDJ_RING_HEADER_SIZE) {
+            free(h);
+            return mdj__sys(err, r->path, "pread");
+        }
+        rc = mdj__ring_check(h, st->st_size, r->path, err);
+        /* A live ring's positions can look out of order for a moment: the
+         * producer stores tail after the header word that publishes, and
+         * the consumer may already have stored a head past it. Damage
+         * persists; look again a few times before reporting it. */
+        if (rc != MDJ_ERR_BAD_POSITION || i == 3) break;
+        sched_yield();
+    }
+    r->cap = mdj__le64(h + 16);
+    r->gen = mdj__le64(h + 32);
+    free(h);
+    if (rc != MDJ_OK) return rc;
+    if (fstatfs(fd, &sf) == 0 && MDJ__CAST(unsigned long, sf.f_type) == 0x958458f6UL) huge = MDJ__CAST(size_t, sf.f_bsize);
+    len = MDJ__CAST(size_t, 4096 + r->cap);
+    if (huge) len = (len + huge - 1) / huge * huge;
+    m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) return mdj__sys(err, r->path, "mmap");
+    r->fd = fd;
+    r->map = MDJ__CAST(uint8_t *, m);
+    r->map_len = len;
+    r->data = r->map + 4096;
+    r->mask = r->cap - 1;
+    r->max_pay = r->cap / 2 - 8;
+    r->chunk = r->cap / 4;
+    r->dev = st->st_dev;
+    r->ino = st->st_ino;
+    return MDJ_OK;
+}
+
+static int mdj__ring_fault(mdj_ring *r, mdj__guard *g) {
+    uintptr_t a = MDJ__U(g->fault_addr), b = MDJ__U(r->map);
+    struct stat st;
+    long long size = r->fd >= 0 && fstat(r->fd, &st) == 0 ? MDJ__CAST(long long, st.st_size) : -1;
+    if (r->map && a >= b && a < b + r->map_len)
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->path, MDJ__CAST(int64_t, a - b),
+                 "memory fault at offset %llu of the ring mapping: file is now %lld bytes, needs %llu (truncated under us)",
+                 MDJ__CAST(unsigned long long, a - b), size, MDJ__CAST(unsigned long long, 4096 + r->cap));
+    else
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->path, -1, "SIGBUS reading a mapping (a file was truncated)");
+    r->failed = 1;
+    return r->err.code;
+}
+
+/* Idle-path size check (§12 "Truncation"). */
+static int mdj__ring_size_ok(mdj_ring *r) {
+    struct stat st;
+    if (r->fd < 0 || fstat(r->fd, &st) != 0) return MDJ_OK;
+    if (st.st_size < MDJ__CAST(off_t, 4096 + r->cap)) {
+        mdj__err(&r->err, MDJ_ERR_TRUNCATED, r->path, st.st_size, "ring file truncated to %lld bytes under us, header and capacity need %llu",
+                 MDJ__CAST(long long, st.st_size), MDJ__CAST(unsigned long long, 4096 + r->cap));
+        r->failed = 1;
+        return r->err.code;
+    }
+    return MDJ_OK;
+}
+
+/* Opens path as a ring (§12 "Truncation and files"): 1 and r mapped, 0 if
+ * no file is there, or a negative code. */
+static int mdj__ring_open_path(mdj_ring *r, mdj_error *err) {
+    struct stat st;
+    int fd = open(r->path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), rc;
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        if (errno == ELOOP) return mdj__err(err, MDJ_ERR_NOT_REGULAR, r->path, -1, "%s is a symbolic link: refused", r->path);
+        if (errno == EISDIR) return mdj__err(err, MDJ_ERR_NOT_REGULAR, r->path, -1, "%s is a directory", r->path);
+        return mdj__sys(err, r->path, "open");
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = mdj__sys(err, r->path, "fstat");
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return mdj__err(err, MDJ_ERR_NOT_REGULAR, r->path, -1, "%s is not a regular file (mode %#o)", r->path,
+                        MDJ__CAST(unsigned, st.st_mode));
+    }
+    if ((rc = mdj__ring_map(r, fd, &st, err)) != MDJ_OK) {
+        if (!r->map) close(fd);
+        return rc;
+    }
+    return 1;
+}
+
+/* Runs f(r, arg) under the SIGBUS guard. */
+static int mdj__ring_guarded(mdj_ring *r, int (*f)(mdj_ring *, void *), void *arg) {
+    mdj__guard g;
+    int rc;
+    if (!r->guard) return f(r, arg);
+    g.prev = mdj__guard_top;
+    g.fault_addr = NULL;
+    if (sigsetjmp(g.env, 0) != 0) return mdj__ring_fault(r, &g);
+    mdj__guard_top = &g;
+    rc = f(r, arg);
+    mdj__guard_top = g.prev;
+    return rc;
+}
+
+static int mdj__ring_recheck(mdj_ring *r, void *arg) {
+    struct stat st;
+    int rc, i;
+    (void)arg;
+    if (fstat(r->fd, &st) != 0) return mdj__sys(&r->err, r->path, "fstat");
+    for (i = 0;; i++) { /* see mdj__ring_map: a moment's disorder of live positions is not damage */
+        rc = mdj__ring_check(r->map, st.st_size, r->path, &r->err);
+        if (rc != MDJ_ERR_BAD_POSITION || i == 3) return rc;
+        sched_yield();
+    }
+}
+
+/* Claims side s (§12 "Generations"): 1 claimed, 0 taken (r->err says by whom). */
+static int mdj__claim(mdj_ring *r, uint32_t s) {
+    char why[160];
+    long ret;
+    for (;;) {
+        uint32_t pid = mdj__side_pid(r, s), st = mdj__side_state(r, s), zero = 0;
+        if (pid != 0 || st != MDJ_RING_FREE) {
+            const char *name = s == MDJ__R_PROD ? "producer" : "consumer";
+            if (pid == MDJ__R_SEALED || st == MDJ_RING_RETIRED)
+                mdj__err(&r->err, MDJ_ERR_LEFTOVER, r->path, s, "%s side sealed (the ring was replaced)", name);
+            else if (st == MDJ_RING_CLOSED)
+                mdj__err(&r->err, MDJ_ERR_LEFTOVER, r->path, s, "%s PID %u detached", name, pid);
+            else if (mdj__present(r, s, why, sizeof why))
+                mdj__err(&r->err, MDJ_ERR_BUSY, r->path, s, "%s side held by %s", name, why);
+            else
+                mdj__err(&r->err, MDJ_ERR_LEFTOVER, r->path, s, "%s side used: %s", name, why);
+            return 0;
+        }
+        r->me = s;
+        mdj__beat(r, mdj__mono_ns());
+        if (__atomic_compare_exchange_n(mdj__r32(r, s + MDJ__S_PID), &zero, mdj__self.pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) break;
+    }
+    r->peer = s == MDJ__R_PROD ? MDJ__R_CONS : MDJ__R_PROD;
+#if defined(__x86_64__) && defined(SYS_membarrier)
+    ret = syscall(SYS_membarrier, MDJ__MB_REGISTER_GLOBAL_EXPEDITED, 0, 0);
+    r->plain = ret == 0;
+#else
+    (void)ret;
+    r->plain = 0;
+#endif
+    __atomic_store_n(mdj__r64(r, s + MDJ__S_START), mdj__self.start, __ATOMIC_SEQ_CST);
+    __atomic_store_n(mdj__r64(r, s + MDJ__S_PIDNS), mdj__self.pidns, __ATOMIC_SEQ_CST);
+    __atomic_store_n(mdj__r32(r, s + MDJ__S_FLAGS), r->plain ? MDJ__R_PLAIN : 0u, __ATOMIC_SEQ_CST);
+    mdj__beat(r, mdj__mono_ns());
+    __atomic_store_n(mdj__r32(r, s + MDJ__S_STATE), MDJ_RING_ATTACHED, __ATOMIC_SEQ_CST);
+    return 1;
+}
+
+static int mdj__claim_guarded(mdj_ring *r, void *arg) { return mdj__claim(r, *MDJ__CAST(uint32_t *, arg)); }
+
+static int mdj__same_file(const mdj_ring *r) {
+    struct stat st;
+    return lstat(r->path, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino;
+}
+
+/* ---- consumer ---- */
+
+/* Whether a new consumer may attach (§12): 1 yes, 0 not now (why), or a
+ * negative code (a live consumer: MDJ_ERR_BUSY). */
+static int mdj__consumer_joinable(mdj_ring *r, void *arg) {
+    char *why = MDJ__CAST(char *, arg), pw[160];
+    uint32_t cp = mdj__side_pid(r, MDJ__R_CONS), cs = mdj__side_state(r, MDJ__R_CONS);
+    uint32_t pp = mdj__side_pid(r, MDJ__R_PROD), ps = mdj__side_state(r, MDJ__R_PROD);
+    if (cp == MDJ__R_SEALED || cs == MDJ_RING_RETIRED) return snprintf(why, 200, "a ring being replaced (consumer side sealed)"), 0;
+    if (cs == MDJ_RING_CLOSED) return snprintf(why, 200, "a leftover ring already consumed (consumer PID %u detached)", cp), 0;
+    if (cp != 0 || cs == MDJ_RING_ATTACHED) {
+        if (mdj__present(r, MDJ__R_CONS, pw, sizeof pw))
+            return mdj__err(&r->err, MDJ_ERR_BUSY, r->path, MDJ__R_CONS, "consumer side held by %s", pw);
+        return snprintf(why, 200, "a leftover ring (consumer %s)", pw), 0;
+    }
+    if (pp == MDJ__R_SEALED || ps == MDJ_RING_RETIRED) return snprintf(why, 200, "a ring being replaced (producer side sealed)"), 0;
+    if (pp == 0 && ps == MDJ_RING_FREE) return 1;
+    if (mdj__present(r, MDJ__R_PROD, pw, sizeof pw)) return 1;
+    return snprintf(why, 200, "a leftover %sring (producer %s)", ps == MDJ_RING_CLOSED ? "finished " : "", pw), 0;
+}
+
+static int mdj__producer_state(mdj_ring *r, void *arg) {
+    (void)arg;
+    mdj__beat(r, mdj__mono_ns());
+    return MDJ__CAST(int, mdj__side_state(r, MDJ__R_PROD));
+}
+
+static int mdj__consumer_detach(mdj_ring *r, void *arg) {
+    (void)arg;
+    if (r->pending) {
+        r->pending = 0;
+        r->h = r->next;
+    }
+    __atomic_store_n(mdj__r64(r, MDJ__R_HEAD), r->h, __ATOMIC_SEQ_CST);
+    r->pub_head = r->h;
+    __atomic_store_n(mdj__r32(r, r->me + MDJ__S_STATE), MDJ_RING_CLOSED, __ATOMIC_SEQ_CST);
+    mdj__wake(r, MDJ__R_SSEQ, MDJ__R_SWAIT, 1);
+    __atomic_store_n(mdj__r64(r, r->me + MDJ__S_BEAT), 0, __ATOMIC_SEQ_CST);
+    return MDJ_OK;
+}
+
+int mdj_ring_consumer_open(mdj_ring **out, const char *path, const mdj_ring_options *o, mdj_error *err) {
+    int64_t limit = o && o->attach_timeout_ns ? o->attach_timeout_ns : 10000000000LL;
+    int64_t deadline = mdj__mono_ns() + (limit > 0 ? limit : 0), sleep = 1000000;
+    char why[200];
+    mdj__err_clear(err);
+    *out = NULL;
+    if (!path || !*path) return mdj__err(err, MDJ_ERR_INVALID, "", -1, "no path");
+    mdj__self_init();
+    for (;;) {
+        mdj_ring *r = mdj__ring_new(path, o);
+        int rc;
+        if (!r) return mdj__err(err, MDJ_ERR_NOMEM, path, -1, "out of memory");
+        snprintf(why, sizeof why, "no ring file");
+        rc = mdj__ring_open_path(r, err);
+        if (rc == 1) {
+            rc = mdj__ring_guarded(r, mdj__ring_recheck, NULL);
+            if (rc == MDJ_OK) rc = mdj__ring_guarded(r, mdj__consumer_joinable, why);
+            if (rc == 1) {
+                uint32_t side = MDJ__R_CONS;
+                rc = mdj__ring_guarded(r, mdj__claim_guarded, &side);
+                if (rc == 1) {
+                    /* Attached: wait for the producer. */
+                    int64_t nap = 100000;
+                    for (;;) {
+                        int st = mdj__ring_guarded(r, mdj__producer_state, NULL);
+                        if (st < 0) {
+                            if (err) *err = r->err;
+                            mdj__ring_unmap(r);
+                            free(r);
+                            return st;
+                        }
+                        if (st == MDJ_RING_ATTACHED || st == MDJ_RING_CLOSED) {
+                            r->lim = __atomic_load_n(mdj__r64(r, MDJ__R_TAIL), __ATOMIC_ACQUIRE) + r->cap;
+                            if (o && o->beat_thread) mdj__beat_start(r);
+                            *out = r;
+                            return MDJ_OK;
+                        }
+                        if (st == MDJ_RING_RETIRED || !mdj__same_file(r)) {
+                            snprintf(why, sizeof why, "the ring was replaced while waiting for its producer");
+                            break;
+                        }
+                        if (mdj__mono_ns() > deadline) {
+                            snprintf(why, sizeof why, "a ring with no producer attached");
+                            break;
+                        }
+                        mdj__sleep_ns(nap);
+                        if (nap < 5000000) nap *= 2;
+                    }
+                    mdj__ring_guarded(r, mdj__consumer_detach, NULL);
+                    rc = 0;
+                } else if (rc == 0 && r->err.code == MDJ_ERR_LEFTOVER) {
+                    snprintf(why, sizeof why, "%.190s", r->err.reason);
+                } else if (rc == 0) {
+                    rc = r->err.code;
+                }
+            }
+            if (rc < 0 && err && r->err.code) *err = r->err;
+        }
+        mdj__ring_unmap(r);
+        free(r);
+        if (rc < 0) return rc;
+        if (mdj__mono_ns() > deadline)
+            return mdj__err(err, MDJ_ERR_TIMEOUT, path, -1, "no producer: %s (waited %lld ms)", why,
+                            MDJ__CAST(long long, (limit > 0 ? limit : 0) / 1000000));
+        mdj__sleep_ns(sleep);
+        if (sleep < 20000000) sleep *= 2;
+    }
+}
+
+static int mdj__bad_record(mdj_ring *r, uint64_t idx, uint64_t w) {
+    r->failed = 1;
+    return mdj__err(&r->err, MDJ_ERR_BAD_RECORD, r->path, MDJ__CAST(int64_t, 4096 + idx),
+                    "record at position %llu: length %llu kind %llu invalid (capacity %llu, max payload %llu)",
+                    MDJ__CAST(unsigned long long, r->h), MDJ__CAST(unsigned long long, w & 0xffffffffu),
+                    MDJ__CAST(unsigned long long, w >> 32), MDJ__CAST(unsigned long long, r->cap),
+                    MDJ__CAST(unsigned long long, r->max_pay));
+}
+
+static void mdj__publish_head(mdj_ring *r) {
+    if (r->h == r->pub_head) return;
+    r->pub_head = r->h;
+    if (r->plain)
+        __atomic_store_n(mdj__r64(r, MDJ__R_HEAD), r->h, __ATOMIC_RELEASE);
+    else
+        __atomic_store_n(mdj__r64(r, MDJ__R_HEAD), r->h, __ATOMIC_SEQ_CST);
+    mdj__wake(r, MDJ__R_SSEQ, MDJ__R_SWAIT, 0);
+    if (--r->beats == 0) {
+        int64_t now = mdj__mono_ns();
+        r->beats = 64;
+        if (now - r->last_beat >= 50000000) mdj__beat(r, now);
+    }
+}
+
+/* The consumer step of §12 "Consuming": 1 and the view, 0 empty, or damage. */
+static int mdj__try_read(mdj_ring *r, const void **p, uint32_t *len) {
+    if (r->pending) {
+        r->pending = 0;
+        r->h = r->next;
+        if (r->h - r->pub_head >= r->chunk) mdj__publish_head(r);
+    }
+    if (r->failed) return r->err.code;
+    if (r->closed) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "consumer closed");
+    for (;;) {
+        uint64_t idx = r->h & r->mask;
+        uint64_t w = __atomic_load_n(MDJ__CAST(uint64_t *, MDJ__CAST(void *, r->data + idx)), __ATOMIC_ACQUIRE);
+        uint64_t n, kind, size;
+        if (w == 0) {
+            mdj__publish_head(r); /* caught up: give the space back now */
+            return 0;
+        }
+        if (r->h >= r->lim) {
+            uint64_t t = __atomic_load_n(mdj__r64(r, MDJ__R_TAIL), __ATOMIC_ACQUIRE);
+            if (t % 8) {
+                r->failed = 1;
+                return mdj__err(&r->err, MDJ_ERR_BAD_POSITION, r->path, MDJ__R_TAIL, "producer position %llu not 8-byte aligned",
+                                MDJ__CAST(unsigned long long, t));
+            }
+            r->lim = t + r->cap;
+            if (r->h >= r->lim) {
+                r->failed = 1;
+                return mdj__err(&r->err, MDJ_ERR_BAD_RECORD, r->path, MDJ__CAST(int64_t, 4096 + idx),
+                                "record header at position %llu, a lap or more past the producer position %llu: not a published record",
+                                MDJ__CAST(unsigned long long, r->h), MDJ__CAST(unsigned long long, t));
+            }
+        }
+        n = w & 0xffffffffu;
+        kind = w >> 32;
+        if (kind == MDJ__R_KIND_PAD) {
+            if (n + 8 != r->cap - idx) return mdj__bad_record(r, idx, w);
+            r->h += r->cap - idx;
+            continue;
+        }
+        size = (8 + n + 7) & ~MDJ__CAST(uint64_t, 7);
+        if (kind != MDJ__R_KIND_DATA || n > r->max_pay || idx + size > r->cap) return mdj__bad_record(r, idx, w);
+        r->next = r->h + size;
+        r->pending = 1;
+        *p = r->data + idx + 8;
+        *len = MDJ__CAST(uint32_t, n);
+        return 1;
+    }
+}
+
+typedef struct {
+    const void **p;
+    uint32_t *len;
+} mdj__view_args;
+
+static int mdj__try_read_g(mdj_ring *r, void *arg) {
+    mdj__view_args *a = MDJ__CAST(mdj__view_args *, arg);
+    return mdj__try_read(r, a->p, a->len);
+}
+
+int mdj_ring_try_read(mdj_ring *r, const void **p, uint32_t *len) {
+    mdj__view_args a;
+    a.p = p;
+    a.len = len;
+    if (r->producer) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "not a consumer");
+    return mdj__ring_guarded(r, mdj__try_read_g, &a);
+}
+
+static int mdj__header_at_h(mdj_ring *r) {
+    return __atomic_load_n(MDJ__CAST(uint64_t *, MDJ__CAST(void *, r->data + (r->h & r->mask))), __ATOMIC_ACQUIRE) != 0;
+}
+
+/* End of stream or a dead producer, once nothing more is published at h
+ * (§12 "Exactly once"): MDJ_ERR_EOF, MDJ_ERR_PEER_DEAD, damage, or 0. */
+static int mdj__end(mdj_ring *r) {
+    char why[160];
+    uint32_t st;
+    if (r->pending) return 0;
+    st = mdj__side_state(r, MDJ__R_PROD);
+    if (st == MDJ_RING_ATTACHED) {
+        if (mdj__present(r, MDJ__R_PROD, why, sizeof why)) return 0;
+        if ((st = mdj__side_state(r, MDJ__R_PROD)) == MDJ_RING_ATTACHED) {
+            if (mdj__header_at_h(r)) return 0;
+            return mdj__err(&r->err, MDJ_ERR_PEER_DEAD, r->path, -1, "producer %s", why);
+        }
+    }
+    if (st == MDJ_RING_CLOSED) {
+        uint64_t t;
+        if (mdj__header_at_h(r)) return 0;
+        t = __atomic_load_n(mdj__r64(r, MDJ__R_TAIL), __ATOMIC_ACQUIRE);
+        if (t != r->h) {
+            r->failed = 1;
+            return mdj__err(&r->err, MDJ_ERR_BAD_POSITION, r->path, MDJ__R_TAIL,
+                            "producer closed at position %llu, but the consumer at %llu finds no record there: records lost",
+                            MDJ__CAST(unsigned long long, t), MDJ__CAST(unsigned long long, r->h));
+        }
+        return mdj__err(&r->err, MDJ_ERR_EOF, r->path, -1, "end of stream");
+    }
+    if (st == MDJ_RING_RETIRED) {
+        if (mdj__header_at_h(r)) return 0;
+        return mdj__err(&r->err, MDJ_ERR_PEER_DEAD, r->path, -1, "producer side sealed: no producer will attach");
+    }
+    return 0;
+}
+
+/* Idle-path checks of the consumer. */
+static int mdj__consumer_check(mdj_ring *r) {
+    int rc;
+    if (r->failed) return r->err.code;
+    if ((rc = mdj__ring_size_ok(r)) != MDJ_OK) return rc;
+    mdj__beat(r, mdj__mono_ns());
+    if (__atomic_load_n(mdj__r64(r, 32), __ATOMIC_RELAXED) != r->gen) {
+        r->failed = 1;
+        return mdj__err(&r->err, MDJ_ERR_BAD_HEADER, r->path, 32, "generation changed under the consumer");
+    }
+    return mdj__end(r);
+}
+
+/* One futex sleep of a waiter (§12 "Waiting"): announce, barrier if the
+ * peer publishes plainly, re-check, sleep, withdraw. */
+static void mdj__futex_sleep(mdj_ring *r, uint64_t seq_off, uint64_t waiters_off, int (*ready)(mdj_ring *, uint64_t), uint64_t arg,
+                             int64_t max_ns) {
+    uint32_t v;
+    int64_t d = max_ns < 100000000 ? max_ns : 100000000;
+    __atomic_fetch_add(mdj__r32(r, waiters_off), 1, __ATOMIC_SEQ_CST);
+    v = __atomic_load_n(mdj__r32(r, seq_off), __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(mdj__r32(r, r->peer + MDJ__S_FLAGS), __ATOMIC_SEQ_CST) & MDJ__R_PLAIN) {
+#ifdef SYS_membarrier
+        if (syscall(SYS_membarrier, MDJ__MB_GLOBAL_EXPEDITED, 0, 0) != 0 && d > 1000000) d = 1000000;
+#else
+        if (d > 1000000) d = 1000000;
+#endif
+    }
+    if (!ready(r, arg)) {
+        uint32_t ps = mdj__side_state(r, r->peer);
+        if (ps != MDJ_RING_CLOSED && !(r->producer && ps == MDJ_RING_RETIRED)) {
+            struct timespec ts;
+            if (d < 1) d = 1;
+            ts.tv_sec = d / 1000000000;
+            ts.tv_nsec = d % 1000000000;
+            syscall(SYS_futex, mdj__r32(r, seq_off), FUTEX_WAIT, v, &ts, NULL, 0);
+        }
+    }
+    __atomic_fetch_sub(mdj__r32(r, waiters_off), 1, __ATOMIC_SEQ_CST);
+}
+
+static int mdj__data_ready(mdj_ring *r, uint64_t arg) {
+    (void)arg;
+    return mdj__header_at_h(r);
+}
+
+/* Idles (r->wait) until a header word is published at h: 1, 0 timeout, or
+ * an end/damage code. Checks run after each futex wait and every 20 ms. */
+static int mdj__await_data(mdj_ring *r, int64_t timeout_ns) {
+    int64_t start = mdj__mono_ns(), deadline = timeout_ns >= 0 ? start + timeout_ns : INT64_MAX, next_check = start + 20000000;
+    int64_t nap = 1000;
+    unsigned i;
+    int rc;
+    if (r->failed) return r->err.code;
+    mdj__publish_head(r);
+    for (i = 1;; i++) {
+        int64_t now;
+        if (mdj__header_at_h(r)) return 1;
+        now = (i & 15) == 0 || r->wait == MDJ_WAIT_FUTEX || r->wait == MDJ_WAIT_BACKOFF ? mdj__mono_ns() : start;
+        if (r->wait == MDJ_WAIT_FUTEX && i > 200) {
+            mdj__futex_sleep(r, MDJ__R_DSEQ, MDJ__R_DWAIT, mdj__data_ready, 0, deadline - now);
+            now = mdj__mono_ns();
+            next_check = 0;
+        } else if (r->wait == MDJ_WAIT_SPIN || r->wait == MDJ_WAIT_FUTEX || i <= 200) {
+            mdj__cpu_relax();
+        } else if (r->wait == MDJ_WAIT_YIELD || i <= 300) {
+            sched_yield();
+        } else {
+            mdj__sleep_ns(nap);
+            if (nap < 1000000) nap *= 2;
+        }
+        if (now >= next_check) {
+            next_check = now + 20000000;
+            if ((rc = mdj__consumer_check(r)) != 0) return mdj__header_at_h(r) ? 1 : rc;
+        }
+        if (now >= deadline) return 0;
+    }
+}
+
+typedef struct {
+    const void **p;
+    uint32_t *len;
+    int64_t timeout;
+} mdj__read_args;
+
+static int mdj__read_g(mdj_ring *r, void *arg) {
+    mdj__read_args *a = MDJ__CAST(mdj__read_args *, arg);
+    for (;;) {
+        int rc = mdj__try_read(r, a->p, a->len);
+        if (rc != 0) return rc;
+        rc = mdj__await_data(r, a->timeout);
+        if (rc <= 0) return rc;
+    }
+}
+
+int mdj_ring_read(mdj_ring *r, const void **p, uint32_t *len, int64_t timeout_ns) {
+    mdj__read_args a;
+    if (r->producer) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "not a consumer");
+    a.p = p;
+    a.len = len;
+    a.timeout = timeout_ns;
+    return mdj__ring_guarded(r, mdj__read_g, &a);
+}
+
+typedef struct {
+    long limit;
+    mdj_ring_handler fn;
+    void *ctx;
+    int64_t timeout;
+    long n;
+} mdj__batch_args;
+
+static int mdj__batch_g(mdj_ring *r, void *arg) {
+    mdj__batch_args *a = MDJ__CAST(mdj__batch_args *, arg);
+    const void *p = NULL;
+    uint32_t len = 0;
+    int rc;
+    for (;;) {
+        rc = mdj__try_read(r, &p, &len);
+        if (rc != 0) break;
+        rc = mdj__await_data(r, a->timeout);
+        if (rc <= 0) return rc;
+    }
+    while (rc == 1) {
+        a->fn(a->ctx, p, len);
+        if (++a->n >= a->limit) break;
+        rc = mdj__try_read(r, &p, &len);
+    }
+    if (rc < 0 && a->n == 0) return rc;
+    if (r->pending) { /* give the batch back: one head store */
+        r->pending = 0;
+        r->h = r->next;
+    }
+    mdj__publish_head(r);
+    return 1;
+}
+
+long mdj_ring_read_batch(mdj_ring *r, long limit, mdj_ring_handler fn, void *ctx, int64_t timeout_ns) {
+    mdj__batch_args a;
+    int rc;
+    if (r->producer) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "not a consumer");
+    if (limit < 1 || !fn) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "bad batch limit or handler");
+    a.limit = limit;
+    a.fn = fn;
+    a.ctx = ctx;
+    a.timeout = timeout_ns;
+    a.n = 0;
+    rc = mdj__ring_guarded(r, mdj__batch_g, &a);
+    if (rc < 0 && a.n == 0) return rc;
+    return a.n;
+}
+
+/* ---- producer ---- */
+
+static int mdj__load_head(mdj_ring *r) {
+    uint64_t h = __atomic_load_n(mdj__r64(r, MDJ__R_HEAD), __ATOMIC_ACQUIRE);
+    if (h % 8 || h > r->pub || r->pub - h > r->cap) {
+        r->failed = 1;
+        mdj__err(&r->err, MDJ_ERR_BAD_POSITION, r->path, MDJ__R_HEAD,
+                 "consumer position %llu, producer published up to %llu: not within capacity %llu behind",
+                 MDJ__CAST(unsigned long long, h), MDJ__CAST(unsigned long long, r->pub), MDJ__CAST(unsigned long long, r->cap));
+        return 0;
+    }
+    r->head_cache = h;
+    return 1;
+}
+
+static void mdj__flush(mdj_ring *r) {
+    uint64_t *hp;
+    if (!r->hold || r->failed) return;
+    hp = MDJ__CAST(uint64_t *, MDJ__CAST(void *, r->data + r->hold_idx));
+    if (r->plain)
+        __atomic_store_n(hp, r->hold_word, __ATOMIC_RELEASE);
+    else
+        __atomic_store_n(hp, r->hold_word, __ATOMIC_SEQ_CST); /* orders the waiter load below */
+    __atomic_store_n(mdj__r64(r, MDJ__R_TAIL), r->pos, __ATOMIC_RELEASE);
+    r->hold = 0;
+    r->pub = r->pos;
+    mdj__wake(r, MDJ__R_DSEQ, MDJ__R_DWAIT, 0);
+    if (--r->beats == 0) {
+        int64_t now = mdj__mono_ns();
+        r->beats = 64;
+        if (now - r->last_beat >= 50000000) mdj__beat(r, now);
+    }
+}
+
+/* end position of an n-byte record from pos (padding included) */
+static uint64_t mdj__rec_end(const mdj_ring *r, uint32_t n, uint64_t *idx, uint64_t *rec, uint64_t *pad) {
+    uint64_t size = (8 + MDJ__CAST(uint64_t, n) + 7) & ~MDJ__CAST(uint64_t, 7);
+    *idx = r->pos & r->mask;
+    *rec = *idx;
+    *pad = 0;
+    if (*idx + size > r->cap) {
+        *pad = r->cap - *idx;
+        *rec = 0;
+    }
+    return r->pos + *pad + size;
+}
+
+static int mdj__fits(mdj_ring *r, uint64_t end) { return mdj__load_head(r) && end + 8 - r->head_cache <= r->cap; }
+
+static int mdj__try_claim(mdj_ring *r, uint32_t n, void **p) {
+    uint64_t idx, rec, pad, end;
+    if (r->failed) return r->err.code;
+    if (r->closed) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "producer closed");
+    if (n > r->max_pay)
+        return mdj__err(&r->err, MDJ_ERR_TOO_LARGE, r->path, -1, "record of %u bytes, the ring's maximum is %llu", n,
+                        MDJ__CAST(unsigned long long, r->max_pay));
+    end = mdj__rec_end(r, n, &idx, &rec, &pad);
+    if (end + 8 - r->head_cache > r->cap) {
+        if (!mdj__load_head(r)) return r->err.code;
+        if (end + 8 - r->head_cache > r->cap) return MDJ_ERR_FULL;
+    }
+    /* Keep the header word after this record zero. */
+    __atomic_store_n(MDJ__CAST(uint64_t *, MDJ__CAST(void *, r->data + (end & r->mask))), 0, __ATOMIC_RELAXED);
+    r->claimed = 1;
+    r->claim_pad = idx;
+    r->claim_rec = rec;
+    r->claim_len = n;
+    r->claim_end = end;
+    *p = r->data + rec + 8;
+    return MDJ_OK;
+}
+
+static int mdj__producer_check(mdj_ring *r, uint64_t end) {
+    char why[160];
+    uint32_t st;
+    int rc;
+    if (r->failed) return r->err.code;
+    if ((rc = mdj__ring_size_ok(r)) != MDJ_OK) return rc;
+    mdj__beat(r, mdj__mono_ns());
+    st = mdj__side_state(r, MDJ__R_CONS);
+    if (st == MDJ_RING_CLOSED || st == MDJ_RING_RETIRED) {
+        if (!mdj__fits(r, end))
+            return r->failed ? r->err.code
+                             : mdj__err(&r->err, MDJ_ERR_PEER_CLOSED, r->path, -1, "consumer PID %u detached",
+                                        mdj__side_pid(r, MDJ__R_CONS));
+    } else if (st == MDJ_RING_ATTACHED) {
+        if (!mdj__present(r, MDJ__R_CONS, why, sizeof why) && mdj__side_state(r, MDJ__R_CONS) == MDJ_RING_ATTACHED && !mdj__fits(r, end))
+            return r->failed ? r->err.code : mdj__err(&r->err, MDJ_ERR_PEER_DEAD, r->path, -1, "consumer %s", why);
+    }
+    return r->failed ? r->err.code : MDJ_OK;
+}
+
+static int mdj__space_ready(mdj_ring *r, uint64_t end) { return mdj__fits(r, end); }
+
+/* Idles until an n-byte record fits: MDJ_OK, MDJ_ERR_TIMEOUT, or an error. */
+static int mdj__await_space(mdj_ring *r, uint32_t n, int64_t timeout_ns) {
+    uint64_t idx, rec, pad, end;
+    int64_t start = mdj__mono_ns(), deadline = timeout_ns >= 0 ? start + timeout_ns : INT64_MAX, next_check = start + 20000000;
+    int64_t nap = 1000;
+    unsigned i;
+    int rc;
+    mdj__flush(r); /* the consumer cannot free space for records it cannot see */
+    end = mdj__rec_end(r, n, &idx, &rec, &pad);
+    for (i = 1;; i++) {
+        int64_t now;
+        if (mdj__fits(r, end)) return MDJ_OK;
+        if (r->failed) return r->err.code;
+        now = mdj__mono_ns();
+        if (r->wait == MDJ_WAIT_FUTEX && i > 200) {
+            mdj__futex_sleep(r, MDJ__R_SSEQ, MDJ__R_SWAIT, mdj__space_ready, end, deadline - now);
+            now = mdj__mono_ns();
+            next_check = 0;
+        } else if (r->wait == MDJ_WAIT_SPIN || r->wait == MDJ_WAIT_FUTEX || i <= 200) {
+            mdj__cpu_relax();
+        } else if (r->wait == MDJ_WAIT_YIELD || i <= 300) {
+            sched_yield();
+        } else {
+            mdj__sleep_ns(nap);
+            if (nap < 1000000) nap *= 2;
+        }
+        if (now >= next_check) {
+            next_check = now + 20000000;
+            if ((rc = mdj__producer_check(r, end)) != MDJ_OK) return rc;
+        }
+        if (now >= deadline) return mdj__fits(r, end) ? MDJ_OK : mdj__err(&r->err, MDJ_ERR_TIMEOUT, r->path, -1, "ring full");
+    }
+}
+
+typedef struct {
+    uint32_t n;
+    void **p;
+    int64_t timeout;
+} mdj__claim_args;
+
+static int mdj__claim_g(mdj_ring *r, void *arg) {
+    mdj__claim_args *a = MDJ__CAST(mdj__claim_args *, arg);
+    for (;;) {
+        int rc = mdj__try_claim(r, a->n, a->p);
+        if (rc != MDJ_ERR_FULL || a->timeout == 0) {
+            if (rc == MDJ_ERR_FULL) mdj__flush(r);
+            return rc;
+        }
+        if ((rc = mdj__await_space(r, a->n, a->timeout)) != MDJ_OK) return rc;
+    }
+}
+
+int mdj_ring_claim(mdj_ring *r, uint32_t n, void **p, int64_t timeout_ns) {
+    mdj__claim_args a;
+    if (!r->producer) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "not a producer");
+    a.n = n;
+    a.p = p;
+    a.timeout = timeout_ns;
+    return mdj__ring_guarded(r, mdj__claim_g, &a);
+}
+
+static int mdj__commit(mdj_ring *r) {
+    uint64_t w, first, first_word;
+    if (!r->claimed) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "commit without claim");
+    w = MDJ__CAST(uint64_t, r->claim_len) | (MDJ__CAST(uint64_t, MDJ__R_KIND_DATA) << 32);
+    first = r->claim_rec;
+    first_word = w;
+    if (r->claim_pad != r->claim_rec) {
+        /* The record at index 0 first; the padding header publishes both. */
+        __atomic_store_n(MDJ__CAST(uint64_t *, MDJ__CAST(void *, r->data + r->claim_rec)), w, __ATOMIC_RELAXED);
+        first = r->claim_pad;
+        first_word = (r->cap - r->claim_pad - 8) | (MDJ__CAST(uint64_t, MDJ__R_KIND_PAD) << 32);
+    }
+    if (!r->hold) {
+        r->hold = 1;
+        r->hold_idx = first;
+        r->hold_word = first_word;
+    } else {
+        /* Behind the held header: invisible until the flush stores that one. */
+        __atomic_store_n(MDJ__CAST(uint64_t *, MDJ__CAST(void *, r->data + first)), first_word, __ATOMIC_RELAXED);
+    }
+    r->pos = r->claim_end;
+    r->claimed = 0;
+    return MDJ_OK;
+}
+
+static int mdj__commit_g(mdj_ring *r, void *arg) {
+    int rc = mdj__commit(r);
+    if (rc == MDJ_OK && arg) mdj__flush(r);
+    return r->failed ? r->err.code : rc;
+}
+
+int mdj_ring_commit(mdj_ring *r, int flush) {
+    if (!r->producer) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "not a producer");
+    return mdj__ring_guarded(r, mdj__commit_g, flush ? r : NULL);
+}
+
+static int mdj__flush_g(mdj_ring *r, void *arg) {
+    (void)arg;
+    mdj__flush(r);
+    return r->failed ? r->err.code : MDJ_OK;
+}
+
+int mdj_ring_flush(mdj_ring *r) {
+    if (!r->producer) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "not a producer");
+    return mdj__ring_guarded(r, mdj__flush_g, NULL);
+}
+
+typedef struct {
+    const void *src;
+    uint32_t n;
+    int64_t timeout;
+} mdj__write_args;
+
+static int mdj__write_g(mdj_ring *r, void *arg) {
+    mdj__write_args *a = MDJ__CAST(mdj__write_args *, arg);
+    void *dst;
+    mdj__claim_args c;
+    int rc;
+    c.n = a->n;
+    c.p = &dst;
+    c.timeout = a->timeout;
+    if ((rc = mdj__claim_g(r, &c)) != MDJ_OK) return rc;
+    if (a->n) memcpy(dst, a->src, a->n);
+    return mdj__commit_g(r, r);
+}
+
+int mdj_ring_write(mdj_ring *r, const void *p, uint32_t n, int64_t timeout_ns) {
+    mdj__write_args a;
+    if (!r->producer) return mdj__err(&r->err, MDJ_ERR_INVALID, r->path, -1, "not a producer");
+    a.src = p;
+    a.n = n;
+    a.timeout = timeout_ns;
+    return mdj__ring_guarded(r, mdj__write_g, &a);
+}
+
+/* Verdict on a generation for a producer (§12 "Which file a process uses"):
+ * 0 joinable, 1 live (err set: MDJ_ERR_BUSY), 2 leftover (why). */
+static int mdj__producer_verdict(mdj_ring *r, void *arg) {
+    char *why = MDJ__CAST(char *, arg), pw[160];
+    uint32_t pp = mdj__side_pid(r, MDJ__R_PROD), ps = mdj__side_state(r, MDJ__R_PROD);
+    uint32_t cp = mdj__side_pid(r, MDJ__R_CONS), cs = mdj__side_state(r, MDJ__R_CONS);
+    if (pp == MDJ__R_SEALED || ps == MDJ_RING_RETIRED) return snprintf(why, 200, "producer side sealed"), 2;
+    if (ps == MDJ_RING_CLOSED) return snprintf(why, 200, "finished generation (producer PID %u closed it)", pp), 2;
+    if (ps == MDJ_RING_ATTACHED || pp != 0) {
+        if (mdj__present(r, MDJ__R_PROD, pw, sizeof pw)) {
+            mdj__err(&r->err, MDJ_ERR_BUSY, r->path, MDJ__R_PROD, "producer side held by %s", pw);
+            return 1;
+        }
+        return snprintf(why, 200, "producer %s", pw), 2;
+    }
+    if (cp == 0 && cs == MDJ_RING_FREE) return snprintf(why, 200, "no side ever attached (no live peer)"), 2;
+    if (cp == MDJ__R_SEALED || cs == MDJ_RING_RETIRED) return snprintf(why, 200, "consumer side sealed"), 2;
+    if (cs == MDJ_RING_CLOSED) return snprintf(why, 200, "no producer ever attached and consumer PID %u left", cp), 2;
+    if (mdj__present(r, MDJ__R_CONS, pw, sizeof pw)) return 0;
+    return snprintf(why, 200, "no producer ever attached and consumer %s", pw), 2;
+}
+
+static int mdj__seal(mdj_ring *r, void *arg) {
+    uint32_t sides[2] = {MDJ__R_CONS, MDJ__R_PROD};
+    int i;
+    (void)arg;
+    for (i = 0; i < 2; i++) {
+        uint32_t zero = 0;
+        if (mdj__side_pid(r, sides[i]) != 0 || mdj__side_state(r, sides[i]) != MDJ_RING_FREE) continue;
+        if (!__atomic_compare_exchange_n(mdj__r32(r, sides[i] + MDJ__S_PID), &zero, MDJ__R_SEALED, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return 0;
+        __atomic_store_n(mdj__r32(r, sides[i] + MDJ__S_STATE), MDJ_RING_RETIRED, __ATOMIC_SEQ_CST);
+    }
+    return 1;
+}
+
+/* Builds a new generation under a temporary name with the producer side
+ * claimed. t->path is the ring's path; *tmp receives the temporary name. */
+static int mdj__create_temp(mdj_ring *t, const mdj_ring_options *o, char *tmp, size_t tmpcap, mdj_error *err) {
+    uint64_t cap = o && o->capacity ? o->capacity : MDJ_RING_DEFAULT_CAPACITY, gen = 0;
+    unsigned perm = o && o->perm ? (o->perm & 07777u) : 0600u;
+    const char *slash = strrchr(t->path, '/');
+    size_t dirlen = slash ? MDJ__CAST(size_t, slash - t->path) : 0;
+    struct timespec now;
+    struct stat st;
+    uint8_t *h;
+    int fd = -1, i, rc;
+    void *m;
+    if (cap < MDJ_RING_MIN_CAPACITY || cap > MDJ_RING_MAX_CAPACITY || (cap & (cap - 1)))
+        return mdj__err(err, MDJ_ERR_INVALID, t->path, -1, "capacity %llu is not a power of two in [64,2^32]",
+                        MDJ__CAST(unsigned long long, cap));
+    clock_gettime(CLOCK_REALTIME, &now);
+    for (i = 0; i < 10 && fd < 0; i++) {
+        int rfd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (rfd >= 0) {
+            if (read(rfd, &gen, sizeof gen) != MDJ__CAST(ssize_t, sizeof gen)) gen = 0;
+            close(rfd);
+        }
+        if (gen == 0) gen = MDJ__CAST(uint64_t, now.tv_nsec) ^ (MDJ__CAST(uint64_t, getpid()) << 40) ^ MDJ__CAST(uint64_t, i);
+        if (gen == 0) gen = 1;
+        snprintf(tmp, tmpcap, "%.*s%s.%s.tmp%u-%llu", MDJ__CAST(int, dirlen), t->path, slash ? "/" : "", slash ? slash + 1 : t->path,
+                 MDJ__CAST(unsigned, getpid()), MDJ__CAST(unsigned long long, gen % 1000000000ull));
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
+        if (fd < 0 && errno != EEXIST) return mdj__sys(err, tmp, "open");
+    }
+    if (fd < 0) return mdj__sys(err, tmp, "open");
+    rc = fchmod(fd, perm) != 0 ? errno : posix_fallocate(fd, 0, MDJ__CAST(off_t, 4096 + cap));
+    if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(fd, MDJ__CAST(off_t, 4096 + cap)) == 0 ? 0 : errno;
+    if (rc != 0) {
+        errno = rc;
+        rc = mdj__sys(err, tmp, "size the ring file");
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    m = mmap(NULL, MDJ__CAST(size_t, 4096 + cap), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = mdj__sys(err, tmp, "mmap");
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    h = MDJ__CAST(uint8_t *, m);
+    memcpy(h, "MDJRING\0", 8);
+    mdj__put64(h + 8, MDJ_RING_VERSION | (MDJ__CAST(uint64_t, MDJ_RING_HEADER_SIZE) << 32));
+    mdj__put64(h + 16, cap);
+    mdj__put64(h + 24, MDJ__CAST(uint64_t, MDJ__CAST(int64_t, now.tv_sec) * 1000000000 + now.tv_nsec));
+    mdj__put64(h + 32, gen);
+    {
+        uint32_t crc;
+        h[40] = h[41] = h[42] = h[43] = 0;
+        crc = mdj_crc32c(h, 44);
+        h[44] = MDJ__CAST(uint8_t, crc);
+        h[45] = MDJ__CAST(uint8_t, crc >> 8);
+        h[46] = MDJ__CAST(uint8_t, crc >> 16);
+        h[47] = MDJ__CAST(uint8_t, crc >> 24);
+    }
+    fstat(fd, &st);
+    t->fd = fd;
+    t->map = h;
+    t->map_len = MDJ__CAST(size_t, 4096 + cap);
+    t->data = h + 4096;
+    t->cap = cap;
+    t->mask = cap - 1;
+    t->gen = gen;
+    t->max_pay = cap / 2 - 8;
+    t->chunk = cap / 4;
+    t->dev = st.st_dev;
+    t->ino = st.st_ino;
+    if (mdj__claim(t, MDJ__R_PROD) != 1) {
+        if (err) *err = t->err;
+        mdj__ring_unmap(t);
+        unlink(tmp);
+        return t->err.code ? t->err.code : MDJ_ERR_IO;
+    }
+    return MDJ_OK;
+}
+
+/* Makes the temporary generation t visible at its path (§12 "Creating a
+ * generation"): 1 done, 0 look again (path changed, or a generation to join
+ * appeared), or a negative code. */
+static int mdj__publish_temp(mdj_ring *t, const char *tmp, int replace, mdj_error *err) {
+    mdj_ring *old;
+    char why[200];
+    int rc, v;
+    if (link(tmp, t->path) == 0) {
+        unlink(tmp);
+        return 1;
+    }
+    if (errno != EEXIST) return mdj__sys(err, t->path, "link");
+    old = mdj__ring_new(t->path, NULL);
+    if (!old) return mdj__err(err, MDJ_ERR_NOMEM, t->path, -1, "out of memory");
+    old->timeout = t->timeout;
+    rc = mdj__ring_open_path(old, err);
+    if (rc <= 0) {
+        free(old);
+        return rc;
+    }
+    if (flock(old->fd, LOCK_EX) != 0) {
+        rc = mdj__sys(err, t->path, "flock");
+        goto out;
+    }
+    if (!mdj__same_file(old)) {
+        rc = 0;
+        goto out;
+    }
+    v = mdj__ring_guarded(old, mdj__producer_verdict, why);
+    if (v < 0 || v == 1) {
+        if (err) *err = old->err;
+        rc = old->err.code;
+        goto out;
+    }
+    if (v == 0) { /* a consumer waits for a producer: join it instead */
+        rc = 0;
+        goto out;
+    }
+    if (!replace) {
+        rc = mdj__err(err, MDJ_ERR_LEFTOVER, t->path, -1, "leftover ring generation %016llx: %s (not replaced)",
+                      MDJ__CAST(unsigned long long, old->gen), why);
+        goto out;
+    }
+    rc = mdj__ring_guarded(old, mdj__seal, NULL);
+    if (rc < 0) {
+        if (err) *err = old->err;
+        goto out;
+    }
+    if (rc == 0) goto out; /* a side was claimed meanwhile: look again */
+    if (rename(tmp, t->path) != 0) {
+        rc = mdj__sys(err, t->path, "rename");
+        goto out;
+    }
+    rc = 1;
+out:
+    if (old->fd >= 0) flock(old->fd, LOCK_UN);
+    mdj__ring_unmap(old);
+    free(old);
+    return rc;
+}
+
+int mdj_ring_producer_open(mdj_ring **out, const char *path, const mdj_ring_options *o, mdj_error *err) {
+    int64_t deadline;
+    mdj__err_clear(err);
+    *out = NULL;
+    if (!path || !*path) return mdj__err(err, MDJ_ERR_INVALID, "", -1, "no path");
+    mdj__self_init();
+    deadline = mdj__mono_ns() + 5000000000LL;
+    for (;;) {
+        mdj_ring *r;
+        char why[200], tmp[MDJ_PATH_LEN + 64];
+        int rc;
+        if (mdj__mono_ns() > deadline)
+            return mdj__err(err, MDJ_ERR_TIMEOUT, path, -1, "the path kept changing under the producer");
+        r = mdj__ring_new(path, o);
+        if (!r) return mdj__err(err, MDJ_ERR_NOMEM, path, -1, "out of memory");
+        r->producer = 1;
+        r->keep = o && o->keep;
+        r->linger = o && o->linger_ns ? o->linger_ns : 30000000000LL;
+        rc = mdj__ring_open_path(r, err);
+        if (rc == 1) {
+            rc = mdj__ring_guarded(r, mdj__ring_recheck, NULL);
+            if (rc == MDJ_OK) rc = mdj__ring_guarded(r, mdj__producer_verdict, why);
+            if (rc == 0) { /* joinable */
+                uint32_t side = MDJ__R_PROD;
+                rc = mdj__ring_guarded(r, mdj__claim_guarded, &side);
+                if (rc == 1) {
+                    if (o && o->beat_thread) mdj__beat_start(r);
+                    *out = r;
+                    return MDJ_OK;
+                }
+                mdj__ring_unmap(r);
+                if (rc < 0 || (r->err.code != MDJ_ERR_BUSY && r->err.code != MDJ_ERR_LEFTOVER)) {
+                    if (err) *err = r->err;
+                    rc = r->err.code;
+                    free(r);
+                    return rc;
+                }
+                free(r);
+                continue; /* taken meanwhile: look again */
+            }
+            if (rc == 1 || rc < 0) {
+                if (err && r->err.code) *err = r->err;
+                rc = r->err.code;
+                mdj__ring_unmap(r);
+                free(r);
+                return rc;
+            }
+            mdj__ring_unmap(r);
+            if (!(o && o->replace)) {
+                rc = mdj__err(err, MDJ_ERR_LEFTOVER, path, -1, "leftover ring generation %016llx: %s (set replace to replace it)",
+                              MDJ__CAST(unsigned long long, r->gen), why);
+                free(r);
+                return rc;
+            }
+        } else if (rc < 0) {
+            free(r);
+            return rc;
+        }
+        /* A new generation with the producer attached, then at path. */
+        if ((rc = mdj__create_temp(r, o, tmp, sizeof tmp, err)) != MDJ_OK) {
+            free(r);
+            return rc;
+        }
+        rc = mdj__publish_temp(r, tmp, o && o->replace, err);
+        if (rc == 1) {
+            r->created = 1;
+            r->lim = r->cap;
+            if (o && o->beat_thread) mdj__beat_start(r);
+            *out = r;
+            return MDJ_OK;
+        }
+        mdj__ring_unmap(r);
+        unlink(tmp);
+        free(r);
+        if (rc < 0) return rc;
+    }
+}
+
+/* The beat thread (mdj_ring_options.beat_thread): mdj_ring_heartbeat every
+ * 100 ms until close; it stops on its own if the file was truncated. */
+static void *mdj__beat_main(void *arg) {
+    mdj_ring *r = MDJ__CAST(mdj_ring *, arg);
+    pthread_mutex_lock(&r->beat_mu);
+    while (!r->beat_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&r->beat_cv, &r->beat_mu, &ts);
+        if (!r->beat_stop && mdj_ring_heartbeat(r) != MDJ_OK) break;
+    }
+    pthread_mutex_unlock(&r->beat_mu);
+    return NULL;
+}
+
+static void mdj__beat_start(mdj_ring *r) {
+    pthread_mutex_init(&r->beat_mu, NULL);
+    pthread_cond_init(&r->beat_cv, NULL);
+    r->beater = pthread_create(&r->beat_tid, NULL, mdj__beat_main, r) == 0;
+    if (!r->beater) {
+        pthread_cond_destroy(&r->beat_cv);
+        pthread_mutex_destroy(&r->beat_mu);
+    }
+}
+
+static void mdj__beat_stop(mdj_ring *r) {
+    if (!r->beater) return;
+    pthread_mutex_lock(&r->beat_mu);
+    r->beat_stop = 1;
+    pthread_cond_signal(&r->beat_cv);
+    pthread_mutex_unlock(&r->beat_mu);
+    pthread_join(r->beat_tid, NULL);
+    pthread_cond_destroy(&r->beat_cv);
+    pthread_mutex_destroy(&r->beat_mu);
+    r->beater = 0;
+}
+
+static int mdj__producer_detach(mdj_ring *r, void *arg) {
+    (void)arg;
+    r->claimed = 0;
+    mdj__flush(r);
+    __atomic_store_n(mdj__r64(r, MDJ__R_TAIL), r->pub, __ATOMIC_SEQ_CST);
+    __atomic_store_n(mdj__r32(r, r->me + MDJ__S_STATE), MDJ_RING_CLOSED, __ATOMIC_SEQ_CST);
+    mdj__wake(r, MDJ__R_DSEQ, MDJ__R_DWAIT, 1); /* a sleeping consumer sees the close at once */
+    return MDJ_OK;
+}
+
+/* The producer's linger (§12 "Producer linger"). */
+static int mdj__linger(mdj_ring *r, void *arg) {
+    int64_t start = mdj__mono_ns(), deadline = start + r->linger, next = 0, nap = 100000;
+    uint64_t tail = r->pub;
+    char why[160];
+    (void)arg;
+    for (;;) {
+        uint64_t h = __atomic_load_n(mdj__r64(r, MDJ__R_HEAD), __ATOMIC_ACQUIRE);
+        uint32_t st = mdj__side_state(r, MDJ__R_CONS);
+        int64_t now;
+        int rc;
+        if (h == tail || st == MDJ_RING_CLOSED) return MDJ_OK;
+        if (st == MDJ_RING_RETIRED)
+            return mdj__err(&r->err, MDJ_ERR_UNDELIVERED, r->path, -1,
+                            "%llu bytes published, the ring file was replaced before a consumer attached", MDJ__CAST(unsigned long long, tail));
+        if ((rc = mdj__ring_size_ok(r)) != MDJ_OK) return rc;
+        now = mdj__mono_ns();
+        if (now - r->last_beat >= 50000000) mdj__beat(r, now);
+        if (now >= next) {
+            next = now + 20000000;
+            if (st == MDJ_RING_ATTACHED || mdj__side_pid(r, MDJ__R_CONS) != 0) {
+                if (!mdj__present(r, MDJ__R_CONS, why, sizeof why)) {
+                    h = __atomic_load_n(mdj__r64(r, MDJ__R_HEAD), __ATOMIC_ACQUIRE);
+                    if (h == tail || mdj__side_state(r, MDJ__R_CONS) == MDJ_RING_CLOSED) return MDJ_OK;
+                    return mdj__err(&r->err, MDJ_ERR_PEER_DEAD, r->path, -1, "consumer %s with %llu bytes unread", why,
+                                    MDJ__CAST(unsigned long long, tail - h));
+                }
+            } else if (!mdj__same_file(r)) {
+                return mdj__err(&r->err, MDJ_ERR_UNDELIVERED, r->path, -1,
+                                "%llu bytes published, the ring file was replaced before a consumer attached",
+                                MDJ__CAST(unsigned long long, tail));
+            }
+        }
+        if (now >= deadline) {
+            if (st == MDJ_RING_FREE)
+                return mdj__err(&r->err, MDJ_ERR_UNDELIVERED, r->path, -1, "%llu bytes published, no consumer attached within %lld ms",
+                                MDJ__CAST(unsigned long long, tail), MDJ__CAST(long long, r->linger / 1000000));
+            return mdj__err(&r->err, MDJ_ERR_UNDELIVERED, r->path, -1, "the consumer still had %llu bytes unread after %lld ms",
+                            MDJ__CAST(unsigned long long, tail - h), MDJ__CAST(long long, r->linger / 1000000));
+        }
+        mdj__sleep_ns(nap);
+        if (nap < 5000000) nap *= 2;
+    }
+}
+
+static int mdj__stop_beating(mdj_ring *r, void *arg) {
+    (void)arg;
+    __atomic_store_n(mdj__r64(r, r->me + MDJ__S_BEAT), 0, __ATOMIC_SEQ_CST);
+    return MDJ_OK;
+}
+
+int mdj_ring_close(mdj_ring *r, mdj_error *err) {
+    int rc = MDJ_OK;
+    mdj__err_clear(err);
+    if (!r) return MDJ_OK;
+    if (r->producer) {
+        int failed = r->failed;
+        mdj__ring_guarded(r, mdj__producer_detach, NULL);
+        if (failed || r->failed) {
+            rc = r->err.code;
+        } else if (r->created && r->linger >= 0) {
+            rc = mdj__ring_guarded(r, mdj__linger, NULL);
+        }
+        mdj__beat_stop(r);
+        mdj__ring_guarded(r, mdj__stop_beating, NULL);
+        if (r->created && !r->keep && r->fd >= 0 && flock(r->fd, LOCK_EX) == 0) {
+            if (mdj__same_file(r)) unlink(r->path);
+            flock(r->fd, LOCK_UN);
+        }
+    } else {
+        mdj__beat_stop(r);
+        mdj__ring_guarded(r, mdj__consumer_detach, NULL);
+        if (r->failed && r->err.code != MDJ_ERR_EOF) rc = r->err.code;
+    }
+    if (rc != MDJ_OK && err) *err = r->err;
+    mdj__ring_unmap(r);
+    free(r);
+    return rc;
+}
+
+/* Safe beside the thread using r: it reads only fd, map, cap and me (set at
+ * open) and writes only the heartbeat word, under a guard of its own. */
+int mdj_ring_heartbeat(mdj_ring *r) {
+    struct stat st;
+    mdj__guard g;
+    if (fstat(r->fd, &st) == 0 && st.st_size < MDJ__CAST(off_t, 4096 + r->cap)) return MDJ_ERR_TRUNCATED;
+    if (r->guard) {
+        g.prev = mdj__guard_top;
+        g.fault_addr = NULL;
+        if (sigsetjmp(g.env, 0) != 0) return MDJ_ERR_TRUNCATED;
+        mdj__guard_top = &g;
+    }
+    __atomic_store_n(mdj__r64(r, r->me + MDJ__S_BEAT), MDJ__CAST(uint64_t, mdj__mono_ns()), __ATOMIC_SEQ_CST);
+    if (r->guard) mdj__guard_top = g.prev;
+    return MDJ_OK;
+}
+
+const mdj_error *mdj_ring_error(const mdj_ring *r) { return &r->err; }
+uint64_t mdj_ring_capacity(const mdj_ring *r) { return r->cap; }
+uint32_t mdj_ring_max_payload(const mdj_ring *r) { return MDJ__CAST(uint32_t, r->max_pay); }
+uint64_t mdj_ring_generation(const mdj_ring *r) { return r->gen; }
+uint64_t mdj_ring_position(const mdj_ring *r) { return r->producer ? r->pub : r->h; }
+int mdj_ring_created(const mdj_ring *r) { return r->created; }
 
 #ifdef __cplusplus
 }
