@@ -34,7 +34,7 @@ func init() {
 		os.Exit(2)
 	}
 	st, _ := wait.Parse(ws)
-	c, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: st, AttachTimeout: 30 * time.Second})
+	c, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: st, AttachTimeout: 30 * time.Second})
 	if err != nil {
 		fmt.Println(err)
 		os.Exit(2)
@@ -71,7 +71,7 @@ func latRun(b *testing.B, cmd *exec.Cmd, path string, n int, gap time.Duration) 
 	}
 	defer cmd.Process.Kill()
 	br := bufio.NewReader(out)
-	p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Wait: wait.Futex, Linger: 10 * time.Second})
+	p, err := ring.NewProducer(path, 1<<16, ring.ProducerOptions{Wait: wait.Futex, Linger: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func TestRingHeaderDamage(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(ringDir(t), "r")
-			r, err := ring.Create(path, capacity, nil)
+			r, err := ring.Create(path, capacity, ring.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func TestRingHeaderDamage(t *testing.T) {
 	t.Run("not-regular", func(t *testing.T) {
 		dir := ringDir(t)
 		target := filepath.Join(dir, "target")
-		r, err := ring.Create(target, capacity, nil)
+		r, err := ring.Create(target, capacity, ring.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ type liveRing struct {
 
 func newLiveRing(t *testing.T, path string, capacity int, seed uint64) *liveRing {
 	t.Helper()
-	r, err := ring.Create(path, capacity, nil)
+	r, err := ring.Create(path, capacity, ring.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestRingPeerKilled(t *testing.T) {
 		if s := cp.line(t); s != "attached created=1" {
 			t.Fatal(s)
 		}
-		cons, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Futex, AttachTimeout: 10 * time.Second})
+		cons, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Futex, AttachTimeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +307,7 @@ func TestRingPeerKilled(t *testing.T) {
 		path := filepath.Join(ringDir(t), "r")
 		seed := uint64(9)
 		cp := startRing(t, "-attach", "10000", "consume", path, "1000000", fmt.Sprint(seed))
-		p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Wait: wait.Futex, Linger: -1})
+		p, err := ring.NewProducer(path, 1<<16, ring.ProducerOptions{Wait: wait.Futex, Linger: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,7 +354,7 @@ func TestRingGenerations(t *testing.T) {
 	bin := needRing(t)
 	dir := ringDir(t)
 	path := filepath.Join(dir, "r")
-	p, err := ring.NewProducer(path, 1<<12, &ring.ProducerOptions{Wait: wait.Futex, Linger: -1, Keep: true})
+	p, err := ring.NewProducer(path, 1<<12, ring.ProducerOptions{Wait: wait.Futex, Linger: -1, Keep: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestRingGenerations(t *testing.T) {
 
 	// Join: a Go consumer waits on a generation without a producer.
 	jpath := filepath.Join(dir, "join")
-	r, err := ring.Create(jpath, 1<<16, nil)
+	r, err := ring.Create(jpath, 1<<16, ring.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestRingGenerations(t *testing.T) {
 	}
 	ch := make(chan attached, 1)
 	go func() {
-		c, err := ring.NewConsumer(jpath, &ring.ConsumerOptions{Wait: wait.Futex, AttachTimeout: 20 * time.Second})
+		c, err := ring.NewConsumer(jpath, ring.ConsumerOptions{Wait: wait.Futex, AttachTimeout: 20 * time.Second})
 		ch <- attached{c, err}
 	}()
 	// The consumer has claimed its side (PID word at 768) and now waits for
@@ -461,7 +461,7 @@ func init() {
 		fmt.Println("bad spec", err)
 		os.Exit(2)
 	}
-	p, err := ring.NewProducer(path, 1<<16, &ring.ProducerOptions{Wait: wait.Futex})
+	p, err := ring.NewProducer(path, 1<<16, ring.ProducerOptions{Wait: wait.Futex})
 	if err != nil {
 		fmt.Println(err)
 		os.Exit(2)
@@ -551,7 +551,7 @@ func TestRingBeatThread(t *testing.T) {
 			if s := cp.line(t); s != "attached created=1" {
 				t.Fatal(s)
 			}
-			cons, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: wait.Futex, AttachTimeout: 10 * time.Second, PeerTimeout: time.Second})
+			cons, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: wait.Futex, AttachTimeout: 10 * time.Second, PeerTimeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -213,7 +213,7 @@ func (p *cProc) finish(t *testing.T) (string, int) {
 // goProduce writes n generated records through a Go producer; it returns
 // the record count, byte count and CRC digest of what it sent.
 func goProduce(t *testing.T, path string, n, seed uint64, capacity int, staged bool) (bytes uint64, digest uint32, err error) {
-	p, err := ring.NewProducer(path, capacity, &ring.ProducerOptions{
+	p, err := ring.NewProducer(path, capacity, ring.ProducerOptions{
 		Options: ring.Options{Replace: true}, Wait: wait.Futex, Linger: 30 * time.Second})
 	if err != nil {
 		return 0, 0, err
@@ -327,7 +327,7 @@ func TestRingCToGo(t *testing.T) {
 			res := make(chan result, 1)
 			go func() {
 				var r result
-				cons, err := ring.NewConsumer(path, &ring.ConsumerOptions{Wait: c.wait, AttachTimeout: 30 * time.Second})
+				cons, err := ring.NewConsumer(path, ring.ConsumerOptions{Wait: c.wait, AttachTimeout: 30 * time.Second})
 				if err != nil {
 					r.err = err
 					res <- r

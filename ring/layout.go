@@ -2,6 +2,7 @@ package ring
 
 import (
 	"encoding/binary"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -183,6 +184,14 @@ func (h header) check(name string, fileSize int64) error {
 		return journal.Corrupt(name, fileSize, ErrTruncated, "file is %d bytes, header and capacity need %d", fileSize, want)
 	}
 	t, hd := h.tail(), h.head()
+	// A live consumer may store a head past the stored tail for a moment
+	// (the producer stores tail after the record's header word, format.md
+	// §12 "Positions"): re-read before calling it damage.
+	for i := 0; hd > t && i < 4; i++ {
+		runtime.Gosched()
+		hd = h.head()
+		t = h.tail()
+	}
 	if t%RecordAlign != 0 {
 		return journal.Corrupt(name, OffTail, ErrBadPosition, "producer position %d not %d-byte aligned", t, RecordAlign)
 	}
