@@ -14,6 +14,7 @@ import (
 	"github.com/mdjournal/mdjournal/ops/verify"
 	"github.com/mdjournal/mdjournal/ring"
 	"github.com/mdjournal/mdjournal/snapshot"
+	"github.com/mdjournal/mdjournal/stats"
 )
 
 // File kinds, detected by magic (format.md §10: every file starts with an
@@ -27,6 +28,7 @@ const (
 	KindRing     = "ring"            // §12
 	KindControl  = "control"         // journal.ctl, §6
 	KindPosition = "reader_position" // readers/NAME.pos, §13
+	KindStats    = "stats"           // STAGE.stats, §15
 	KindUnknown  = "unknown"
 )
 
@@ -112,8 +114,10 @@ func Detect(name string, data []byte) (kind, by string) {
 		return KindIndex, "magic"
 	case magic(snapshot.Magic):
 		return KindSnapshot, "magic"
-	case magic("MDJRING\x00"):
+	case magic(ring.Magic):
 		return KindRing, "magic"
+	case magic(stats.Magic):
+		return KindStats, "magic"
 	case magic(journal.CtlMagic):
 		return KindControl, "magic"
 	case magic(journal.PosMagic):
@@ -133,6 +137,8 @@ func Detect(name string, data []byte) (kind, by string) {
 		return KindControl, "name"
 	case strings.HasSuffix(base, ".pos"):
 		return KindPosition, "name"
+	case strings.HasSuffix(base, stats.Ext):
+		return KindStats, "name"
 	}
 	return KindUnknown, "none"
 }
@@ -201,6 +207,11 @@ func Decode(name string, data []byte, opts Options) (r *FileReport) {
 		r.fields(data, journal.PositionLayout)
 		r.checkMagic(data, journal.PosMagic)
 		r.checkVersion(data, 8, journal.Version)
+	case KindStats:
+		r.fields(data, stats.HeaderLayout)
+		if r.checkMagic(data, stats.Magic) && r.checkVersion(data, 8, stats.Version) && len(data) < stats.FileSize {
+			r.problem(int64(len(data)), "truncated", fmt.Sprintf("file is %d bytes, a stats file is %d", len(data), stats.FileSize), "the stage's next start rewrites it")
+		}
 	default:
 		r.Note = "not an mdjournal file (no known magic or name); first bytes shown"
 		r.Summary = append(r.Summary, Field{Name: "head", Value: "\n" + HexBytes(data[:min(len(data), 128)], 0, 0)})
@@ -260,9 +271,12 @@ func layoutFields(data []byte, base int, l journal.Layout, prefix string) []Fiel
 		}
 		switch lf.Kind {
 		case journal.KindBytes:
-			if lf.Size <= 16 {
+			switch t := bytes.TrimRight(b, "\x00"); {
+			case lf.Size <= 16:
 				f.Value = quoteBytes(b)
-			} else {
+			case len(t) > 0 && printableASCII(t): // a NUL-padded name
+				f.Value = quoteBytes(t)
+			default:
 				f.Value = fmt.Sprintf("%d bytes", lf.Size)
 			}
 		case journal.KindU16, journal.KindU32, journal.KindU64:
@@ -651,4 +665,13 @@ func (r *FileReport) ring(data []byte) {
 	c, tail, head := le.Uint64(data[16:]), le.Uint64(data[ring.OffTail:]), le.Uint64(data[ring.OffHead:])
 	r.Summary = append(r.Summary, Field{Name: "unread", Value: fmt.Sprintf("%d bytes", tail-head)},
 		Field{Name: "free", Value: fmt.Sprintf("%d bytes", c-(tail-head))})
+}
+
+func printableASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/mdjournal/mdjournal/internal/testutil"
 	"github.com/mdjournal/mdjournal/journal"
 	"github.com/mdjournal/mdjournal/ops/inspect"
+	"github.com/mdjournal/mdjournal/stats"
 )
 
 var testdata = filepath.Join("..", "..", "testdata", "journal")
@@ -147,4 +148,43 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestInspectStatsFile: a stage's stats file (format.md §15) is detected by
+// its magic and printed field by field from stats.HeaderLayout; a truncated
+// one is a "truncated" problem at its size, never a crash.
+func TestInspectStatsFile(t *testing.T) {
+	dir := t.TempDir()
+	p, err := stats.Create(dir, "engine", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := p.Counter("orders")
+	c.Add(7)
+	path := stats.Path(dir, "engine")
+	r, err := inspect.File(path, inspect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != inspect.KindStats || len(r.Problems) != 0 {
+		t.Fatalf("kind %q, problems %v", r.Kind, r.Problems)
+	}
+	got := map[string]string{}
+	for _, f := range r.Fields {
+		got[f.Name] = f.Value
+	}
+	if !strings.Contains(got["stage"], "engine") || got["counters"] != "1" || got["version"] != "1" {
+		t.Fatalf("fields %v", got)
+	}
+	p.Close()
+	if err := os.Truncate(path, 5000); err != nil {
+		t.Fatal(err)
+	}
+	r, err = inspect.File(path, inspect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 1 || r.Problems[0].Kind != "truncated" || r.Problems[0].Offset != 5000 {
+		t.Fatalf("truncated stats file: %+v", r.Problems)
+	}
 }
