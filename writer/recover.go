@@ -3,6 +3,7 @@ package writer
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/mdjournal/mdjournal/internal/fsx"
@@ -88,6 +89,9 @@ func (w *Writer) recoverJournal() error {
 		// One journal id for all: a segment of another journal among ours
 		// (copied in, or a crafted header) is refused, never adopted.
 		h, _, _, err := segfile.ReadHeader(w.dir, ents[k].Num)
+		if err != nil && k < li && (errors.Is(err, os.ErrNotExist) || errors.Is(err, journal.ErrMissing)) && segfile.PrunedSince(w.dir, ents[k].Num) {
+			continue // a prune beside this open removed it (sealed, older): nothing to judge
+		}
 		if err != nil {
 			closeAll(spares)
 			return err

@@ -504,3 +504,20 @@ func ScanEnds(dir string, e Entry) (Ends, error) {
 	}
 	return Ends{LastSeq: r.LastSeq, LastTS: ts, End: r.End, Sealed: r.Sealed, Frames: r.Frames}, nil
 }
+
+// PrunedSince reports whether segment n, listed earlier, is gone together
+// with every segment before it: a prune (which deletes from the oldest,
+// under the maintenance lock, beside live writers and readers) ran since
+// the listing. A hole between retained segments is not this.
+func PrunedSince(dir string, n uint64) bool {
+	ents, err := List(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Num <= n {
+			return false
+		}
+	}
+	return true
+}

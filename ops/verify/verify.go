@@ -260,22 +260,6 @@ func segJournalID(dir string, n uint64) uint64 {
 	return h.JournalID()
 }
 
-// prunedSince reports whether segment n, listed earlier, is gone together
-// with every segment before it: a prune (which deletes from the oldest)
-// ran since the listing. A hole between retained segments is not this.
-func prunedSince(dir string, n uint64) bool {
-	ents, err := segfile.List(dir)
-	if err != nil {
-		return false
-	}
-	for _, e := range ents {
-		if e.Num <= n {
-			return false
-		}
-	}
-	return true
-}
-
 // segment verifies one segment file.
 // named, when not 0, is the first seq the sealed predecessor's end marker
 // gives this segment: a segment with that first seq was activated (§4.3).
@@ -283,7 +267,7 @@ func (rep *Report) segment(e segfile.Entry, last, successor, trailing, live bool
 	seg = Segment{Path: e.Path, Number: e.Num, State: StateDamaged}
 	s, err := segfile.OpenEntry(e, segfile.OpenOptions{AllowShort: true, LoadArchive: true})
 	if err != nil {
-		if (errors.Is(err, journal.ErrMissing) || errors.Is(err, os.ErrNotExist)) && prunedSince(filepath.Dir(e.Path), e.Num) {
+		if (errors.Is(err, journal.ErrMissing) || errors.Is(err, os.ErrNotExist)) && segfile.PrunedSince(filepath.Dir(e.Path), e.Num) {
 			seg.State = StatePruned
 			return seg
 		}
@@ -431,7 +415,7 @@ func (rep *Report) checkIndex(e segfile.Entry, h journal.Header, data []byte, x 
 		if err == nil {
 			return
 		}
-		if errors.Is(err, os.ErrNotExist) && prunedSince(filepath.Dir(e.Path), e.Num) {
+		if errors.Is(err, os.ErrNotExist) && segfile.PrunedSince(filepath.Dir(e.Path), e.Num) {
 			return // pruned with its segment while verify read it
 		}
 		var ce *journal.CorruptionError
