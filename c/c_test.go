@@ -1344,6 +1344,10 @@ func TestCraftedDamage(t *testing.T) {
 		// roll into it is bad_header at 16 (§4 reader step 4); a reader
 		// starting in a later segment never meets it.
 		{name: "journal-id", damage: edit(seg(3), func(b []byte) { b[16] ^= 0xff; refreshHeader(b) })},
+		// A flipped journal-id bit in the first segment without a new
+		// checksum: the damaged header is named (offset 60), its id judges
+		// no other segment (§4).
+		{name: "journal-id-bit-first", damage: edit(seg(1), func(b []byte) { b[23] ^= 4 })},
 		// Segment 3 activated but without a valid state record, later ones
 		// activated: bad_header at 128 when the reader opens (§4).
 		{name: "state-records", damage: edit(seg(3), func(b []byte) { b[128] ^= 1; b[192] ^= 1 })},

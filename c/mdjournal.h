@@ -2336,11 +2336,12 @@ static int mdj__position(mdj_reader *r) {
     size_t n = 0, na = 0, i, pick = 0;
     int rc;
     mdj__entry e;
-    int have_entry = 0, unstated = 0;
+    int have_entry = 0, unstated = 0, bad_static = 0;
     uint64_t first_id = 0;
-    mdj_error ust;
+    mdj_error ust, bst;
     char path[MDJ_PATH_LEN];
     mdj__err_clear(&ust);
+    mdj__err_clear(&bst);
     rc = mdj__list(r->dir, &v, &n, &r->err);
     if (rc) return rc;
     num = MDJ__CAST(uint64_t *, malloc((n ? n : 1) * sizeof *num));
@@ -2355,6 +2356,25 @@ static int mdj__position(mdj_reader *r) {
         if (rc) goto out;
         if (h.file_size < 8 || memcmp(h.magic, "MDJSEG\0\0", 8) != 0) {
             rc = mdj__check_static(&h, path, 0, 0, &r->err);
+            goto out;
+        }
+        {
+            /* A static header that does not check out: a trailing segment
+               may be read while the writer activates it (§4.3); followed by
+               an activated segment it is damage, named here, and its fields
+               (the journal id) judge nothing. */
+            mdj_error se;
+            if (!h.static_crc_ok && mdj__check_static(&h, path, v[i].number, 0, &se)) {
+                if (!bad_static) {
+                    bad_static = 1;
+                    bst = se;
+                }
+                continue;
+            }
+        }
+        if (bad_static && !mdj__prepared(&h)) {
+            r->err = bst;
+            rc = bst.code;
             goto out;
         }
         if (mdj__prepared(&h)) {

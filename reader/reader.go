@@ -251,13 +251,27 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 	var ns, firsts []uint64
 	var unstated *journal.CorruptionError // activated (first_seq set) but no valid state record
 	var firstID uint64
+	var badStatic error // a static header that does not check out (an activation being written, or damage)
 	for _, e := range es {
-		h, _, _, err := segfile.ReadHeader(r.dir, e.Num)
+		h, _, size, err := segfile.ReadHeader(r.dir, e.Num)
 		if err != nil {
 			return nil, nil, err
 		}
 		if h.Magic() != journal.SegmentMagic {
 			return nil, nil, journal.Corrupt(e.Path, 0, journal.ErrBadMagic, "bad segment magic %q", h.Magic())
+		}
+		if !h.StaticOK() {
+			// The writer rewrites the static fields of the segment it
+			// activates (§4.3): a trailing one may be read torn. Followed
+			// by an activated segment it is damage, named here — its
+			// fields (the journal id) must not judge the others.
+			if badStatic == nil {
+				badStatic = h.Check(e.Path, max(size, min(int64(h.Capacity()), journal.MaxSegmentSize)), e.Num)
+			}
+			continue
+		}
+		if badStatic != nil && !h.Prepared() {
+			return nil, nil, badStatic
 		}
 		if h.Prepared() {
 			if h.FirstSeq() != 0 && unstated == nil {

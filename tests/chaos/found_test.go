@@ -454,3 +454,18 @@ func TestVerifyDuringWriterStartNoFalseDamage(t *testing.T) {
 		t.Errorf("verify, while a writer opened and staged frames: %s %v", p.Severity, p.Err)
 	}
 }
+
+// A flipped bit in the journal id of the first retained segment (its
+// static header checksum now fails): every reader named the NEXT segment
+// ("files of two journals are mixed"), taking the damaged header's id as
+// the journal's. The reader must name the damaged header, as verify does.
+// (Campaign seed 0x18ee5c45b929c926 round 33.)
+func TestReaderNamesDamagedStaticHeader(t *testing.T) {
+	dir := buildJournal(t, 10000, writer.None) // segments 1, 2, 3 (+ a prepared 4)
+	flipBit(t, segPath(dir, 1), 23, 2)         // journal_id, covered by header_crc
+	_, err := readAll(dir)
+	var ce *journal.CorruptionError
+	if !errors.As(err, &ce) || ce.File != segPath(dir, 1) || ce.Offset >= 64 {
+		t.Fatalf("reader on a journal whose first segment's journal id has a flipped bit: %v (want damage in %s's static header)", err, filepath.Base(segPath(dir, 1)))
+	}
+}
