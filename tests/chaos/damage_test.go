@@ -250,7 +250,11 @@ func pickDamage(rng *rand.Rand, f *facts) (*damage, bool) {
 			e.alt = []int64{64}
 			e.cite = "§2.2: one flipped bit in the current record … the older record is used"
 		default:
+			// No valid record left: the segment no longer shows it was
+			// activated, so a reader cannot follow a roll into it either
+			// (format.md §4: bad_header at 128, named).
 			e.mustReport = true
+			e.readerOK = false
 			e.cite = "§2.2/§8.1.1: an activated segment with no valid state record is damage"
 		}
 	case "index":
