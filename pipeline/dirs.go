@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mdjournal/mdjournal/internal/fsx"
 )
 
 // Dirs names the files of one pipeline under a root directory. Every stage
@@ -49,10 +51,13 @@ func (d Dirs) EngineDone() string { return filepath.Join(d.Root, "engine.done") 
 // start timeout.
 var ErrNoInput = errors.New("pipeline: input not there")
 
-// writeMarker stores v in path atomically (temporary file, fsync, rename).
+// writeMarker stores v in path atomically (temporary file, fsync, rename
+// with the directory synced). The temporary file is created exclusively: a
+// symlink or special file planted at its name is refused, never written
+// through.
 func writeMarker(path string, v uint64) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := fsx.CreateTemp(tmp, 0o640)
 	if err != nil {
 		return err
 	}
@@ -66,7 +71,7 @@ func writeMarker(path string, v uint64) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return fsx.Rename(tmp, path)
 }
 
 // readMarker returns the value of a marker file and whether it exists.
