@@ -2704,9 +2704,15 @@ int mdj_reader_next(mdj_reader *r, mdj_frame *f, int64_t timeout_ns) {
     return rc;
 }
 
+/* The flag, then notify += 1, then FUTEX_WAKE (§6): a bare wake is lost if
+ * it lands between the sleeper's re-check and its FUTEX_WAIT. */
 void mdj_reader_interrupt(mdj_reader *r) {
     __atomic_store_n(&r->interrupt, 1, __ATOMIC_SEQ_CST);
-    if (r->ctl) syscall(SYS_futex, MDJ__CAST(uint32_t *, MDJ__CAST(void *, r->ctl + 64)), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    if (r->ctl) {
+        uint32_t *notify = MDJ__CAST(uint32_t *, MDJ__CAST(void *, r->ctl + 64));
+        __atomic_fetch_add(notify, 1, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, notify, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
 }
 
 const mdj_error *mdj_reader_error(const mdj_reader *r) { return &r->err; }

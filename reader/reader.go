@@ -595,9 +595,16 @@ func (r *Reader) next(ctx context.Context) (f journal.Frame, err error) {
 	}
 }
 
-// futexTimeout bounds one futex sleep (a variable so that a test can make
-// the wake-up the only way out).
-var futexTimeout = wait.FutexTimeout
+// futexTimeout bounds one futex sleep, in ns (settable so that a test can
+// make the wake-up the only way out).
+var futexTimeout atomic.Int64
+
+func init() { futexTimeout.Store(int64(wait.FutexTimeout)) }
+
+// beforeBlock, when set by a test, runs between block's last re-check and
+// its futex sleep: the window an Interrupt or a cancelled context must not
+// be lost in.
+var beforeBlock func(*Reader)
 
 // block sleeps on the control page's futex word until the writer publishes,
 // an interrupt, ctx is done, or the futex timeout (a writer killed between
@@ -609,7 +616,10 @@ func (r *Reader) block(ctx context.Context) {
 	}
 	tok := r.sig.Announce()
 	if !r.seg.published(r.off) && !r.interrupted.Load() && ctx.Err() == nil {
-		r.sig.Block(tok, futexTimeout)
+		if beforeBlock != nil {
+			beforeBlock(r)
+		}
+		r.sig.Block(tok, time.Duration(futexTimeout.Load()))
 	}
 	r.sig.Done()
 	if stop != nil {
@@ -617,7 +627,16 @@ func (r *Reader) block(ctx context.Context) {
 	}
 }
 
-func (r *Reader) wakeSelf() { futex.Wake(words.U32(r.ctlM, journal.CtlOffNotify), 1<<30) } // spurious wake-ups are harmless
+// wakeSelf ends this reader's futex sleep: like the writer's wake it bumps
+// the notify word before FUTEX_WAKE, so a sleeper that re-checked just
+// before the interrupt was flagged still finds the word changed and does
+// not sleep (format.md §6). Other sleepers wake spuriously, which is
+// harmless.
+func (r *Reader) wakeSelf() {
+	seq := words.U32(r.ctlM, journal.CtlOffNotify)
+	atomic.AddUint32(seq, 1)
+	futex.Wake(seq, 1<<30)
+}
 
 // wakeLocked is wakeSelf under ctlMu, for callers that may race with Close
 // unmapping the control page (a context's AfterFunc).

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -228,26 +229,88 @@ func TestInterrupt(t *testing.T) {
 	}
 }
 
+// TestInterruptBetweenRecheckAndSleep delivers Interrupt (and a context
+// cancellation) in the futex sleeper's last window: after its re-check found
+// nothing, before FUTEX_WAIT. With the futex timeout an hour, Next returns
+// only if the wake-up changed the notify word; a bare FUTEX_WAKE there is
+// lost (format.md §6).
+func TestInterruptBetweenRecheckAndSleep(t *testing.T) {
+	defer reader.SetFutexTimeout(time.Hour)()
+	for _, how := range []string{"interrupt", "context"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			w, err := writer.Open(dir, writer.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			r, err := reader.Open(dir, reader.Options{Wait: wait.Futex})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			notify := ctlNotify(t, dir)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var fired atomic.Bool
+			defer reader.SetBeforeBlock(func(rr *reader.Reader) {
+				if rr != r || !fired.CompareAndSwap(false, true) {
+					return
+				}
+				if how == "interrupt" {
+					r.Interrupt()
+					return
+				}
+				// The context's wake-up runs on its own goroutine: wait
+				// until it changed the notify word, so that it lands in the
+				// window too. Without the increment this never happens and
+				// the test fails on its 30 s bound below.
+				before := notify()
+				cancel()
+				for notify() == before {
+					runtime.Gosched()
+				}
+			})()
+			done := make(chan error, 1)
+			go func() { _, err := r.NextContext(ctx); done <- err }()
+			select {
+			case err := <-done:
+				if !fired.Load() {
+					t.Fatalf("returned %v before reaching the window", err)
+				}
+				if how == "interrupt" && !errors.Is(err, reader.ErrInterrupted) || how == "context" && !errors.Is(err, context.Canceled) {
+					t.Fatalf("got %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the wake-up was lost: Next still asleep 30 s after it")
+			}
+		})
+	}
+}
+
 // ctlWaiters maps the journal's control page read-only and returns a
 // function reading its waiter count.
-func ctlWaiters(t *testing.T, dir string) func() uint32 {
+func ctlWaiters(t *testing.T, dir string) func() uint32 { return ctlPage(t, dir).Waiters }
+
+// ctlNotify is ctlWaiters for the notify word.
+func ctlNotify(t *testing.T, dir string) func() uint32 { return ctlPage(t, dir).Notify }
+
+func ctlPage(t *testing.T, dir string) journal.Ctl {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, journal.CtlFile))
-	if err != nil || len(b) < 4096 {
-		t.Fatalf("journal.ctl: %v", err)
-	}
 	f, err := os.Open(filepath.Join(dir, journal.CtlFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED)
-	f.Close()
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() < journal.CtlSize {
+		t.Fatalf("journal.ctl: %v", err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, journal.CtlSize, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Munmap(m) })
-	c := journal.CtlOf(m)
-	return c.Waiters
+	return journal.CtlOf(m)
 }
 
 // TestTailHelper is a tail reader process: it prints every seq it reads.
