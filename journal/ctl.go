@@ -18,9 +18,9 @@ const (
 	ctlOffVersion   = 8   // uint32
 	ctlOffJournalID = 16  // uint64
 	ctlOffCreated   = 24  // int64 Unix ns when the journal was created
-	CtlOffNotify    = 64  // uint32 futex word, bumped by the writer on wake
+	CtlOffNotify    = 64  // uint32 futex word, bumped before every wake-up
 	CtlOffWaiters   = 68  // uint32 count of announced sleepers
-	CtlOffActive    = 128 // uint64 the active segment number (the writer stores it)
+	CtlOffActive    = 128 // uint64 the active segment number (the writer stores it on activation)
 	CtlOffWriterPID = 136 // uint32 the live writer's PID, 0 when none
 )
 

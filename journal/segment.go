@@ -214,6 +214,24 @@ func (h Header) Prepared() bool {
 	return h.FirstSeq() == 0 || !ok
 }
 
+// ActivatedEvidence reports whether the first bytes of a segment file that
+// is shorter than its header page (prefix: all of it, fewer than 4096 bytes)
+// prove that the segment was activated: its static header checks out with a
+// non-zero first_seq (activation writes it into a full-size file only), or a
+// valid state record survives (format.md §8.2). Such a file is a truncated
+// activated segment — damage, since frames up to its checkpoint were in it —
+// and never a half-created spare to move aside.
+func ActivatedEvidence(prefix []byte) bool {
+	var page [SegmentHeaderSize]byte
+	copy(page[:], prefix)
+	h := HeaderOf(page[:])
+	if len(prefix) >= SegOffCursor && h.Magic() == SegmentMagic && h.StaticOK() && h.FirstSeq() != 0 {
+		return true
+	}
+	_, _, ok := h.State()
+	return ok
+}
+
 // PutStaticHeader encodes the static fields of a segment header into
 // b[:SegmentHeaderSize] (the rest of the page is zeroed, the cursor set to
 // 4096): a prepared segment when firstSeq is 0, an activated one otherwise.

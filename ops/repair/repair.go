@@ -21,6 +21,7 @@ package repair
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -354,11 +355,22 @@ func (p *plan) tooShortToBeASegment(n uint64, pr verify.Problem) bool {
 	if size >= journal.SegmentHeaderSize || !last {
 		return false
 	}
+	// Proof that this segment was activated makes it damage, refused:
+	// frames up to its durable checkpoint were in it, and moving it aside
+	// would let the next writer issue their seqs again with other content.
+	// The proof is in what is left of its own header, the control page
+	// naming it the active segment (§6: the writer stores the number when
+	// it activates one), or a sealed predecessor (§4.3: activation before
+	// the seal).
+	if b, err := readPrefix(e.Path, size); err != nil || journal.ActivatedEvidence(b) {
+		return false
+	}
+	if b, err := readPrefix(filepath.Join(p.dir, journal.CtlFile), journal.CtlSize); err == nil {
+		if c := journal.CtlOf(b); c.Magic() == journal.CtlMagic && c.ActiveSegment() == n {
+			return false
+		}
+	}
 	if n > 1 {
-		// A sealed predecessor proves this segment was activated (§4.3:
-		// activation before the seal): frames up to its durable checkpoint
-		// were in it, and moving it aside would let the next writer issue
-		// their seqs again with other content. Damage: refused.
 		if h, _, _, err := segfile.ReadHeader(p.dir, n-1); err == nil {
 			if st, _, ok := h.State(); ok && st.Sealed() {
 				return false
@@ -374,6 +386,19 @@ func (p *plan) tooShortToBeASegment(n uint64, pr verify.Problem) bool {
 		}})
 	p.writer = true
 	return true
+}
+
+// readPrefix reads the first n bytes of a regular file (never through a
+// symlink or from a special file).
+func readPrefix(path string, n int64) ([]byte, error) {
+	f, err := fsx.OpenRead(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	_, err = io.ReadFull(f, b)
+	return b, err
 }
 
 // planCut plans an operator-named truncation (see the package comment).

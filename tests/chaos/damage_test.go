@@ -832,10 +832,6 @@ func (c *campaign) checkRecoverOnDamage(r int, d *damage, b *baseline, work stri
 		}
 	}
 	if newFrom != 0 && newFrom <= b.durable {
-		if d.class == "truncate-segment" && strings.HasPrefix(d.exp.unit, "into the header page") {
-			c.knownBug(r, "recover-drops-truncated-activated-segment", "%v: recover exit 0, the next epoch starts at seq %d, seqs up to %d were durable", d, newFrom, b.durable)
-			return
-		}
 		fail("after recover (exit 0) a new epoch starts at seq %d, but seqs up to %d were durable (format.md §8.3: a durable seq is never reissued)", newFrom, b.durable)
 		return
 	}
@@ -844,10 +840,6 @@ func (c *campaign) checkRecoverOnDamage(r int, d *damage, b *baseline, work stri
 		return
 	}
 	if dc != 0 || last < b.durable {
-		if d.class == "truncate-segment" && strings.HasPrefix(d.exp.unit, "into the header page") && dc == 0 {
-			c.knownBug(r, "recover-drops-truncated-activated-segment", "%v: recover exit 0, dump ends at seq %d, seqs up to %d were durable", d, last, b.durable)
-			return
-		}
 		fail("after recover (exit 0): dump exit %d ends at seq %d, but seq up to %d were durable: %s", dc, last, b.durable, excerpt(stderr))
 	}
 }

@@ -6,6 +6,7 @@ package chaos_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -312,31 +313,61 @@ func TestActivatedSegmentWithoutStateIsDamage(t *testing.T) {
 // recover moved it aside and succeeded, and the journal continued below
 // seqs that were durable, so the next writer reissued them. format.md
 // §8.1.1: a file shorter than its durable checkpoint is damage; §8.3: a
-// durable seq is never reissued. (The sealed predecessor proves the
-// segment was activated, §4.3.)
+// durable seq is never reissued. What proves the segment was activated
+// (§8.2): a sealed predecessor (§4.3), what is left of its own header (a
+// checked static header with a first seq, or a state record), or the
+// control page naming it active (§6). The campaign (seed
+// 0x18ee61927fa610d8 round 7) cut a journal's only retained segment to
+// 2266 bytes: no predecessor, and recover moved it aside.
 func TestRecoverKeepsTruncatedActivatedSegment(t *testing.T) {
-	dir := buildJournal(t, 6000, writer.Sync)
-	f, err := readFacts(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := f.lastActivated()
-	durable := last.current().dSeq
-	if err := os.Truncate(filepath.Join(dir, last.name), 1000); err != nil {
-		t.Fatal(err)
-	}
-	res, err := repair.Recover(dir, repair.Options{})
-	if err != nil || (res != nil && len(res.Refused) > 0) {
-		return // refused: nothing durable is given away
-	}
-	w, err := writer.Open(dir, writer.Options{SegmentSize: smallSeg})
-	if err != nil {
-		t.Fatalf("recover succeeded, then the writer fails: %v", err)
-	}
-	defer w.Close()
-	if w.LastSeq() < durable {
-		t.Errorf("recover succeeded on %s cut to 1000 bytes; the writer continues at seq %d, below the durable seq %d: seqs %d..%d will be reissued",
-			last.name, w.LastSeq()+1, durable, w.LastSeq()+1, durable)
+	for _, tc := range []struct {
+		name   string
+		frames int // 6000: several segments; 100: one
+		size   int64
+		noCtl  bool // remove journal.ctl: only the file's own header is evidence
+	}{
+		{"sealed predecessor", 6000, 1000, true},
+		{"own static header and state", 100, 2266, true},
+		{"own static header", 100, 100, true},
+		{"control page only", 100, 40, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := buildJournal(t, tc.frames, writer.Sync)
+			f, err := readFacts(dir, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := f.lastActivated()
+			durable := last.current().dSeq
+			if tc.frames < 6000 && len(f.activated()) != 1 {
+				t.Fatalf("%d activated segments, want 1", len(f.activated()))
+			}
+			if err := os.Truncate(filepath.Join(dir, last.name), tc.size); err != nil {
+				t.Fatal(err)
+			}
+			if tc.noCtl {
+				os.Remove(filepath.Join(dir, journal.CtlFile))
+			}
+			res, err := repair.Recover(dir, repair.Options{})
+			if res == nil || (err != nil) != (len(res.Refused) > 0) {
+				t.Fatalf("recover: %v (result %+v)", err, res)
+			}
+			if len(res.Refused) > 0 { // refused: nothing durable is given away
+				if !strings.Contains(fmt.Sprint(res.Refused), last.name) {
+					t.Errorf("refused, but not naming %s: %v", last.name, res.Refused)
+				}
+				return
+			}
+			w, err := writer.Open(dir, writer.Options{SegmentSize: smallSeg})
+			if err != nil {
+				t.Fatalf("recover succeeded, then the writer fails: %v", err)
+			}
+			defer w.Close()
+			if w.LastSeq() < durable {
+				t.Errorf("recover succeeded on %s cut to %d bytes; the writer continues at seq %d, below the durable seq %d: seqs %d..%d will be reissued",
+					last.name, tc.size, w.LastSeq()+1, durable, w.LastSeq()+1, durable)
+			}
+		})
 	}
 }
 
