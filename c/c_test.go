@@ -1362,6 +1362,13 @@ func TestCraftedDamage(t *testing.T) {
 			}
 			edit(seg(last), func(b []byte) { b[128] ^= 1; b[192] ^= 1 })(t, dir)
 		}},
+		// A flipped first_seq bit (checksum not refreshed) in the last
+		// activated segment: its state record is valid, so this is not an
+		// activation being written but damage, named at open — never a
+		// segment skipped as prepared (§4).
+		{name: "header-checksum-last", damage: func(t *testing.T, dir string) {
+			edit(seg(lastActivated(t, dir)), func(b []byte) { b[33] ^= 2 })(t, dir)
+		}},
 		{name: "end-marker-gone", damage: edit(seg(1), func(b []byte) {
 			offs := segFrames(b)
 			last := offs[len(offs)-1]

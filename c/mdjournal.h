@@ -2361,10 +2361,16 @@ static int mdj__position(mdj_reader *r) {
         {
             /* A static header that does not check out: a trailing segment
                may be read while the writer activates it (§4.3); followed by
-               an activated segment it is damage, named here, and its fields
-               (the journal id) judge nothing. */
+               an activated segment, or with a valid state record (written
+               only after the static fields), it is damage, named here, and
+               its fields (the journal id) judge nothing. */
             mdj_error se;
             if (!h.static_crc_ok && mdj__check_static(&h, path, v[i].number, 0, &se)) {
+                if (h.st_ok) {
+                    r->err = se;
+                    rc = se.code;
+                    goto out;
+                }
                 if (!bad_static) {
                     bad_static = 1;
                     bst = se;

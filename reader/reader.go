@@ -263,10 +263,16 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 		if !h.StaticOK() {
 			// The writer rewrites the static fields of the segment it
 			// activates (§4.3): a trailing one may be read torn. Followed
-			// by an activated segment it is damage, named here — its
-			// fields (the journal id) must not judge the others.
+			// by an activated segment, or with a valid state record (which
+			// activation writes only after the static fields), it is
+			// damage, named here — its fields (the journal id) must not
+			// judge the others.
+			err := h.Check(e.Path, max(size, min(int64(h.Capacity()), journal.MaxSegmentSize)), e.Num)
+			if _, _, ok := h.State(); ok {
+				return nil, nil, err
+			}
 			if badStatic == nil {
-				badStatic = h.Check(e.Path, max(size, min(int64(h.Capacity()), journal.MaxSegmentSize)), e.Num)
+				badStatic = err
 			}
 			continue
 		}

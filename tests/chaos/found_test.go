@@ -374,15 +374,34 @@ func TestRecoverKeepsTruncatedActivatedSegment(t *testing.T) {
 // A journal whose first segment's header is cut: the reader said "no
 // journal in directory" instead of naming the damaged file (a reader
 // reports damage as a CorruptionError with file and offset, §8.2).
+//
+// The same with the journal's only activated segment's static header
+// failing its checksum (campaign seed 0x18ee61fb1963a7d1 round 0: a bit of
+// first_seq flipped): the reader took it for an activation being written,
+// skipped it and said "no journal" — but its state record is valid, and
+// activation writes that only after the static fields (§4.3): damage.
 func TestReaderNamesDamagedFirstSegment(t *testing.T) {
-	dir := buildJournal(t, 6000, writer.None)
-	p := segPath(dir, 1)
-	if err := os.Truncate(p, 1000); err != nil {
-		t.Fatal(err)
-	}
-	_, err := readAll(dir)
-	if err == nil || errors.Is(err, journal.ErrNotFound) || !strings.Contains(err.Error(), filepath.Base(p)) {
-		t.Errorf("reader on a journal whose first segment is cut to 1000 bytes: %v (want an error naming %s)", err, filepath.Base(p))
+	for _, tc := range []struct {
+		name   string
+		frames int
+		damage func(t *testing.T, p string)
+	}{
+		{"cut to 1000 bytes", 6000, func(t *testing.T, p string) {
+			if err := os.Truncate(p, 1000); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"only segment, first_seq bit flipped", 100, func(t *testing.T, p string) { flipBit(t, p, 33, 1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := buildJournal(t, tc.frames, writer.None)
+			p := segPath(dir, 1)
+			tc.damage(t, p)
+			_, err := readAll(dir)
+			if err == nil || errors.Is(err, journal.ErrNotFound) || !strings.Contains(err.Error(), filepath.Base(p)) {
+				t.Errorf("reader on a journal whose first segment is damaged (%s): %v (want an error naming %s)", tc.name, err, filepath.Base(p))
+			}
+		})
 	}
 }
 
