@@ -91,16 +91,18 @@ demo: build
 ## pipeline: the design's pipeline (examples/pipeline: feed → engine → risk,
 ## three processes) on the built-in LOBSTER day (../shared/data/lobster;
 ## synthetic data, loudly, if it is missing): at max speed, then 10 s at 1x
-## (PIPELINE_WAIT idle strategy, default backoff), each printing the per-hop
+## (PIPELINE_WAIT idle strategy, default backoff; PIPELINE_CPUS=F,E,R pins
+## the stages), each printing the per-hop
 ## table; then bench ipc's raw, ring and journal floors in the same run.
 PIPELINE_DATA ?= ../shared/data/lobster
 PIPELINE_WAIT ?= backoff
+PIPELINE_CPUS ?= -1,-1,-1
 pipeline:
 	$(GO) build -o $(BIN)/ ./examples/pipeline ./cmd/journalctl
 	@if [ -d $(PIPELINE_DATA) ]; then src="-lobster $(PIPELINE_DATA)"; else \
 	  echo "*** $(PIPELINE_DATA) missing: running on SYNTHETIC data, not the LOBSTER day ***"; src=""; fi; \
-	$(BIN)/pipeline run $$src -wait $(PIPELINE_WAIT) -q && \
-	$(BIN)/pipeline run $$src -wait $(PIPELINE_WAIT) -pace 1 -duration 10s -q
+	$(BIN)/pipeline run $$src -wait $(PIPELINE_WAIT) -cpus $(PIPELINE_CPUS) -q && \
+	$(BIN)/pipeline run $$src -wait $(PIPELINE_WAIT) -cpus $(PIPELINE_CPUS) -pace 1 -duration 10s -q
 	$(BIN)/journalctl bench ipc --transports raw,ring,journal --rounds 1 --messages 20000 --quiet
 
 clean:

@@ -4,10 +4,15 @@
 // pipeline; this command adds flags and process wiring). Copy it as a
 // template.
 //
-//	pipeline feed   -dir D [-lobster DIR | -synth N -seed S] [-pace 1 | -rate N] [-duration 10s]
-//	pipeline engine -dir D -ring /dev/shm/NAME.ring [-join snapshot|start] [-wait futex]
-//	pipeline risk   -dir D -ring /dev/shm/NAME.ring [-wait futex] [-trigger-wait 2s]
-//	pipeline run    [-dir D] [-lobster DIR | -synth N] [-pace 1 -duration 10s] [-wait W]
+//	pipeline feed   -dir D [-lobster DIR | -synth N -seed S] [-pace 1 | -rate N] [-duration 10s] [-cpu N]
+//	pipeline engine -dir D -ring /dev/shm/NAME.ring [-join snapshot|start] [-wait futex] [-cpu N]
+//	pipeline risk   -dir D -ring /dev/shm/NAME.ring [-wait futex] [-trigger-wait 2s] [-cpu N]
+//	pipeline run    [-dir D] [-lobster DIR | -synth N] [-pace 1 -duration 10s] [-wait W] [-cpus F,E,R]
+//
+// -cpu pins a stage's loop (the goroutine that runs it, locked to its
+// thread) to one CPU; run's -cpus gives the feed's, engine's and risk's, -1
+// for a stage left free. Pin spinning stages to CPUs of their own: two
+// spinners on one CPU take turns by scheduler quanta (milliseconds).
 //
 // The stages may start in any order: the engine waits (-start-timeout,
 // default 30 s) for the market-data journal and the snapshot, risk for the

@@ -10,20 +10,22 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/mdjournal/mdjournal/pin"
 	"github.com/mdjournal/mdjournal/pipeline"
 	"github.com/mdjournal/mdjournal/wait"
 )
 
 func usage() {
 	fmt.Fprintf(os.Stderr, `usage:
-  pipeline feed   -dir D [-lobster DIR | -synth N] [-pace 1] [-rate N] [-duration 10s]
-  pipeline engine -dir D -ring PATH [-join snapshot|start] [-wait spin|yield|backoff|futex]
-  pipeline risk   -dir D -ring PATH [-wait ...]
-  pipeline run    [-dir D] [-lobster DIR] [-pace 1 -duration 10s] [-wait ...]   (all three, then the per-hop table)
+  pipeline feed   -dir D [-lobster DIR | -synth N] [-pace 1] [-rate N] [-duration 10s] [-cpu N]
+  pipeline engine -dir D -ring PATH [-join snapshot|start] [-wait spin|yield|backoff|futex] [-cpu N]
+  pipeline risk   -dir D -ring PATH [-wait ...] [-cpu N]
+  pipeline run    [-dir D] [-lobster DIR] [-pace 1 -duration 10s] [-wait ...] [-cpus F,E,R]   (all three, then the per-hop table)
 `)
 	os.Exit(2)
 }
@@ -47,8 +49,22 @@ func main() {
 	timeout := fs.Duration("start-timeout", 30*time.Second, "how long a stage waits for its input to exist")
 	trigWait := fs.Duration("trigger-wait", 2*time.Second, "risk: how long an order's trigger frame may take to appear in the market-data journal")
 	quiet := fs.Bool("q", false, "no progress notes on stderr")
-	if err := fs.Parse(args); err != nil {
+	cpu := fs.Int("cpu", -1, "pin this stage's loop to this CPU (-1: not pinned)")
+	cpus := fs.String("cpus", "", "run: the feed's, engine's and risk's CPUs, comma-separated (-1 or empty: not pinned)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		usage()
+	}
+	if *cpu >= 0 {
+		// The stage's loop runs on this goroutine (Run* return when it
+		// ends): bind it to one CPU so that it never migrates and never
+		// shares its CPU with another pinned stage.
+		p, err := pin.Thread(*cpu)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pipeline %s: -cpu: %v\n", stage, err)
+			os.Exit(2)
+		}
+		defer p.Release()
+		fmt.Fprintf(os.Stderr, "pipeline %s: pinned to CPU %d (running on CPU %d)\n", stage, *cpu, pin.Current())
 	}
 	ws, err := wait.Parse(*waitS)
 	if err != nil {
@@ -83,7 +99,12 @@ func main() {
 			TriggerWait: *trigWait, Logf: logf})
 	case "run":
 		synthArgs := []string{"-synth", fmt.Sprint(*synthN), "-seed", fmt.Sprint(*seed)}
-		err = run(*dir, *ringPath, *lob, synthArgs, *pace, *dur, *waitS, *quiet)
+		var stageCPUs []string
+		if stageCPUs, err = parseCPUs(*cpus); err != nil {
+			fmt.Fprintf(os.Stderr, "pipeline run: -cpus: %v\n", err)
+			os.Exit(2)
+		}
+		err = run(*dir, *ringPath, *lob, synthArgs, *pace, *dur, *waitS, *quiet, stageCPUs)
 	default:
 		usage()
 	}
@@ -98,7 +119,25 @@ func main() {
 
 // run starts the three stages as child processes of this binary, waits for
 // them and prints the per-hop latency table.
-func run(dir, ringPath, lob string, synthArgs []string, pace float64, dur time.Duration, waitS string, quiet bool) error {
+// parseCPUs reads -cpus: three CPU numbers (feed, engine, risk), -1 for a
+// stage left unpinned; empty leaves all three unpinned.
+func parseCPUs(s string) ([]string, error) {
+	if s == "" {
+		return []string{"-1", "-1", "-1"}, nil
+	}
+	f := strings.Split(s, ",")
+	if len(f) != 3 {
+		return nil, fmt.Errorf("want three CPUs (feed,engine,risk), got %q", s)
+	}
+	for _, c := range f {
+		if n, err := strconv.Atoi(strings.TrimSpace(c)); err != nil || n < -1 {
+			return nil, fmt.Errorf("%q is not a CPU number (or -1)", c)
+		}
+	}
+	return f, nil
+}
+
+func run(dir, ringPath, lob string, synthArgs []string, pace float64, dur time.Duration, waitS string, quiet bool, cpus []string) error {
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "mdj-pipeline-")
 		if err != nil {
@@ -126,12 +165,16 @@ func run(dir, ringPath, lob string, synthArgs []string, pace float64, dur time.D
 	if dur > 0 {
 		mode += fmt.Sprintf(" for %v", dur)
 	}
-	fmt.Printf("pipeline: %s, %s, wait %s, dir %s\n", src, mode, waitS, dir)
+	pinned := "stages not pinned"
+	if strings.Join(cpus, ",") != "-1,-1,-1" {
+		pinned = "CPUs feed,engine,risk " + strings.Join(cpus, ",")
+	}
+	fmt.Printf("pipeline: %s, %s, wait %s, %s, dir %s\n", src, mode, waitS, pinned, dir)
 	common := []string{"-dir", dir, "-ring", ringPath, "-wait", waitS}
 	if quiet {
 		common = append(common, "-q")
 	}
-	feedArgs := append([]string{"feed", "-dir", dir, "-pace", fmt.Sprint(pace), "-duration", dur.String()}, common[2:]...)
+	feedArgs := append([]string{"feed", "-dir", dir, "-pace", fmt.Sprint(pace), "-duration", dur.String(), "-cpu", cpus[0]}, common[2:]...)
 	if lob != "" {
 		feedArgs = append(feedArgs, "-lobster", lob)
 	} else {
@@ -140,8 +183,8 @@ func run(dir, ringPath, lob string, synthArgs []string, pace float64, dur time.D
 	// risk and engine first: the engine joins late (from the snapshot) once
 	// the feed has written it; starting order does not matter otherwise.
 	procs := map[string]*exec.Cmd{
-		"risk":   exec.Command(self, append([]string{"risk"}, common...)...),
-		"engine": exec.Command(self, append([]string{"engine", "-join", "start"}, common...)...),
+		"risk":   exec.Command(self, append([]string{"risk", "-cpu", cpus[2]}, common...)...),
+		"engine": exec.Command(self, append([]string{"engine", "-join", "start", "-cpu", cpus[1]}, common...)...),
 		"feed":   exec.Command(self, feedArgs...),
 	}
 	start := time.Now()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mdjournal/mdjournal/book"
 	"github.com/mdjournal/mdjournal/journal"
+	"github.com/mdjournal/mdjournal/pin"
 	"github.com/mdjournal/mdjournal/pipeline"
 	"github.com/mdjournal/mdjournal/stats"
 )
@@ -373,3 +374,42 @@ func TestStartBeforeInput(t *testing.T) {
 // sanity: the helper paths agree with the package's.
 var _ = filepath.Join
 var _ = fmt.Sprint
+
+// TestRunPinned: `pipeline run -cpus` pins each stage's loop where it is
+// told (the kernel's getcpu after the pin is what each stage reports), runs
+// the chain to the per-hop table, and refuses a malformed list with exit 2.
+func TestRunPinned(t *testing.T) {
+	cpus, err := pin.Available()
+	if err != nil || len(cpus) == 0 {
+		t.Fatalf("no CPU to pin to: %v", err)
+	}
+	a, b := cpus[0], cpus[len(cpus)-1]
+	log := &syncBuf{}
+	dir := t.TempDir()
+	ring := filepath.Join(t.TempDir(), "orders.ring")
+	p := start(t, log, "run", "run", "-dir", dir, "-ring", ring, "-synth", "3000", "-cpus", fmt.Sprintf("%d,%d,-1", a, b))
+	if err := p.wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("run: %v; output:\n%s", err, log)
+	}
+	out := log.String()
+	for _, want := range []string{
+		fmt.Sprintf("CPUs feed,engine,risk %d,%d,-1", a, b),
+		fmt.Sprintf("pipeline feed: pinned to CPU %d (running on CPU %d)", a, a),
+		fmt.Sprintf("pipeline engine: pinned to CPU %d (running on CPU %d)", b, b),
+		"END TO END",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "pipeline risk: pinned") {
+		t.Errorf("risk pinned although -1:\n%s", out)
+	}
+	for _, bad := range []string{"0,1", "0,x,1", "0,1,-2"} {
+		log := &syncBuf{}
+		p := start(t, log, "run", "run", "-dir", t.TempDir(), "-cpus", bad)
+		if err := p.wait(t, 30*time.Second); exitCode(err) != 2 || !strings.Contains(log.String(), "-cpus") {
+			t.Errorf("-cpus %s: %v, output:\n%s", bad, err, log)
+		}
+	}
+}
