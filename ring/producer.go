@@ -377,6 +377,9 @@ func (p *Producer) writeFast(rec []byte) bool {
 // Write is TryWrite that waits while the ring is full (see Claim for errors).
 func (p *Producer) Write(rec []byte) (err error) {
 	defer p.fault(&err, debug.SetPanicOnFault(true))
+	if p.writeFast(rec) {
+		return nil
+	}
 	for {
 		err = p.tryAppend(rec)
 		if err == nil {
