@@ -88,6 +88,30 @@ func (w *Writer) pretouch() {
 	}
 }
 
+// Prefault maps the active segment's pages ahead of the cursor now, on the
+// caller's goroutine: the pages the background goroutine keeps prefaulted
+// (PretouchAhead past the cursor; by default the rest of the segment). The
+// writer does this in the background anyway, from Open on; call Prefault
+// before a stretch whose very first frames must take no page fault — at the
+// start of a session right after Open, or before timing a benchmark. The
+// next segment is prepared and prefaulted in the background as always.
+func (w *Writer) Prefault() error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	s := w.active.Load()
+	if s == nil {
+		return nil
+	}
+	to := min(int64(s.Header().Cursor())+w.opts.PretouchAhead, s.Capacity)
+	// pretouch gives up a step whenever the background goroutine took it;
+	// one of the two advances touchedTo each time, so this ends.
+	for w.active.Load() == s && w.touchedTo.Load() < to {
+		w.pretouch()
+	}
+	return nil
+}
+
 // prepareNext creates segment active+1 (reserved, mapped, header written,
 // first pages prefaulted) if it does not exist yet.
 func (w *Writer) prepareNext() {

@@ -203,6 +203,13 @@ func appendRound(dir string, d writer.Durability, size, count int) (float64, err
 	if err != nil {
 		return 0, err
 	}
+	// The raw baseline's region is prefaulted before its clock starts; the
+	// writer's first segment is too (its background goroutine would still
+	// be at it), so both store into prefaulted pages.
+	if err := w.Prefault(); err != nil {
+		w.Close()
+		return 0, err
+	}
 	payload := make([]byte, size)
 	start := clock.Nanotime()
 	for i := 0; i < count; i++ {

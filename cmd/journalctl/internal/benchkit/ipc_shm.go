@@ -298,10 +298,6 @@ func (c *journalConn) Close() error {
 	return err
 }
 
-// journalWarm lets a new writer's background goroutine prefault ahead and
-// prepare its next segment before anything is timed.
-const journalWarm = 100 * time.Millisecond
-
 func newJournalParent(s Spec, d Dirs) (*Parent, error) {
 	a := filepath.Join(d.Scratch, "journal-p2c")
 	b := filepath.Join(d.Scratch, "journal-c2p")
@@ -310,7 +306,10 @@ func newJournalParent(s Spec, d Dirs) (*Parent, error) {
 		return nil, err
 	}
 	c := &journalConn{w: w}
-	time.Sleep(journalWarm)
+	if err := w.Prefault(); err != nil { // no first-touch faults in what is timed
+		w.Close()
+		return nil, err
+	}
 	p := &Parent{Args: []string{a, b}}
 	p.attach = func() (Conn, error) {
 		if s.Mode == PingPong {
@@ -348,6 +347,10 @@ func journalChild(s Spec, args []string) (Conn, error) {
 		r.Close()
 		return nil, err
 	}
-	time.Sleep(journalWarm)
+	if err := w.Prefault(); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	return &journalConn{w: w, r: r}, nil
 }
