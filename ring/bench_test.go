@@ -265,6 +265,7 @@ func shmMap(b *testing.B, n int) ([]byte, error) {
 		return nil, err
 	}
 	mmap.PopulateWrite(m)
+	mmap.TouchWrite(m)
 	b.Cleanup(func() { mmap.Unmap(m) })
 	return m, nil
 }

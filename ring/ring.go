@@ -615,6 +615,7 @@ func newTemp(path string, capacity int, opts *Options) (*temp, error) {
 			}
 			return fail(err)
 		}
+		mmap.TouchWrite(m[:size]) // still a temporary name: nobody else maps it
 	}
 	return &temp{r: newRing(path, f, m, size, hp != 0), name: name}, nil
 }

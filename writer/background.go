@@ -77,6 +77,17 @@ func (w *Writer) pretouch() {
 	for from := w.touchedTo.Load(); from < to && w.active.Load() == s; from = w.touchedTo.Load() {
 		end := min(from&^4095+4<<20, to)
 		mmap.PopulateWrite(s.Data[from&^4095 : end])
+		// Store into each page too (see mmap.TouchWrite) — only well
+		// ahead of the cursor, unless the appender itself is the caller
+		// (Prefault): the touch never changes a byte, but it must not
+		// race the appender's stores into the frames it is writing.
+		lo := from &^ 4095
+		if !w.touchAll.Load() {
+			lo = max(lo, (int64(s.Header().Cursor())+touchMargin)&^4095)
+		}
+		if lo < end {
+			mmap.TouchWrite(s.Data[lo:end])
+		}
 		if !w.touchedTo.CompareAndSwap(from, end) {
 			return // a roll reset it for the next segment
 		}
@@ -105,12 +116,24 @@ func (w *Writer) Prefault() error {
 	}
 	to := min(int64(s.Header().Cursor())+w.opts.PretouchAhead, s.Capacity)
 	// pretouch gives up a step whenever the background goroutine took it;
-	// one of the two advances touchedTo each time, so this ends.
+	// one of the two advances touchedTo each time, so this ends. Steps the
+	// background goroutine takes meanwhile touch only past its margin; the
+	// pages below are touched here.
+	w.touchAll.Store(true)
 	for w.active.Load() == s && w.touchedTo.Load() < to {
 		w.pretouch()
 	}
+	w.touchAll.Store(false)
+	if cur := int64(s.Header().Cursor()); w.active.Load() == s {
+		mmap.TouchWrite(s.Data[cur&^4095 : min(cur+touchMargin, s.Capacity)])
+	}
 	return nil
 }
+
+// touchMargin is how far ahead of the published cursor the background
+// goroutine starts storing into pages (mmap.TouchWrite): farther than the
+// appender can stage and write while one 4 MiB step is touched.
+const touchMargin = 16 << 20
 
 // prepareNext creates segment active+1 (reserved, mapped, header written,
 // first pages prefaulted) if it does not exist yet.
@@ -130,6 +153,7 @@ func (w *Writer) prepareNext() {
 	}
 	w.lastCreated = seg.Num
 	mmap.PopulateWrite(seg.Data[:min(w.opts.PretouchAhead, seg.Capacity)])
+	mmap.TouchWrite(seg.Data[:min(w.opts.PretouchAhead, seg.Capacity)]) // nobody writes it before it is handed over
 	if w.prepared != nil {
 		w.prepared.close()
 	}

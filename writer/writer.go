@@ -215,6 +215,7 @@ type Writer struct {
 
 	active    atomic.Pointer[wseg]
 	touchedTo atomic.Int64 // pretouched up to here in the active segment
+	touchAll  atomic.Bool  // Prefault is running: the appender is not writing, every page may be touched
 	kickAt    int64        // next cursor at which to wake the background goroutine
 	kick      chan struct{}
 	stop      chan struct{}
@@ -343,6 +344,7 @@ func (w *Writer) openJournal() error {
 	// The first few MiB now, the rest from the background goroutine.
 	end := min(w.cursor+min(w.opts.PretouchAhead, 4<<20), w.seg.Capacity)
 	mmap.PopulateWrite(w.seg.Data[w.cursor&^4095 : end])
+	mmap.TouchWrite(w.seg.Data[w.cursor&^4095 : end]) // the appender is this goroutine, not writing yet
 	w.touchedTo.Store(end)
 	w.kickAt = w.cursor + min(w.opts.PretouchAhead/2, 1<<20)
 	w.kickNow()

@@ -97,6 +97,7 @@ func openRaw(path string, s Spec, parent bool, abort *atomic.Bool) (*rawConn, er
 		return nil, err
 	}
 	mmap.PopulateWrite(m)
+	mmap.TouchWrite(m) // PopulateWrite alone leaves a lazily backed page's first store slow
 	c := &rawConn{m: m, abort: abort, slot: rawSlot(s.Size), size: s.Size, slots: uint64(rawData / rawSlot(s.Size)), data: m[rawHdr:]}
 	base := unsafe.Pointer(&m[0])
 	p2c, c2p := (*[2]uint64)(unsafe.Add(base, rawLineP2C)), (*[2]uint64)(unsafe.Add(base, rawLineC2P))
