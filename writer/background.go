@@ -101,11 +101,12 @@ func (w *Writer) pretouch() {
 
 // Prefault maps the active segment's pages ahead of the cursor now, on the
 // caller's goroutine: the pages the background goroutine keeps prefaulted
-// (PretouchAhead past the cursor; by default the rest of the segment). The
-// writer does this in the background anyway, from Open on; call Prefault
-// before a stretch whose very first frames must take no page fault — at the
-// start of a session right after Open, or before timing a benchmark. The
-// next segment is prepared and prefaulted in the background as always.
+// (PretouchAhead past the cursor; by default the rest of the segment), each
+// stored into once (see mmap.TouchWrite), and it prepares the next segment
+// the same way. The writer does this in the background anyway, from Open
+// on; call Prefault before a stretch whose very first frames must take no
+// page fault and share no CPU with that work — at the start of a session
+// right after Open, or before timing a benchmark.
 func (w *Writer) Prefault() error {
 	if err := w.usable(); err != nil {
 		return err
@@ -127,6 +128,10 @@ func (w *Writer) Prefault() error {
 	if cur := int64(s.Header().Cursor()); w.active.Load() == s {
 		mmap.TouchWrite(s.Data[cur&^4095 : min(cur+touchMargin, s.Capacity)])
 	}
+	// And the next segment, so that no heavy background work is left to
+	// compete with the stretch that follows (prepareNext serialises with
+	// the background goroutine's own call under prepMu).
+	w.prepareNext()
 	return nil
 }
 

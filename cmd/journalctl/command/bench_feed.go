@@ -235,6 +235,9 @@ func feedThroughput(dir string, day itch.Day, o benchFeedOptions) (*feedThroughp
 		return nil, err
 	}
 	defer w.Close()
+	if err := w.Prefault(); err != nil {
+		return nil, err
+	}
 	f, err := feed.New(w, feed.Options{Listen: lo, Day: day, RecvBuffer: 256 << 20, Spin: true, Orders: 4 * o.live})
 	if err != nil {
 		return nil, err
@@ -373,6 +376,9 @@ func feedLatency(dir string, day itch.Day, o benchFeedOptions, cpuA, cpuB int) (
 		return nil, err
 	}
 	defer w.Close()
+	if err := w.Prefault(); err != nil {
+		return nil, err
+	}
 	f, err := feed.New(w, feed.Options{Listen: lo, Day: day, Spin: true, Orders: 2 * o.samples * (o.rounds + 1)})
 	if err != nil {
 		return nil, err

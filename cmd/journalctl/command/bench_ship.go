@@ -412,6 +412,9 @@ func (b *shipBench) latency(ctx context.Context, round int) (*hdr.Histogram, *hd
 		return nil, nil, err
 	}
 	defer w.Close()
+	if err := w.Prefault(); err != nil {
+		return nil, nil, err
+	}
 	p := make([]byte, 64)
 	if _, err := w.Append(journal.TypeRaw, 1, time.Now().UnixNano(), p); err != nil { // seq 1 creates the replica
 		return nil, nil, err
