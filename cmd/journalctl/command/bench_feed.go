@@ -243,7 +243,6 @@ func feedThroughput(dir string, day itch.Day, o benchFeedOptions) (*feedThroughp
 		return nil, err
 	}
 	defer f.Close()
-	time.Sleep(300 * time.Millisecond) // let the writer's background goroutine prefault and prepare
 
 	flow := newOrderFlow(o.live)
 	batch := moldudp64.NewBatch(64, 2048)
@@ -384,7 +383,6 @@ func feedLatency(dir string, day itch.Day, o benchFeedOptions, cpuA, cpuB int) (
 		return nil, err
 	}
 	defer f.Close()
-	time.Sleep(300 * time.Millisecond)
 	if err := benchkit.Pin(cpuB); err != nil {
 		return nil, err
 	}
