@@ -18,6 +18,10 @@ import (
 // as it was. Sealed segments are not rescanned, and a cleanly closed active
 // segment is not scanned at all, so open time does not grow with the
 // journal.
+// afterListing, when set by a test, runs right after recovery listed the
+// segments: where a prune beside the open may delete the oldest ones.
+var afterListing func()
+
 func (w *Writer) recoverJournal() error {
 	ents, err := segfile.List(w.dir)
 	if err != nil {
@@ -84,6 +88,9 @@ func (w *Writer) recoverJournal() error {
 	// active one and the predecessor a crash mid-roll leaves unsealed: a
 	// power cut under a policy that does not order rolls on disk can leave
 	// any seal not durable (format.md §8.2).
+	if afterListing != nil {
+		afterListing()
+	}
 	var judge []int
 	for k := 0; k <= li; k++ {
 		// One journal id for all: a segment of another journal among ours
