@@ -214,13 +214,15 @@ func (h Header) Prepared() bool {
 	return h.FirstSeq() == 0 || !ok
 }
 
-// ActivatedEvidence reports whether the first bytes of a segment file that
-// is shorter than its header page (prefix: all of it, fewer than 4096 bytes)
-// prove that the segment was activated: its static header checks out with a
-// non-zero first_seq (activation writes it into a full-size file only), or a
-// valid state record survives (format.md §8.2). Such a file is a truncated
-// activated segment — damage, since frames up to its checkpoint were in it —
-// and never a half-created spare to move aside.
+// ActivatedEvidence reports whether the first bytes of a segment file (its
+// header page, or all of a file shorter than that) prove that the segment
+// was activated: its static header checks out with a non-zero first_seq
+// (activation writes it into a full-size file only), or a valid state
+// record survives (activation writes one only after the static fields,
+// §4.3). A file shorter than its header page with this evidence is a
+// truncated activated segment, and a static header that fails its checksum
+// beside a valid state record is damage, not an activation being written
+// (format.md §4, §8.2).
 func ActivatedEvidence(prefix []byte) bool {
 	var page [SegmentHeaderSize]byte
 	copy(page[:], prefix)

@@ -268,7 +268,7 @@ func (r *Reader) activeSegments() ([]uint64, []uint64, error) {
 			// damage, named here — its fields (the journal id) must not
 			// judge the others.
 			err := h.Check(e.Path, max(size, min(int64(h.Capacity()), journal.MaxSegmentSize)), e.Num)
-			if _, _, ok := h.State(); ok {
+			if _, _, ok := h.State(); ok { // journal.ActivatedEvidence's rule, read with atomic loads (a live writer's page)
 				return nil, nil, err
 			}
 			if badStatic == nil {
