@@ -3,7 +3,6 @@ package ship_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -41,14 +40,7 @@ func BenchmarkMirror(b *testing.B) {
 	}
 	last := w.LastSeq()
 	w.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	sh, _ := ship.NewShipper(origin, js, ship.Options{Stream: name, BatchBytes: 512 << 10})
-	done := runAsync(func() error { return sh.Run(ctx) })
-	waitFor(b, 30*time.Second, "acknowledgements", func() bool { return sh.Stats().AckedSeq == last })
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
+	shipAll(b, js, name, origin, 512<<10, last)
 	b.Run("nats-consume", func(b *testing.B) {
 		n := 0
 		for b.Loop() {

@@ -228,3 +228,20 @@ func runAsync(fn func() error) <-chan error {
 	go func() { ch <- fn() }()
 	return ch
 }
+
+// shipAll ships origin to stream name in messages of at most batch bytes
+// until seq last is acknowledged, then stops the shipper.
+func shipAll(t testing.TB, js jetstream.JetStream, name, origin string, batch int, last uint64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sh, err := ship.NewShipper(origin, js, ship.Options{Stream: name, BatchBytes: batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := runAsync(func() error { return sh.Run(ctx) })
+	waitFor(t, 30*time.Second, "acknowledgements", func() bool { return sh.Stats().AckedSeq == last })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -40,14 +40,7 @@ func shipOrigin(t *testing.T, name string, frames int) shipped {
 	appendFrames(t, w, frames)
 	last := w.LastSeq()
 	w.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	sh, _ := ship.NewShipper(origin, js, ship.Options{Stream: name, BatchBytes: 64 << 10})
-	done := runAsync(func() error { return sh.Run(ctx) })
-	waitFor(t, 10*time.Second, "acknowledgements", func() bool { return sh.Stats().AckedSeq == last })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	shipAll(t, js, name, origin, 64<<10, last)
 	rs := streamRanges(t, st)
 	contiguous(t, rs, 1, last)
 	if len(rs) < 6 {

@@ -85,20 +85,7 @@ func TestShipperResumesFromStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	runFor := func(upTo uint64) {
-		t.Helper()
-		ctx, cancel := context.WithCancel(context.Background())
-		sh, err := ship.NewShipper(origin, js, ship.Options{Stream: "RESUME", BatchBytes: 64 << 10, Logf: t.Logf})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := runAsync(func() error { return sh.Run(ctx) })
-		waitFor(t, 10*time.Second, "acknowledgements", func() bool { return sh.Stats().AckedSeq == upTo })
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
+	runFor := func(upTo uint64) { t.Helper(); shipAll(t, js, "RESUME", origin, 64<<10, upTo) }
 	appendFrames(t, w, 3000)
 	runFor(w.LastSeq())
 	appendFrames(t, w, 3000)
